@@ -1,0 +1,148 @@
+import {
+  CB_ALLOC_TOP, CB_GUEST_BASE, CB_GUEST_BYTES, CB_MAGIC, CB_MAGIC_VALUE, CB_VERSION, CB_VERSION_VALUE,
+  MEM_CONTROL_BASE, MEM_HEAP_BASE, MEM_MAX_PAGES, PAGE_SIZE,
+} from '../generated/constants';
+import { SgringError } from './errors';
+import type { EngineFunctions, EngineName } from './types';
+
+const WASM_PAGE = 65536;
+
+/**
+ * One loaded engine over one WebAssembly.Memory. The memory is laid out by the host
+ * (DESIGN "Memory model"): a null guard page, a control block (magic, allocation top, guest
+ * RAM window), then regions handed out by `alloc`. Several cores, in several threads, may sit
+ * on the same shared memory; they agree through the control block.
+ */
+export class Core {
+  readonly engine: EngineName;
+  readonly memory: WebAssembly.Memory;
+  readonly shared: boolean;
+  /** The engine's functions (Wasm exports or their reference twins). */
+  readonly fn: EngineFunctions;
+  /** Byte offset of guest-physical address 0 in core memory. */
+  readonly guestBase: number;
+  /** Size of the guest RAM window in bytes. */
+  readonly guestBytes: number;
+
+  private buf: ArrayBufferLike;
+  private _u8: Uint8Array;
+  private _u32: Uint32Array;
+  private _i32: Int32Array;
+  private _dv: DataView;
+
+  /** @internal use loadCore / loadCoreSync */
+  constructor(engine: EngineName, memory: WebAssembly.Memory, makeFn: (core: Core) => EngineFunctions, guestBytes: number) {
+    this.engine = engine;
+    this.memory = memory;
+    this.buf = memory.buffer;
+    this.shared = typeof SharedArrayBuffer !== 'undefined' && this.buf instanceof SharedArrayBuffer;
+    this._u8 = new Uint8Array(this.buf);
+    this._u32 = new Uint32Array(this.buf);
+    this._i32 = new Int32Array(this.buf);
+    this._dv = new DataView(this.buf);
+    const cb = MEM_CONTROL_BASE >> 2;
+    if (this._u32[cb + (CB_MAGIC >> 2)] === CB_MAGIC_VALUE) {
+      if (this._u32[cb + (CB_VERSION >> 2)] !== CB_VERSION_VALUE) {
+        throw new SgringError('InvalidArgument', 'memory was laid out by an incompatible sgring version');
+      }
+    } else {
+      // A fresh memory: lay out the control block, then the guest RAM window.
+      Atomics.store(this._u32, cb + (CB_ALLOC_TOP >> 2), MEM_HEAP_BASE);
+      Atomics.store(this._u32, cb + (CB_VERSION >> 2), CB_VERSION_VALUE);
+      Atomics.store(this._u32, cb + (CB_MAGIC >> 2), CB_MAGIC_VALUE);
+      const base = guestBytes > 0 ? this.alloc(guestBytes, PAGE_SIZE) : 0;
+      Atomics.store(this._u32, cb + (CB_GUEST_BASE >> 2), base);
+      Atomics.store(this._u32, cb + (CB_GUEST_BYTES >> 2), guestBytes);
+    }
+    this.guestBase = Atomics.load(this._u32, cb + (CB_GUEST_BASE >> 2));
+    this.guestBytes = Atomics.load(this._u32, cb + (CB_GUEST_BYTES >> 2));
+    this.fn = makeFn(this);
+  }
+
+  /** Re-creates the views when the memory's buffer changed (growth detaches or replaces it). */
+  private refresh(): void {
+    const b = this.memory.buffer;
+    if (b !== this.buf) {
+      this.buf = b;
+      this._u8 = new Uint8Array(b);
+      this._u32 = new Uint32Array(b);
+      this._i32 = new Int32Array(b);
+      this._dv = new DataView(b);
+    }
+  }
+
+  /** A byte view of all of core memory, valid until the next growth. */
+  get u8(): Uint8Array {
+    this.refresh();
+    return this._u8;
+  }
+  get u32(): Uint32Array {
+    this.refresh();
+    return this._u32;
+  }
+  get i32(): Int32Array {
+    this.refresh();
+    return this._i32;
+  }
+  get dv(): DataView {
+    this.refresh();
+    return this._dv;
+  }
+
+  /** Bytes of core memory right now. */
+  get byteLength(): number {
+    this.refresh();
+    return this.buf.byteLength;
+  }
+
+  /** A Uint8Array over [ptr, ptr+len) of core memory (re-create it after memory grows). */
+  view(ptr: number, len: number): Uint8Array {
+    this.checkRange(ptr, len);
+    return new Uint8Array(this.u8.buffer, ptr, len);
+  }
+
+  /** Throws InvalidArgument unless [ptr, ptr+len) lies inside core memory. */
+  checkRange(ptr: number, len: number): void {
+    const size = this.byteLength;
+    if (!(Number.isInteger(ptr) && Number.isInteger(len) && ptr >= 0 && len >= 0 && len <= size && ptr <= size - len)) {
+      throw new SgringError('InvalidArgument', `range [${ptr}, +${len}) is outside core memory (${size} bytes)`);
+    }
+  }
+
+  /**
+   * Reserves `bytes` of zeroed core memory aligned to `align` (a power of two) and returns its
+   * byte offset. Safe from several threads on a shared memory. Grows the memory when needed;
+   * views taken before may then need re-creating. Regions live as long as the memory.
+   */
+  alloc(bytes: number, align = 8): number {
+    if (!Number.isInteger(bytes) || bytes < 0 || !Number.isInteger(align) || align <= 0 || (align & (align - 1)) !== 0) {
+      throw new SgringError('InvalidArgument', `alloc(${bytes}, ${align}): size must be a non-negative integer and align a power of two`);
+    }
+    const slot = (MEM_CONTROL_BASE + CB_ALLOC_TOP) >> 2;
+    for (;;) {
+      const u32 = this.u32;
+      const top = Atomics.load(u32, slot);
+      const start = Math.ceil(top / align) * align;
+      const end = start + bytes;
+      if (end > MEM_MAX_PAGES * WASM_PAGE) throw new SgringError('OutOfMemory', `alloc(${bytes}) would pass the 2 GiB memory limit`);
+      if (Atomics.compareExchange(u32, slot, top, end) !== top) continue;
+      this.ensure(end);
+      // Fresh pages are zero already, but a caller's memory may have held anything.
+      this._u8.fill(0, start, end);
+      return start;
+    }
+  }
+
+  /** Grows the memory until it holds at least `end` bytes. */
+  private ensure(end: number): void {
+    while (this.memory.buffer.byteLength < end) {
+      const need = Math.ceil((end - this.memory.buffer.byteLength) / WASM_PAGE);
+      try {
+        this.memory.grow(need);
+      } catch (e) {
+        throw new SgringError('OutOfMemory', `core memory cannot grow by ${need} pages: ${(e as Error).message}`);
+      }
+    }
+    this.refresh();
+  }
+}

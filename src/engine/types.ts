@@ -1,0 +1,18 @@
+/**
+ * The functions every engine provides, with the same numeric signatures: the Wasm exports of
+ * assembly/index.ts, and their pure-TypeScript twins in src/reference/. All pointers are byte
+ * offsets into the core's one WebAssembly.Memory; negative results are status codes from the
+ * generated constants table.
+ */
+export interface EngineFunctions {
+  ringInit(ctl: number, ring: number, totalBytes: number): number;
+  ringClearError(ctl: number): void;
+  ringWrite(ctl: number, src: number, len: number, type: number, flags: number, tidLo: number, tidHi: number): number;
+  ringWritev(ctl: number, iov: number, count: number, type: number, flags: number, tidLo: number, tidHi: number): number;
+  ringWriteBatch(ctl: number, desc: number, count: number): number;
+  ringRead(ctl: number, out: number, cap: number, mode: number): number;
+  ringReadBatch(ctl: number, out: number, cap: number, max: number): number;
+  copyLimit(dst: number, src: number, len: number, times: number): number;
+}
+
+export type EngineName = 'wasm' | 'reference';

@@ -1,0 +1,10 @@
+// Public API of sgring.
+export { loadCore, loadCoreSync, type LoadCoreOptions, type WasmSource } from './engine/load';
+export { Core } from './engine/core';
+export { SgringError, type SgringErrorCode } from './engine/errors';
+export type { EngineFunctions, EngineName } from './engine/types';
+export { VmbusRing, type RingPacket, type RingState, type RingWriteResult, type CreateRingOptions } from './core/vmbus-ring';
+export { WriteBatch, ReadBatch } from './core/ring-batch';
+export type { TransactionId } from './core/tid';
+export { Doorbell, canBlock, expectWoken } from './sync/doorbell';
+export * as constants from './generated/constants';
