@@ -77,14 +77,13 @@ export class WriteBatch {
   }
 
   /**
-   * Queues a packet, copying its payload into the batch's arena (or referencing it in place
-   * when it already is a view of core memory). Returns false when the table or arena is full.
+   * Queues a packet, copying its payload into the batch's arena. Returns false when the table
+   * or arena is full.
    */
   add(payload: Uint8Array, type = PKT_TYPE_INBAND, flags = 0, transactionId?: TransactionId): boolean {
     if (this.length === this.capacity) return false;
     splitTid(transactionId, tidTmp);
     const u8 = this.core.u8;
-    if (payload.buffer === u8.buffer) return this.addRef(payload.byteOffset, payload.length, type, flags, tidTmp.lo, tidTmp.hi);
     const at = this.arena + this.arenaUsed;
     const n = payload.length;
     if (n > this.arenaBytes - this.arenaUsed) return false;

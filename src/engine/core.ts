@@ -59,7 +59,12 @@ export class Core {
     this.fn = makeFn(this);
   }
 
-  /** Re-creates the views when the memory's buffer changed (growth detaches or replaces it). */
+  /**
+   * Re-creates the views over the memory's current buffer. Growth detaches a non-shared buffer
+   * (every view then has length 0, which the getters test: reading memory.buffer costs ~15 ns,
+   * too much for a per-packet path). A shared buffer is never detached; another thread's growth
+   * only makes it shorter than the memory, which byteLength and checkRange pick up.
+   */
   private refresh(): void {
     const b = this.memory.buffer;
     if (b !== this.buf) {
@@ -73,23 +78,23 @@ export class Core {
 
   /** A byte view of all of core memory, valid until the next growth. */
   get u8(): Uint8Array {
-    this.refresh();
+    if (this._u8.length === 0) this.refresh();
     return this._u8;
   }
   get u32(): Uint32Array {
-    this.refresh();
+    if (this._u8.length === 0) this.refresh();
     return this._u32;
   }
   get i32(): Int32Array {
-    this.refresh();
+    if (this._u8.length === 0) this.refresh();
     return this._i32;
   }
   get dv(): DataView {
-    this.refresh();
+    if (this._u8.length === 0) this.refresh();
     return this._dv;
   }
 
-  /** Bytes of core memory right now. */
+  /** Bytes of core memory right now (also brings the views up to date). */
   get byteLength(): number {
     this.refresh();
     return this.buf.byteLength;
