@@ -1,0 +1,11 @@
+// Writes a run as bench/results/latest.json ({ meta, cases }, schema in DESIGN "Benchmarks").
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export function writeResults(path, meta, cases) {
+  mkdirSync(dirname(path), { recursive: true });
+  const rows = cases.map(({ suite, name, engine, payloadBytes, opsPerSec, bytesPerSec }) =>
+    ({ suite, name, engine, payloadBytes, opsPerSec, bytesPerSec }));
+  writeFileSync(path, `${JSON.stringify({ meta, cases: rows }, null, 2)}\n`);
+}

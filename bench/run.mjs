@@ -1,0 +1,61 @@
+// npm run bench [-- --quick] [-- suite...]: runs every suite (or the named ones) over the built
+// package, prints meta + a markdown table + key figures to stdout (progress goes to stderr),
+// and writes bench/results/latest.json. Exits 1 when any case failed.
+
+import { fileURLToPath } from 'node:url';
+import { collectMeta } from './lib/meta.mjs';
+import { writeResults } from './lib/json.mjs';
+import { casesTable, keyFigures, keyFiguresLines, metaLines } from './lib/table.mjs';
+import ring from './suites/ring.mjs';
+
+/** Every suite, in run order. A suite is { name, keyFigures, run(ctx) -> cases }. */
+const SUITES = [ring];
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const only = args.filter((a) => !a.startsWith('--'));
+const unknown = only.filter((n) => !SUITES.some((s) => s.name === n));
+if (unknown.length > 0) {
+  console.error(`unknown suite(s): ${unknown.join(', ')}; known: ${SUITES.map((s) => s.name).join(', ')}`);
+  process.exit(2);
+}
+const suites = only.length > 0 ? SUITES.filter((s) => only.includes(s.name)) : SUITES;
+
+const failures = [];
+const ctx = {
+  quick,
+  log: (msg) => console.error(msg),
+  fail: (msg) => failures.push(msg),
+};
+
+const meta = collectMeta({ quick });
+const cases = [];
+const figures = [];
+for (const suite of suites) {
+  const t0 = performance.now();
+  ctx.log(`suite ${suite.name}${quick ? ' (quick)' : ''}`);
+  try {
+    cases.push(...(await suite.run(ctx)));
+  } catch (e) {
+    ctx.fail(`${suite.name}: ${e.stack ?? e}`);
+  }
+  figures.push(...(suite.keyFigures ?? []));
+  ctx.log(`suite ${suite.name} done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+const out = [
+  '## sgring benchmarks', '', ...metaLines(meta), '',
+  ...casesTable(cases), '',
+  '### Key figures', '', ...keyFiguresLines(keyFigures(cases, figures)), '',
+];
+console.log(out.join('\n'));
+
+const jsonPath = fileURLToPath(new URL('./results/latest.json', import.meta.url));
+writeResults(jsonPath, meta, cases);
+ctx.log(`wrote ${jsonPath}`);
+
+if (failures.length > 0) {
+  console.error(`\n!!! ${failures.length} benchmark case(s) FAILED:`);
+  for (const f of failures) console.error(`!!! ${f}`);
+  process.exitCode = 1;
+}

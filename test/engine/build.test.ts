@@ -1,0 +1,48 @@
+// The built Wasm modules: the export surface, no data segments or globals (no AssemblyScript
+// statics a second instance could re-initialise, ecosystem §1.2 #8), the memory import per
+// build, and [H9] atomic index publication in the shared-memory build.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+const root = new URL('../../', import.meta.url);
+const wasm = (name: string) => new WebAssembly.Module(readFileSync(new URL(`build/${name}`, root)));
+const wat = (name: string) => readFileSync(new URL(`build/${name}`, root), 'utf8');
+
+/** The body of one function in a .wat file. */
+function func(text: string, name: string): string {
+  const start = text.indexOf(`(func $assembly/ring/${name} `);
+  expect(start, `function ${name} in the wat`).toBeGreaterThanOrEqual(0);
+  const next = text.indexOf('\n (func ', start + 1);
+  return text.slice(start, next < 0 ? undefined : next);
+}
+
+const RING_FUNCS = ['ringWrite', 'ringWritev', 'ringWriteBatch', 'ringRead', 'ringReadBatch'];
+
+describe('engine build artifacts', () => {
+  it('both builds export the engine functions, import one memory and define no data or globals', () => {
+    for (const [file, shared] of [['core.wasm', false], ['core-threads.wasm', true]] as const) {
+      const m = wasm(file);
+      expect(WebAssembly.Module.exports(m).map((e) => e.name).sort()).toEqual(
+        ['copyLimit', 'ringClearError', 'ringInit', 'ringRead', 'ringReadBatch', 'ringWrite', 'ringWriteBatch', 'ringWritev'],
+      );
+      expect(WebAssembly.Module.imports(m)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
+      const text = wat(file.replace('.wasm', '.wat'));
+      expect(text).not.toMatch(/\(data /);
+      expect(text).not.toMatch(/\(global /);
+      expect(text.includes('shared)')).toBe(shared);
+    }
+  });
+
+  it('[H9] the shared-memory build publishes and samples ring indices only with atomic accesses', () => {
+    const text = wat('core-threads.wat');
+    for (const name of RING_FUNCS) {
+      const body = func(text, name);
+      // The write index sits at header offset 0, the read index at 4: no plain store may hit them.
+      expect(body, name).toMatch(/i32\.atomic\.store( offset=4)?\n/);
+      expect(body, name).toMatch(/i32\.atomic\.load/);
+      expect(body, `${name} has a plain store at offset 0 or 4`).not.toMatch(/\bi32\.store( offset=4)?\n/);
+    }
+    expect(func(text, 'ringRead')).toMatch(/i32\.atomic\.store offset=4\n/);
+    expect(func(text, 'ringWrite')).toMatch(/i32\.atomic\.store\n/);
+  });
+});
