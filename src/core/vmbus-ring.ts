@@ -221,12 +221,16 @@ export class VmbusRing {
     };
   }
 
-  /** ringRead into the scratch buffer, growing it once if the packet is larger. */
+  /**
+   * ringRead into the scratch buffer, growing it while the packet is larger. The peer may
+   * rewrite a record's length between attempts; each retry at least doubles the buffer and a
+   * packet never exceeds the data size, so this ends after a few rounds.
+   */
   private readRaw(mode: number): number {
     if (this.scratchCap === 0) this.stage(Math.min(4096, this.dataSize));
     let st = this.core.fn.ringRead(this.ctl, this.scratch, this.scratchCap, mode);
-    if (st === E_BufferTooSmall) {
-      this.stage(this.ctlU32(CTL_RES_BYTES));
+    while (st === E_BufferTooSmall) {
+      this.stage(Math.max(this.ctlU32(CTL_RES_BYTES), this.scratchCap + 1));
       st = this.core.fn.ringRead(this.ctl, this.scratch, this.scratchCap, mode);
     }
     if (st < 0) throw SgringError.fromStatus(st, 'ring read');

@@ -28,6 +28,7 @@ export class Core {
   private _u8: Uint8Array;
   private _u32: Uint32Array;
   private _i32: Int32Array;
+  private _u64: BigUint64Array;
   private _dv: DataView;
 
   /** @internal use loadCore / loadCoreSync */
@@ -39,6 +40,7 @@ export class Core {
     this._u8 = new Uint8Array(this.buf);
     this._u32 = new Uint32Array(this.buf);
     this._i32 = new Int32Array(this.buf);
+    this._u64 = new BigUint64Array(this.buf);
     this._dv = new DataView(this.buf);
     const cb = MEM_CONTROL_BASE >> 2;
     if (this._u32[cb + (CB_MAGIC >> 2)] === CB_MAGIC_VALUE) {
@@ -72,6 +74,7 @@ export class Core {
       this._u8 = new Uint8Array(b);
       this._u32 = new Uint32Array(b);
       this._i32 = new Int32Array(b);
+      this._u64 = new BigUint64Array(b);
       this._dv = new DataView(b);
     }
   }
@@ -88,6 +91,10 @@ export class Core {
   get i32(): Int32Array {
     if (this._u8.length === 0) this.refresh();
     return this._i32;
+  }
+  get u64(): BigUint64Array {
+    if (this._u8.length === 0) this.refresh();
+    return this._u64;
   }
   get dv(): DataView {
     if (this._u8.length === 0) this.refresh();

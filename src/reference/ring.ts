@@ -43,6 +43,9 @@ export function createReferenceRing(core: Core) {
     core.i32[(ctl + CTL_ERROR) >>> 2] = code;
     return code;
   };
+  // The transaction id is the one 64-bit header field used as it is: read it with a single
+  // 64-bit atomic load, which cannot tear (J1), rather than as two 32-bit halves.
+  const loadTid = (p: number): bigint => Atomics.load(core.u64, p / 8);
   const copy = (dst: number, src: number, n: number) => void core.u8.copyWithin(dst, src, src + n);
   const ringCopyIn = (data: number, size: number, pos: number, src: number, n: number): number => {
     const first = size - pos;
@@ -285,9 +288,9 @@ export function createReferenceRing(core: Core) {
       if (s < 0) return breakRing(ctl, s);
       const bytes = s;
       const hbytes = (lo >>> 16) * 8;
-      const t = data + adv(r, 8, size);
-      const tidLo = dv.getUint32(t, true);
-      const tidHi = dv.getUint32(t + 4, true);
+      const tid = loadTid(data + adv(r, 8, size));
+      const tidLo = Number(tid & 0xffffffffn);
+      const tidHi = Number(tid >> 32n);
       if ((mode & READ_NO_COPY) === 0) {
         const from = (mode & READ_PAYLOAD_ONLY) !== 0 ? hbytes : 0;
         const n = bytes - from;
@@ -363,7 +366,7 @@ export function createReferenceRing(core: Core) {
         const dst = out + used;
         core.dv.setUint32(dst, lo, true);
         core.dv.setUint32(dst + 4, hi, true);
-        copy(dst + 8, data + adv(pos, 8, size), 8);
+        core.u64[(dst + 8) / 8] = loadTid(data + adv(pos, 8, size));
         ringCopyOut(data, size, adv(pos, PKT_HEADER_SIZE, size), dst + PKT_HEADER_SIZE, bytes - PKT_HEADER_SIZE);
         const rec = bytes + PKT_TRAILER_SIZE;
         used += bytes;

@@ -91,7 +91,16 @@ export class Doorbell {
       if (left <= 0) return false;
       if (waitAsync && this.core.shared) {
         const r = waitAsync(i32, this.ptr >> 2, seen, left === Infinity ? undefined : left);
-        if (r.async) await r.value;
+        if (r.async) {
+          // A pending waitAsync does not keep Node's event loop alive; a timer does, so a program
+          // whose only work is this wait neither exits early nor misses its timeout.
+          const keepAlive = setTimeout(() => {}, Math.min(left, 0x7fffffff));
+          try {
+            await r.value;
+          } finally {
+            clearTimeout(keepAlive);
+          }
+        }
       } else {
         await new Promise((res) => setTimeout(res, Math.min(4, left)));
       }
