@@ -8,7 +8,10 @@ import { writeResults } from './lib/json.mjs';
 import { casesTable, keyFigures, keyFiguresLines, metaLines } from './lib/table.mjs';
 import ring from './suites/ring.mjs';
 
-/** Every suite, in run order. A suite is { name, keyFigures, run(ctx) -> cases }. */
+/**
+ * Every suite, in run order. A suite is { name, keyFigures, run(ctx) -> result rows }, plus
+ * cases(group) when it times groups in separate isolates (lib/isolate.mjs).
+ */
 const SUITES = [ring];
 
 const args = process.argv.slice(2);
@@ -47,6 +50,7 @@ const out = [
   '## sgring benchmarks', '', ...metaLines(meta), '',
   ...casesTable(cases), '',
   '### Key figures', '', ...keyFiguresLines(keyFigures(cases, figures)), '',
+  ...(failures.length > 0 ? ['### FAILED', '', ...failures.map((f) => `- ${f.split('\n')[0]}`), ''] : []),
 ];
 console.log(out.join('\n'));
 

@@ -13,30 +13,33 @@ export function budgets(quick) {
     : { time: 2000, warmupTime: 500, sampleMs: 1 };
 }
 
-/** How many calls of `fn` make one sample of about `sampleMs` (also a first warmup). */
+/**
+ * How many calls of `fn` make one sample of about `sampleMs`. Runs `fn` for a while first: the
+ * first calls run cold code and may allocate, and one slow call must not set the batch size.
+ */
 function callsPerSample(fn, sampleMs) {
-  let calls = 1;
-  for (;;) {
+  for (const until = now() + Math.max(5, 10 * sampleMs); now() < until;) fn();
+  for (let calls = 1; ; calls *= 2) {
     const t0 = now();
     for (let i = 0; i < calls; i++) fn();
     const dt = now() - t0;
-    if (dt >= sampleMs / 4 || calls >= 1 << 24) return Math.max(1, Math.round((calls * sampleMs) / Math.max(dt, 1e-6)));
-    calls *= 4;
+    if (dt >= sampleMs / 2 || calls >= 1 << 24) return Math.max(1, Math.round((calls * sampleMs) / Math.max(dt, 1e-6)));
   }
 }
 
 /**
- * Times each case and returns it with `opsPerSec` and `bytesPerSec` added.
- * A case is { suite, name, engine, payloadBytes, ops, fn }: one call of `fn` performs `ops`
- * operations (packets, copies...) of `payloadBytes` each. `fn` should throw on a wrong result.
- * opsPerSec is 1000 / median per-op latency: the median shrugs off GC pauses and
- * scheduler hiccups that would pull the mean.
+ * Times the cases one after another, in the order given, and returns them (same order) as
+ * result rows. A case is { suite, name, engine, payloadBytes, ops, fn }: one call of `fn`
+ * performs `ops` operations (packets, copies...) of `payloadBytes` each; `fn` should throw on
+ * a wrong result. opsPerSec is 1000 / median per-op latency: the median shrugs off GC pauses
+ * and scheduler hiccups that would pull the mean.
  */
 export function timeCases(cases, { quick, log = () => {} }) {
   const { time, warmupTime, sampleMs } = budgets(quick);
   const bench = new Bench({ time, warmupTime, throws: true });
-  for (const c of cases) {
+  return cases.map((c) => {
     const { fn, ops } = c;
+    // Sized right before the run, so code warmed by earlier cases doesn't skew the estimate.
     const calls = callsPerSample(fn, sampleMs);
     const opsPerSample = calls * ops;
     bench.add(label(c), () => {
@@ -45,10 +48,6 @@ export function timeCases(cases, { quick, log = () => {} }) {
       const dt = now() - t0;
       return { overriddenDuration: dt / opsPerSample, overriddenIterationCost: dt };
     }, { async: false });
-  }
-  const out = [];
-  for (const c of cases) {
-    // One task at a time so progress shows and a failure names its case.
     const task = bench.getTask(label(c));
     if (bench.warmup) task.warmupSync();
     task.runSync();
@@ -56,9 +55,8 @@ export function timeCases(cases, { quick, log = () => {} }) {
     if (r.state !== 'completed') throw new Error(`${label(c)}: ${r.state}${r.error ? `: ${r.error.stack ?? r.error}` : ''}`);
     const opsPerSec = 1000 / r.latency.p50;
     log(`  ${label(c)}: ${(opsPerSec / 1e6).toFixed(2)} M ops/s (rme ${r.latency.rme.toFixed(1)}%, ${r.latency.samplesCount} samples)`);
-    out.push(makeCase(c, opsPerSec));
-  }
-  return out;
+    return makeCase(c, opsPerSec);
+  });
 }
 
 /** A result row in the JSON schema of DESIGN "Benchmarks". */

@@ -12,7 +12,8 @@ export interface EngineFunctions {
   ringWriteBatch(ctl: number, desc: number, count: number): number;
   ringRead(ctl: number, out: number, cap: number, mode: number): number;
   ringReadBatch(ctl: number, out: number, cap: number, max: number): number;
-  copyLimit(dst: number, src: number, len: number, times: number): number;
+  /** Benchmark helper: `times` memory copies of len bytes, the i-th from src + i*srcStride to dst + i*dstStride. */
+  copyLimit(dst: number, dstStride: number, src: number, srcStride: number, len: number, times: number): number;
 }
 
 export type EngineName = 'wasm' | 'reference';

@@ -7,11 +7,12 @@ import { createReferenceRing } from './ring';
 export function createReferenceEngine(core: Core): EngineFunctions {
   return {
     ...createReferenceRing(core),
-    copyLimit(dst: number, src: number, len: number, times: number): number {
+    copyLimit(dst: number, dstStride: number, src: number, srcStride: number, len: number, times: number): number {
+      if (times === 0) return 0;
       const size = core.byteLength;
-      if (!(len <= size && dst <= size - len && src <= size - len)) return E_InvalidArgument;
+      if (dst + (times - 1) * dstStride + len > size || src + (times - 1) * srcStride + len > size) return E_InvalidArgument;
       const u8 = core.u8;
-      for (let i = 0; i < times; i++) u8.copyWithin(dst, src, src + len);
+      for (let i = 0; i < times; i++) u8.copyWithin(dst + i * dstStride, src + i * srcStride, src + i * srcStride + len);
       return 0;
     },
   };

@@ -144,9 +144,13 @@ describe('differential: wasm engine == reference engine on hostile ring images',
       const a = c.alloc(256);
       const b = c.alloc(256);
       c.u8.fill(9, a, a + 256);
-      expect(c.fn.copyLimit(b, a, 256, 3)).toBe(0);
+      expect(c.fn.copyLimit(b, 0, a, 0, 256, 3)).toBe(0);
       expect(c.u8[b + 255]).toBe(9);
-      expect(c.fn.copyLimit(c.byteLength - 10, a, 256, 1)).toBeLessThan(0);
+      expect(c.fn.copyLimit(c.byteLength - 10, 0, a, 0, 256, 1)).toBeLessThan(0);
+      expect(c.fn.copyLimit(a, 1 << 20, b, 0, 8, 1 << 14)).toBeLessThan(0);
+      c.u8.fill(0, b, b + 256);
+      expect(c.fn.copyLimit(b, 64, a, 0, 64, 4)).toBe(0);
+      expect(c.u8[b + 255]).toBe(9);
     }
   });
 });
