@@ -72,7 +72,11 @@ export class Doorbell {
       if (ready()) return true;
       const left = deadline - now();
       if (left <= 0) return false;
-      Atomics.wait(this.core.i32, this.ptr >> 2, seen, left === Infinity ? undefined : left);
+      try {
+        Atomics.wait(this.core.i32, this.ptr >> 2, seen, left === Infinity ? undefined : left);
+      } catch (e) {
+        throw new SgringError('InvalidArgument', `this thread cannot block (${(e as Error).message}); use waitUntilAsync`);
+      }
     }
   }
 
@@ -92,13 +96,13 @@ export class Doorbell {
       if (waitAsync && this.core.shared) {
         const r = waitAsync(i32, this.ptr >> 2, seen, left === Infinity ? undefined : left);
         if (r.async) {
-          // A pending waitAsync does not keep Node's event loop alive; a timer does, so a program
-          // whose only work is this wait neither exits early nor misses its timeout.
-          const keepAlive = setTimeout(() => {}, Math.min(left, 0x7fffffff));
+          // A pending waitAsync does not keep Node's event loop alive. An interval does, until the
+          // wait has really ended (a one-shot timer due at the same deadline may fire first).
+          const keepAlive = setInterval(() => {}, 1000);
           try {
             await r.value;
           } finally {
-            clearTimeout(keepAlive);
+            clearInterval(keepAlive);
           }
         }
       } else {
