@@ -22,3 +22,5 @@ export interface WorkerErrorInfo {
 }
 export declare function describeError(e: unknown): WorkerErrorInfo;
 export declare function packetProblem(seed: number, maxLen: number, seq: number, hi: number, u8: Uint8Array, off: number, n: number): string | null;
+export declare function waitMailbox(mailbox: Int32Array, index: number, waitMs: number, who: string): void;
+export declare function runPhasesAndReport(d: unknown, mailbox: Int32Array | null, stats: object, runPhase: (ph: unknown, seq: number) => void, parentPort: unknown, who: string): void;

@@ -95,3 +95,34 @@ export function packetProblem(seed, maxLen, seq, hi, u8, off, n) {
   const c = fnv1a(u8, off, len);
   return c === hi ? null : `seq ${seq}: checksum ${c.toString(16)} != ${hi.toString(16)}`;
 }
+
+/** Blocks until mailbox word `index` becomes non-zero; `who` names the worker in the error. */
+export function waitMailbox(mailbox, index, waitMs, who) {
+  const deadline = performance.now() + waitMs;
+  while (Atomics.load(mailbox, index) === 0) {
+    const left = deadline - performance.now();
+    if (left <= 0) throw new Error(`${who}: mailbox word ${index} was not set within ${waitMs} ms`);
+    Atomics.wait(mailbox, index, 0, left);
+  }
+}
+
+/**
+ * Runs the worker's phases in order (sequence numbers continue across them), then, with
+ * d.follow, one more phase on a ring the main thread announces in the mailbox; posts the stats.
+ */
+export function runPhasesAndReport(d, mailbox, stats, runPhase, parentPort, who) {
+  try {
+    let seq = 0;
+    for (const ph of d.phases) {
+      runPhase(ph, seq);
+      seq += ph.count;
+    }
+    if (d.follow) {
+      waitMailbox(mailbox, 0, d.waitMs, who);
+      runPhase({ ringPtr: mailbox[1], ringBytes: mailbox[2], hostBell: mailbox[3], guestBell: mailbox[4], count: mailbox[5] }, seq);
+    }
+    parentPort.postMessage({ type: 'done', ok: true, ...stats });
+  } catch (e) {
+    parentPort.postMessage({ type: 'done', ok: false, error: describeError(e), ...stats });
+  }
+}

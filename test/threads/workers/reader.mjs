@@ -12,7 +12,7 @@
 
 import { workerData, parentPort } from 'node:worker_threads';
 import { loadCoreSync, VmbusRing, ReadBatch, Doorbell } from '../../../dist/index.mjs';
-import { lenOf, offOf, fnv1a, tiedHi, describeError, H_WRITE, H_READ, H_MASK } from './common.mjs';
+import { lenOf, offOf, fnv1a, tiedHi, H_WRITE, H_READ, H_MASK, runPhasesAndReport } from './common.mjs';
 
 const d = workerData;
 const core = loadCoreSync({ memory: d.memory, engine: d.engine ?? 'wasm' });
@@ -66,15 +66,6 @@ function verify(lo, hi, u8, off, n) {
   if (c !== want) {
     stats.corrupt++;
     anomaly(`seq ${seq}: checksum ${c.toString(16)} != ${want.toString(16)} (len ${len})`);
-  }
-}
-
-function waitMailbox(index, waitMs) {
-  const deadline = performance.now() + waitMs;
-  while (Atomics.load(mailbox, index) === 0) {
-    const left = deadline - performance.now();
-    if (left <= 0) throw new Error(`reader: mailbox word ${index} was not set within ${waitMs} ms`);
-    Atomics.wait(mailbox, index, 0, left);
   }
 }
 
@@ -202,17 +193,4 @@ function runPhase(ph, seqStart) {
   stats.phasesDone++;
 }
 
-try {
-  let seq = 0;
-  for (const ph of d.phases) {
-    runPhase(ph, seq);
-    seq += ph.count;
-  }
-  if (d.follow) {
-    waitMailbox(0, d.waitMs);
-    runPhase({ ringPtr: mailbox[1], ringBytes: mailbox[2], hostBell: mailbox[3], guestBell: mailbox[4], count: mailbox[5] }, seq);
-  }
-  parentPort.postMessage({ type: 'done', ok: true, ...stats });
-} catch (e) {
-  parentPort.postMessage({ type: 'done', ok: false, error: describeError(e), ...stats });
-}
+runPhasesAndReport(d, mailbox, stats, runPhase, parentPort, 'reader');

@@ -15,7 +15,7 @@
 
 import { workerData, parentPort } from 'node:worker_threads';
 import { loadCoreSync, VmbusRing, WriteBatch, Doorbell } from '../../../dist/index.mjs';
-import { recordBytes, lenOf, offOf, fnv1a, tiedHi, describeError, H_WRITE } from './common.mjs';
+import { recordBytes, lenOf, offOf, fnv1a, tiedHi, H_WRITE, waitMailbox, runPhasesAndReport } from './common.mjs';
 
 const d = workerData;
 const core = loadCoreSync({ memory: d.memory, engine: d.engine ?? 'wasm' });
@@ -24,15 +24,6 @@ const stats = {
   sent: 0, hostSignals: 0, fullEpisodes: 0, timeouts: 0, writeIndexViolations: 0,
   grew: null, phasesDone: 0, engine: core.engine,
 };
-
-function waitMailbox(index, waitMs) {
-  const deadline = performance.now() + waitMs;
-  while (Atomics.load(mailbox, index) === 0) {
-    const left = deadline - performance.now();
-    if (left <= 0) throw new Error(`writer: mailbox word ${index} was not set within ${waitMs} ms`);
-    Atomics.wait(mailbox, index, 0, left);
-  }
-}
 
 function runPhase(ph, seqStart) {
   const ring = VmbusRing.attach(core, ph.ringPtr, ph.ringBytes);
@@ -76,7 +67,7 @@ function runPhase(ph, seqStart) {
     }
     if (d.gate && seq >= d.gate.at && !stats.gated) {
       stats.gated = true;
-      waitMailbox(d.gate.index, d.waitMs);
+      waitMailbox(mailbox, d.gate.index, d.waitMs, 'writer');
     }
   };
 
@@ -154,17 +145,4 @@ function runPhase(ph, seqStart) {
   stats.phasesDone++;
 }
 
-try {
-  let seq = 0;
-  for (const ph of d.phases) {
-    runPhase(ph, seq);
-    seq += ph.count;
-  }
-  if (d.follow) {
-    waitMailbox(0, d.waitMs);
-    runPhase({ ringPtr: mailbox[1], ringBytes: mailbox[2], hostBell: mailbox[3], guestBell: mailbox[4], count: mailbox[5] }, seq);
-  }
-  parentPort.postMessage({ type: 'done', ok: true, ...stats });
-} catch (e) {
-  parentPort.postMessage({ type: 'done', ok: false, error: describeError(e), ...stats });
-}
+runPhasesAndReport(d, mailbox, stats, runPhase, parentPort, 'writer');
