@@ -1,103 +1,26 @@
-// The one table of wire offsets, sizes, layout slots and status codes.
+// The one table of wire offsets, sizes, layout slots and status codes, merged from one file
+// per engine module in scripts/constants/ (each exports `constants` and `statuses`).
 // `npm run gen` turns it into assembly/generated/constants.ts and src/generated/constants.ts,
 // so the Wasm engine and the TypeScript side can never disagree about a number.
+import { readdirSync } from 'node:fs';
 
-/** Plain numeric constants, grouped only for readability. */
-export const constants = {
-  // VMBus ring header page (spec/vmbus.md §1.2).
-  RING_HEADER_SIZE: 4096,
-  RING_OFF_WRITE_INDEX: 0,
-  RING_OFF_READ_INDEX: 4,
-  RING_OFF_INTERRUPT_MASK: 8,
-  RING_OFF_PENDING_SEND_SIZE: 12,
-  RING_OFF_FEATURE_BITS: 64,
-  RING_FEATURE_PENDING_SEND_SIZE: 1,
-  PAGE_SIZE: 4096,
-  // A ring's data area must stay below 2^32 bytes (checklist item 3); our memory is at most 2 GiB.
-  RING_MAX_TOTAL_BYTES: 0x7fff0000,
+const dir = new URL('./constants/', import.meta.url);
+const modules = await Promise.all(
+  readdirSync(dir).filter((f) => f.endsWith('.mjs')).sort().map((f) => import(new URL(f, dir)).then((m) => ({ file: f, ...m }))),
+);
 
-  // Channel packet header (spec/vmbus.md §2.1) and framing (§1.4).
-  PKT_HEADER_SIZE: 16,
-  PKT_OFF_TYPE: 0,
-  PKT_OFF_HLEN: 2,
-  PKT_OFF_TLEN: 4,
-  PKT_OFF_FLAGS: 6,
-  PKT_OFF_TRANSACTION_ID: 8,
-  PKT_TRAILER_SIZE: 8,
-  // tlen is a u16 count of 8-byte words.
-  PKT_MAX_BYTES: 0xffff * 8,
-  PKT_TYPE_INBAND: 6,
-  PKT_TYPE_RXBUF: 7,
-  PKT_TYPE_GPA: 9,
-  PKT_TYPE_COMPLETION: 11,
-  PKT_FLAG_COMPLETION_REQUESTED: 1,
-
-  // Per-endpoint ring control block: private to one thread's view of a ring, never shared
-  // with the peer (the peer could otherwise clear our "broken" mark).
-  CTL_RING: 0,
-  CTL_DATA_SIZE: 4,
-  CTL_ERROR: 8,
-  CTL_PENDING_OWNED: 12,
-  CTL_RES_SIGNAL: 16,
-  CTL_RES_BYTES: 20,
-  CTL_PKT_TYPE: 24,
-  CTL_PKT_FLAGS: 28,
-  CTL_PKT_TID_LO: 32,
-  CTL_PKT_TID_HI: 36,
-  CTL_PKT_HLEN_BYTES: 40,
-  CTL_PKT_TLEN_BYTES: 44,
-  CTL_RES_INDEX: 48,
-  CTL_SIZE: 64,
-
-  // ringWrite result bits (a non-negative result); 0 means "full, nothing written".
-  WRITE_WRITTEN: 1,
-  WRITE_SIGNAL: 2,
-
-  // ringRead mode bits.
-  READ_PEEK: 1,
-  READ_PAYLOAD_ONLY: 2,
-  READ_NO_COPY: 4,
-
-  // Gather entry (ringWritev): { ptr u32, len u32 }.
-  IOV_SIZE: 8,
-  // Batch write descriptor: { src u32, len u32, type u16, flags u16, reserved u32, transactionId u64 }.
-  BATCH_DESC_SIZE: 24,
-  BATCH_OFF_SRC: 0,
-  BATCH_OFF_LEN: 4,
-  BATCH_OFF_TYPE: 8,
-  BATCH_OFF_FLAGS: 10,
-  BATCH_OFF_TID: 16,
-
-  // Core memory layout (DESIGN "Memory model"): [null guard | control block | heap ...].
-  MEM_NULL_GUARD: 4096,
-  MEM_CONTROL_BASE: 4096,
-  MEM_CONTROL_SIZE: 4096,
-  MEM_HEAP_BASE: 8192,
-  MEM_MAX_PAGES: 32768,
-  CB_MAGIC: 0,
-  CB_VERSION: 4,
-  CB_ALLOC_TOP: 8,
-  CB_GUEST_BASE: 12,
-  CB_GUEST_BYTES: 16,
-  CB_MAGIC_VALUE: 0x52475373, // "sSGR"
-  CB_VERSION_VALUE: 1,
-};
-
-/**
- * Status codes returned by engine functions. 0 and positive values are results; negative values
- * are errors. `breaks` marks codes that mean the ring's control data is corrupt: the endpoint is
- * marked broken and keeps returning that code (checklist behaviour B).
- */
-export const statuses = [
-  { name: 'InvalidArgument', value: -1, breaks: false, message: 'an argument is out of range' },
-  { name: 'InvalidRingMemory', value: -2, breaks: false, message: 'ring memory must be a whole number of 4096-byte pages, at least two, and lie inside core memory' },
-  { name: 'InvalidMessageLength', value: -3, breaks: false, message: 'the packet can never fit in this ring (it needs the ring size minus 8 bytes or more)' },
-  { name: 'BufferTooSmall', value: -4, breaks: false, message: 'the output buffer is smaller than the packet' },
-  { name: 'InvalidRingPointer', value: -5, breaks: true, message: 'a ring index is outside the data area or not 8-byte aligned' },
-  { name: 'InvalidDataAvailable', value: -6, breaks: true, message: 'the ring holds between 1 and 15 bytes: a partial packet header' },
-  { name: 'InvalidDescriptorLengths', value: -7, breaks: true, message: 'packet lengths are inconsistent (offset8 < 2, len8 < offset8, or longer than the bytes available)' },
-  { name: 'InvalidDescriptorType', value: -8, breaks: true, message: 'packet type is not one of 6 (in-band), 7 (transfer pages), 9 (GPA direct), 11 (completion)' },
-  { name: 'InvalidDescriptorFlags', value: -9, breaks: true, message: 'packet flags other than completion-requested are set' },
-  { name: 'OutOfMemory', value: -10, breaks: false, message: 'core memory cannot grow to satisfy the allocation' },
-  { name: 'Timeout', value: -11, breaks: false, message: 'the wait ended before the peer acted' },
-];
+export const constants = {};
+export const statuses = [];
+for (const m of modules) {
+  for (const [name, value] of Object.entries(m.constants ?? {})) {
+    if (name in constants) throw new Error(`constant ${name} defined twice (${m.file})`);
+    if (!Number.isInteger(value)) throw new Error(`constant ${name} in ${m.file} is not an integer`);
+    constants[name] = value;
+  }
+  for (const s of m.statuses ?? []) {
+    const clash = statuses.find((t) => t.name === s.name || t.value === s.value);
+    if (clash) throw new Error(`status ${s.name} (${s.value}) in ${m.file} clashes with ${clash.name} (${clash.value})`);
+    statuses.push(s);
+  }
+}
+statuses.sort((a, b) => b.value - a.value);

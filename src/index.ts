@@ -7,4 +7,7 @@ export { VmbusRing, type RingPacket, type RingState, type RingWriteResult, type 
 export { WriteBatch, ReadBatch } from './core/ring-batch';
 export type { TransactionId } from './core/tid';
 export { Doorbell, canBlock, expectWoken } from './sync/doorbell';
+export * from './core/gpa-range';
+export * from './core/nvme-prp';
+export * from './core/nvme-sgl';
 export * as constants from './generated/constants';
