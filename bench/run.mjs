@@ -6,13 +6,17 @@ import { fileURLToPath } from 'node:url';
 import { collectMeta } from './lib/meta.mjs';
 import { writeResults } from './lib/json.mjs';
 import { casesTable, keyFigures, keyFiguresLines, metaLines } from './lib/table.mjs';
-import ring from './suites/ring.mjs';
+import { readdirSync } from 'node:fs';
 
 /**
- * Every suite, in run order. A suite is { name, keyFigures, run(ctx) -> result rows }, plus
- * cases(group) when it times groups in separate isolates (lib/isolate.mjs).
+ * Every suite: each module in suites/ exports a default { name, keyFigures, run(ctx) -> result
+ * rows }, plus cases(group) when it times groups in separate isolates (lib/isolate.mjs).
+ * Run in file-name order.
  */
-const SUITES = [ring];
+const suiteDir = new URL('./suites/', import.meta.url);
+const SUITES = await Promise.all(
+  readdirSync(suiteDir).filter((f) => f.endsWith('.mjs')).sort().map(async (f) => (await import(new URL(f, suiteDir))).default),
+);
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
