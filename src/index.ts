@@ -7,6 +7,11 @@ export { VmbusRing, type RingPacket, type RingState, type RingWriteResult, type 
 export { WriteBatch, ReadBatch } from './core/ring-batch';
 export type { TransactionId } from './core/tid';
 export { Doorbell, canBlock, expectWoken } from './sync/doorbell';
+export {
+  planPageList, copyToBounce, zeroBounce, copyFromBounce, writeSegments,
+  type Segment, type PageRule, type PagePlan, type PlanCopy, type PlanOptions,
+} from './core/pagelist';
+export { checkPageList, type PageListVerdict } from './core/check-pagelist';
 export * from './core/gpa-range';
 export * from './core/nvme-prp';
 export * from './core/nvme-sgl';
