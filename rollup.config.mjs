@@ -2,7 +2,8 @@ import typescript from '@rollup/plugin-typescript';
 import { dts } from 'rollup-plugin-dts';
 
 const ts = () => typescript({ tsconfig: './tsconfig.json', include: ['src/**/*.ts'], compilerOptions: { noEmit: false, declaration: false, sourceMap: true } });
-const external = [/^node:/];
+// fast-check is a dependency (the policy fuzzer), not bundled.
+const external = [/^node:/, 'fast-check'];
 
 export default [
   {

@@ -12,6 +12,8 @@ export {
   type Segment, type PageRule, type PagePlan, type PlanCopy, type PlanOptions,
 } from './core/pagelist';
 export { checkPageList, type PageListVerdict } from './core/check-pagelist';
+export { bouncePolicies, freebsdSgBounce, linuxLegacyBounce, type BouncePolicy } from './fuzz/policies';
+export { findCounterexample, formatCounterexample, type Counterexample, type FuzzOptions } from './fuzz/counterexample';
 export * from './core/gpa-range';
 export * from './core/nvme-prp';
 export * from './core/nvme-sgl';
