@@ -22,7 +22,9 @@ import {
   E_InvalidArgument, E_BufferTooSmall, E_EmptySegmentList, E_ZeroLengthSegment, E_OutsideGuestRam,
   E_TransferTooLarge, E_TooManyPages, E_BouncePoolTooSmall, E_BadBouncePage, E_InvalidPageSize, E_InvalidPlan,
 } from './generated/constants';
-import { inMemory, copyBytes } from './mem';
+// Bounce copies use memory.copy: windows are page-sized, and a (corrupt) plan whose source and
+// destination overlap gets memmove semantics, as in the reference twin.
+import { inMemory } from './mem';
 import { guestRange, u64of } from './guest';
 
 const GPA_LIMIT_MAX: u64 = u64of(GPA_LIMIT_MAX_LO, GPA_LIMIT_MAX_HI);
@@ -382,7 +384,7 @@ export function bounceCopyOut(segs: usize, n: u32, plan: usize, planBytes: u32, 
     const e = copiesAt + <usize>c * COPY_ENTRY_SIZE;
     const len = load<u32>(e, COPY_OFF_LENGTH);
     const src = segAddr(segs, load<u32>(e, COPY_OFF_SEGMENT)) + load<u32>(e, COPY_OFF_SEGMENT_OFFSET);
-    copyBytes(guestBase + <usize>load<u64>(e, COPY_OFF_DEST), guestBase + <usize>src, len);
+    memory.copy(guestBase + <usize>load<u64>(e, COPY_OFF_DEST), guestBase + <usize>src, len);
     moved += len;
   }
   return <i32>(moved < 0x7fffffff ? moved : 0x7fffffff);
@@ -424,7 +426,7 @@ export function bounceCopyBack(segs: usize, n: u32, plan: usize, planBytes: u32,
     let len = load<u32>(e, COPY_OFF_LENGTH);
     if (len > actual - stream) len = actual - stream;
     const dst = segAddr(segs, load<u32>(e, COPY_OFF_SEGMENT)) + load<u32>(e, COPY_OFF_SEGMENT_OFFSET);
-    copyBytes(guestBase + <usize>dst, guestBase + <usize>load<u64>(e, COPY_OFF_DEST), len);
+    memory.copy(guestBase + <usize>dst, guestBase + <usize>load<u64>(e, COPY_OFF_DEST), len);
     moved += len;
   }
   return <i32>(moved < 0x7fffffff ? moved : 0x7fffffff);
