@@ -6,4 +6,5 @@ export * from './bounce';
 export * from './pagelist';
 export * from './prp';
 export * from './sgl';
+export * from './dma';
 export { copyLimit } from './mem';

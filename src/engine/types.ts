@@ -6,6 +6,7 @@
  * Each engine module declares its functions next to its reference twin.
  */
 import type { BounceFunctions } from '../reference/bounce';
+import type { DmaFunctions } from '../reference/dma';
 import type { PageListFunctions } from '../reference/pagelist';
 import type { PrpFunctions } from '../reference/prp';
 import type { SglFunctions } from '../reference/sgl';
@@ -25,6 +26,7 @@ export interface BenchFunctions {
   copyLimit(dst: number, dstStride: number, src: number, srcStride: number, len: number, times: number): number;
 }
 
-export type EngineFunctions = RingFunctions & BounceFunctions & PageListFunctions & PrpFunctions & SglFunctions & BenchFunctions;
+export type EngineFunctions = RingFunctions & BounceFunctions & PageListFunctions & PrpFunctions & SglFunctions & DmaFunctions &
+  BenchFunctions;
 
 export type EngineName = 'wasm' | 'reference';

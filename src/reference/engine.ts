@@ -2,6 +2,7 @@ import { E_InvalidArgument } from '../generated/constants';
 import type { Core } from '../engine/core';
 import type { EngineFunctions } from '../engine/types';
 import { createReferenceBounce } from './bounce';
+import { createReferenceDma } from './dma';
 import { createReferencePageList } from './pagelist';
 import { createReferencePrp } from './prp';
 import { createReferenceRing } from './ring';
@@ -15,6 +16,7 @@ export function createReferenceEngine(core: Core): EngineFunctions {
     ...createReferencePageList(core),
     ...createReferencePrp(core),
     ...createReferenceSgl(core),
+    ...createReferenceDma(core),
     copyLimit(dst: number, dstStride: number, src: number, srcStride: number, len: number, times: number): number {
       if (times === 0) return 0;
       const size = core.byteLength;

@@ -1,0 +1,1 @@
+// (being written: GuestMemory and Iommu DMA, issue 4)
