@@ -80,6 +80,21 @@ function finish(res: usize, ret: i32, index: u32, bytes: u64, count: u64, detail
   return i == 0 ? (n == 1 ? CLS_ONLY : CLS_FIRST) : (i == n - 1 ? CLS_LAST : CLS_MIDDLE);
 }
 
+/** Class of middle entry i, written to classes[i] (see pageListClassify). */
+// @ts-ignore: decorator
+@inline function middleClass(segs: usize, classes: usize, i: u32, mask: u32): u32 {
+  const e = segs + (<usize>i << 4);
+  const lo = load<u32>(e);
+  const len = load<u32>(e, SEG_OFF_LEN);
+  const so = lo & mask;
+  const eo = (lo + len) & mask;
+  let m = CLS_MIDDLE | (<u32>(so == 0) << 2) | (<u32>(eo == 0) << 3) | (<u32>((so | eo | <u32>(len == 0)) != 0) << 4) |
+    (<u32>(len == 0) << 5) | (<u32>((lo & 3) != 0) << 6);
+  if (load<u32>(e, 4) == 0xffffffff) m = classOf(load<u64>(e), len, mask, CLS_MIDDLE, PL_RULE_HYPERV);
+  store<u8>(classes + i, <u8>m);
+  return m;
+}
+
 /**
  * Writes one class byte per segment to `classes` and returns the index of the first segment
  * that breaks the rule, or n when the whole list is legal (so the result never collides with a
@@ -96,19 +111,23 @@ export function pageListClassify(segs: usize, n: u32, pageSize: u32, rule: u32, 
   let c = classOf(load<u64>(segs), load<u32>(segs, SEG_OFF_LEN), mask, n == 1 ? CLS_ONLY : CLS_FIRST, rule);
   store<u8>(classes, <u8>c);
   if (n == 1) return (c & CLS_VIOLATION) != 0 ? 0 : 1;
-  let first: u32 = (c & CLS_VIOLATION) != 0 ? 0 : n;
+  // Middle entries follow the same rule under both variants. The hot loop computes the class in
+  // 32-bit halves and ORs the classes together instead of tracking the first violation; only an
+  // address whose high half is all ones can wrap 2^64, and that rare entry takes the exact path.
   const last = n - 1;
-  // Middle entries follow the same rule under both variants.
-  for (let i: u32 = 1; i < last; i++) {
-    const e = segs + (<usize>i << 4);
-    c = classOf(load<u64>(e), load<u32>(e, SEG_OFF_LEN), mask, CLS_MIDDLE, PL_RULE_HYPERV);
-    store<u8>(classes + i, <u8>c);
-    if ((c & CLS_VIOLATION) != 0 && first == n) first = i;
+  let any = c;
+  let i: u32 = 1;
+  for (; i + 1 < last; i += 2) {
+    any |= middleClass(segs, classes, i, mask) | middleClass(segs, classes, i + 1, mask);
   }
+  if (i < last) any |= middleClass(segs, classes, i, mask);
   const e = segs + (<usize>last << 4);
   c = classOf(load<u64>(e), load<u32>(e, SEG_OFF_LEN), mask, CLS_LAST, rule);
   store<u8>(classes + last, <u8>c);
-  if ((c & CLS_VIOLATION) != 0 && first == n) first = last;
+  any |= c;
+  if ((any & CLS_VIOLATION) == 0) return <i32>n;
+  let first: u32 = 0;
+  while ((load<u8>(classes + first) & CLS_VIOLATION) == 0) first++;
   return <i32>first;
 }
 
