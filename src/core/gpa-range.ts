@@ -10,7 +10,7 @@ import {
   SEG_SIZE, PL_RES_SIZE, PL_RES_INDEX, PL_RES_BYTES, PL_RES_COUNT, PL_RES_DETAIL, GPA_RANGE_HEADER_SIZE,
   GPA_DIRECT_PREFIX_SIZE, GPA_MULTI_MERGE, GPA_MULTI_PER_SEGMENT, GPA_DECODE_PER_PAGE, PL_RULE_HYPERV,
   PL_RULE_NVME_PRP, CLS_POS_MASK, CLS_FIRST, CLS_MIDDLE, CLS_LAST, CLS_START_ALIGNED, CLS_END_ALIGNED,
-  CLS_VIOLATION, CLS_EMPTY, CLS_DWORD_MISALIGNED, CLS_OVERFLOW, PAGE_SIZE, PKT_TRAILER_SIZE,
+  CLS_VIOLATION, CLS_EMPTY, CLS_DWORD_MISALIGNED, CLS_OVERFLOW, PAGE_SIZE, PKT_TRAILER_SIZE, PKT_MAX_BYTES,
   E_BufferTooSmall, E_PageListRule,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
@@ -89,8 +89,10 @@ function stageSegments(core: Core, segments: readonly Segment[], ptr: number): v
   }
 }
 
-// Output sizes are exact for legal input; past this the engine reports BufferTooSmall.
-const MAX_IMAGE = 64 << 20;
+// Default output limit: the most range bytes one GPA-direct packet can carry (tlen is a u16 of
+// q-words, spec §2.8). Sizes below it are exact for legal input; a bigger image is reported as
+// BufferTooSmall with the size it needs (pass `into` to write one anyway).
+const MAX_IMAGE = PKT_MAX_BYTES - GPA_DIRECT_PREFIX_SIZE;
 
 type EncodeCall = (segs: number, n: number, out: number, cap: number, res: number) => number;
 

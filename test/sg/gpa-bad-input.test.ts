@@ -174,6 +174,17 @@ describe.each(ENGINES)('GPA range bad input (%s)', (engine) => {
     expect(decodeGpaRanges(c, mr.bytes, 2).segments.map(({ addr, len }) => [addr, len])).toEqual([[0x7ff8, 0x10], [0x9004, 0x20]]);
   });
 
+  it('an image larger than one GPA-direct packet can carry is BufferTooSmall with its size; `into` writes it anyway', () => {
+    const c = core(engine);
+    const huge = [{ addr: 0x100000000, len: 0xfffff000 }]; // 2^20 - 1 pages: an 8 MiB image
+    const e = expectCode(() => encodeGpaRange(c, huge), 'BufferTooSmall');
+    expect(e.details?.needed).toBe(8 + 8 * 0xfffff);
+    const ptr = c.alloc(8 + 8 * 0xfffff, 8);
+    const img = encodeGpaRange(c, huge, { into: { ptr, len: 8 + 8 * 0xfffff } });
+    expect(img.length).toBe(8 + 8 * 0xfffff);
+    expect(new DataView(img.buffer, img.byteOffset).getUint32(8 + 8 * 0xffffe, true)).toBe(0x100000 + 0xffffe);
+  });
+
   it('engine: bad pointers, misaligned lists and unknown flags are InvalidArgument, with nothing written', () => {
     const c = core(engine);
     const segs = c.alloc(64, 8);
