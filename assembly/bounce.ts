@@ -27,8 +27,6 @@ import {
 import { inMemory } from './mem';
 import { guestRange, u64of } from './guest';
 
-const GPA_LIMIT_MAX: u64 = u64of(GPA_LIMIT_MAX_LO, GPA_LIMIT_MAX_HI);
-
 // @ts-ignore: decorator
 @inline function segAddr(segs: usize, i: u32): u64 {
   return load<u64>(segs + <usize>i * SEG_SIZE, SEG_OFF_ADDR);
@@ -118,7 +116,7 @@ export function planPages(segs: usize, n: u32, pageSize: u32, rule: u32, maxPage
   if (n > 0x7fffffff / SEG_SIZE || !inMemory(segs, n * SEG_SIZE) || poolCount > 0x7fffffff / 8 || !inMemory(pool, poolCount * 8)) return E_InvalidArgument;
   const p = <u64>pageSize;
   const limit = u64of(limitLo, limitHi);
-  if (limit > GPA_LIMIT_MAX) return E_InvalidArgument;
+  if (limit > u64of(GPA_LIMIT_MAX_LO, GPA_LIMIT_MAX_HI)) return E_InvalidArgument;
   let total: u64 = 0;
   for (let i: u32 = 0; i < n; i++) {
     const len = <u64>segLen(segs, i);
