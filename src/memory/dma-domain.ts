@@ -1,0 +1,19 @@
+// The contract between device models and guest memory (DESIGN "Memory model"): a device never
+// touches guest RAM directly; it asks its DMA domain, which translates and permission-checks
+// every page. An access outside what the domain maps is a typed error on that request, never
+// an out-of-bounds access. Iommu domains (identity or strict) implement this interface.
+
+export type DmaAccess = 'read' | 'write';
+
+export interface DmaDomain {
+  /**
+   * Core-memory offset of guest-physical [gpa, gpa+len) for zero-copy access, after checking that
+   * every page of it is mapped for `access` and that it is contiguous in core memory. Throws
+   * SgringError (code 'IommuFault' or 'OutsideGuestRam') otherwise.
+   */
+  translate(gpa: number, len: number, access: DmaAccess): number;
+  /** Copies guest [gpa, gpa+len) out (into `dest` when given). Checks every page before copying. */
+  read(gpa: number, len: number, dest?: Uint8Array): Uint8Array;
+  /** Copies `data` into guest memory at gpa. Checks every page first: nothing partial is written. */
+  write(gpa: number, data: Uint8Array): void;
+}
