@@ -1,6 +1,7 @@
 // npm run bench [-- --quick] [-- suite...]: runs every suite (or the named ones) over the built
 // package, prints meta + a markdown table + key figures to stdout (progress goes to stderr),
-// and writes bench/results/latest.json. Exits 1 when any case failed.
+// and writes bench/results/latest.json (a run of named suites writes partial.json instead, so the
+// full record is not replaced by a part of it). Exits 1 when any case failed.
 
 import { fileURLToPath } from 'node:url';
 import { collectMeta } from './lib/meta.mjs';
@@ -58,7 +59,7 @@ const out = [
 ];
 console.log(out.join('\n'));
 
-const jsonPath = fileURLToPath(new URL('./results/latest.json', import.meta.url));
+const jsonPath = fileURLToPath(new URL(only.length > 0 ? './results/partial.json' : './results/latest.json', import.meta.url));
 writeResults(jsonPath, meta, cases);
 ctx.log(`wrote ${jsonPath}`);
 
