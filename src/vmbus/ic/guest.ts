@@ -103,7 +103,7 @@ export abstract class IcGuest implements Pollable {
       if (m === null) break;
       n++;
       this.stats.received++;
-      this.handle(m.payload, m.transactionId);
+      n += this.handle(m.payload, m.transactionId);
     }
     return n + this.flush();
   }
@@ -123,14 +123,15 @@ export abstract class IcGuest implements Pollable {
     else this.stats.failed++;
   }
 
-  private handle(payload: Uint8Array, tid: bigint): void {
+  /** Handles one message; returns how many answers went out (queued ones included once sent). */
+  private handle(payload: Uint8Array, tid: bigint): number {
     let msg: IcMessage;
     try {
       msg = decodeIcMessage(payload);
     } catch (e) {
       if (!(e instanceof SgringError)) throw e;
       this.count(e.code, true);
-      return;
+      return 0;
     }
     let answer: Answer | null;
     try {
@@ -143,17 +144,18 @@ export abstract class IcGuest implements Pollable {
       // Decode errors of a body (a short body, §6.4 items 26/28) drop the message, as Linux does.
       if (!(e instanceof SgringError)) throw e;
       this.count(e.code, true);
-      return;
+      return 0;
     }
-    if (answer === null) return;
+    if (answer === null) return 0;
     if (answer.failure !== undefined) this.count(answer.failure, false);
     // Linux leaves the host's status in place unless the handler sets one.
     const status = answer.status ?? msg.header.status;
     const out = encodeIcMessage({ ...msg.header, status, flags: IC_FLAG_TRANSACTION | IC_FLAG_RESPONSE }, answer.body);
     this.outbox.push({ payload: out, tid });
     this.stats.answered++;
-    this.flush();
+    const sent = this.flush();
     answer.after?.();
+    return sent;
   }
 
   /** Picks the highest common versions (see negotiate.ts); a bad list fails the negotiation. */

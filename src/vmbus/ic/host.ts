@@ -239,11 +239,16 @@ export class ShutdownHost extends IcHost {
 
   /** Resolves when the guest accepts (status 0); IcPeerStatus when it refuses. */
   shutdown(o: ShutdownOptions = {}): Promise<void> {
-    const body = () => encodeShutdown({
-      reasonCode: o.reasonCode ?? 0x80000000, timeoutSeconds: o.timeoutSeconds ?? 0,
-      flags: shutdownFlags(o.kind ?? 'poweroff', o.force ?? false), message: o.message,
-    });
-    return this.request(IC_MSGTYPE_SHUTDOWN, body, (msg) => IcHost.requireOk(msg));
+    let body: Uint8Array;
+    try {
+      body = encodeShutdown({
+        reasonCode: o.reasonCode ?? 0x80000000, timeoutSeconds: o.timeoutSeconds ?? 0,
+        flags: shutdownFlags(o.kind ?? 'poweroff', o.force ?? false), message: o.message,
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.request(IC_MSGTYPE_SHUTDOWN, () => body, (msg) => IcHost.requireOk(msg));
   }
 }
 
@@ -280,7 +285,14 @@ export class KvpHost extends IcHost {
   }
 
   private kvp<T>(req: KvpRequest, done: (msg: IcMessage) => T): Promise<T> {
-    return this.request(IC_MSGTYPE_KVP, () => encodeKvpRequest(req), done);
+    // Encoded now, so a key or value that cannot be sent rejects before anything is queued.
+    let body: Uint8Array;
+    try {
+      body = encodeKvpRequest(req);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.request(IC_MSGTYPE_KVP, () => body, done);
   }
 
   private static result(op: KvpOperation, msg: IcMessage) {
