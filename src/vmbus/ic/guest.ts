@@ -28,7 +28,7 @@ import {
   type IcServiceName, type IcVersions,
 } from './negotiate';
 import {
-  decodeShutdown, decodeTimesync, heartbeatReply, parentTimeToUnixNs, shutdownKind, timesyncFlagNames,
+  decodeHeartbeat, decodeShutdown, decodeTimesync, heartbeatReply, parentTimeToUnixNs, shutdownKind, timesyncFlagNames,
   type ShutdownKind, type TimeSample,
 } from './bodies';
 import { decodeKvpRequest, kvpHeader, kvpReplyBody, type KvpRequest, type KvpResult } from './kvp';
@@ -188,7 +188,7 @@ export class HeartbeatGuest extends IcGuest {
 
   protected serve(msg: IcMessage): Answer {
     const body = heartbeatReply(msg.body);
-    this.lastSequence = new DataView(msg.body.buffer, msg.body.byteOffset, 8).getBigUint64(0, true);
+    this.lastSequence = decodeHeartbeat(msg.body);
     return { body };
   }
 }
