@@ -17,4 +17,20 @@ export { findCounterexample, formatCounterexample, type Counterexample, type Fuz
 export * from './core/gpa-range';
 export * from './core/nvme-prp';
 export * from './core/nvme-sgl';
+// Integration-component (util) channels: heartbeat, shutdown, timesync, KVP (spec §3.4, §6.4).
+export {
+  decodeIcMessage, encodeIcMessage, compareVersions, formatVersion, chooseVersions, pickVersion, checkNegotiateResponse,
+  decodeNegotiateBody, encodeNegotiateBody, encodeNegotiateResponse, GUEST_FRAMEWORK_VERSIONS, GUEST_MESSAGE_VERSIONS,
+  HOST_FRAMEWORK_VERSIONS, HOST_MESSAGE_VERSIONS, decodeHeartbeat, encodeHeartbeat, heartbeatReply, decodeShutdown,
+  encodeShutdown, shutdownFlags, shutdownKind, decodeTimesync, encodeTimesync, parentTimeToUnixNs, unixNsToParentTime,
+  timesyncFlagNames, TIMESYNC_EPOCH_DELTA, decodeKvpRequest, decodeKvpResponse, encodeKvpRequest, kvpReplyBody, KvpStore,
+  RingPipe, createRingPipePair, pumpIc, settleIc, IcGuest, HeartbeatGuest, ShutdownGuest, TimesyncGuest, KvpGuest,
+  IcHost, HeartbeatHost, ShutdownHost, TimesyncHost, KvpHost,
+  type IcHeader, type IcMessage, type IcVersion, type IcNegotiateBody, type IcServiceName, type IcVersions,
+  type ShutdownKind, type ShutdownRequest, type TimeSample, type KvpOperation, type KvpRequest, type KvpResult,
+  type KvpValue, type KvpStoreOptions, type IcPipe, type IcPipeMessage, type Pollable, type RingPipeOptions,
+  type RingPipeStats, type IcGuestOptions, type IcGuestStats, type ShutdownEvent, type ShutdownGuestOptions,
+  type TimeSampleEvent, type TimesyncGuestOptions, type KvpGuestOptions, type IcHostOptions, type IcHostStats,
+  type ShutdownOptions, type SendTimeOptions,
+} from './vmbus/ic/index';
 export * as constants from './generated/constants';
