@@ -17,4 +17,5 @@ export { findCounterexample, formatCounterexample, type Counterexample, type Fuz
 export * from './core/gpa-range';
 export * from './core/nvme-prp';
 export * from './core/nvme-sgl';
+export * from './memory/iommu';
 export * as constants from './generated/constants';
