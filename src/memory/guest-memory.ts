@@ -114,6 +114,17 @@ export function stage(core: Core, segments: readonly Segment[], bufBytes: number
   return { res: s.ptr, segs, buf: segs + n * SEG_SIZE };
 }
 
+/**
+ * Stages the list with room for a len-byte buffer. When that would grow the scratch, the list is
+ * checked first: a hostile length (a decoded GPA range of 0xFFFFFFFF bytes) must fail with its
+ * DMA error, not make core memory grow (checklist: no unbounded allocation).
+ */
+function stageWithBuffer(core: Core, caller: DmaCaller, segments: readonly Segment[], access: number, len: number): Staged {
+  const s = scratchOf.get(core);
+  if (!s || s.cap < DMA_RES_SIZE + segments.length * SEG_SIZE + len) runCheck(core, caller, segments, access, len);
+  return stage(core, segments, len);
+}
+
 /** Core offset of a buffer that already lies in core memory (a Region, or a view of the memory), else null. */
 function directPtr(core: Core, b: DmaBuffer | undefined): { ptr: number; len: number } | null {
   if (b === undefined) return null;
@@ -153,7 +164,7 @@ export function runGather(core: Core, caller: DmaCaller, source: DmaSource, opts
   const intoLen = into instanceof Uint8Array ? into.length : into?.len;
   if (intoLen !== undefined && intoLen < len) throw new SgringError('BufferTooSmall', `${caller.who}: the transfer needs ${len} bytes, the buffer holds ${intoLen}`, { needed: len });
   const direct = directPtr(core, into);
-  const s = stage(core, segments, direct ? 0 : len);
+  const s = direct ? stage(core, segments, 0) : stageWithBuffer(core, caller, segments, DMA_READ, len);
   const buf = direct ? direct.ptr : s.buf;
   const st = core.fn.dmaGather(caller.dom, caller.gen, core.guestBase, core.guestBytes, s.segs, segments.length, buf, len, s.res);
   if (st < 0) throw dmaError(core, st, s.res, caller, 'read', len);
@@ -172,7 +183,7 @@ export function runScatter(core: Core, caller: DmaCaller, source: DmaSource, dat
   const len = direct ? direct.len : (data as Uint8Array).length;
   if (!direct && !(data instanceof Uint8Array)) throw new SgringError('InvalidArgument', `${caller.who}: scatter data must be a Uint8Array or a region`);
   if (len > MAX_TRANSFER) throw new SgringError('InvalidArgument', `${caller.who}: transfer length ${len} must be below 2 GiB`);
-  const s = stage(core, segments, direct ? 0 : len);
+  const s = direct ? stage(core, segments, 0) : stageWithBuffer(core, caller, segments, DMA_WRITE, len);
   const buf = direct ? direct.ptr : s.buf;
   if (!direct) core.u8.set(data as Uint8Array, buf);
   const st = core.fn.dmaScatter(caller.dom, caller.gen, core.guestBase, core.guestBytes, s.segs, segments.length, buf, len, s.res);

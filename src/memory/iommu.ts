@@ -183,6 +183,10 @@ export class IommuDomain implements DmaDomain {
   /** Core offset of [gpa, gpa+len) after checking every page for `access` (zero-copy). */
   translate(gpa: number, len: number, access: DmaAccess, opts: DmaRequestOptions = {}): number {
     const bits = accessBits(access);
+    // A length no guest RAM can hold (the engine's limit is 2 GiB) is a guest-RAM fault, not a bad argument.
+    if (Number.isSafeInteger(len) && len > this.core.guestBytes && Number.isSafeInteger(gpa) && gpa >= 0) {
+      throw new SgringError('OutsideGuestRam', `${this.device}: translate of ${len} bytes is larger than guest RAM`, { address: gpa });
+    }
     runCheck(this.core, this.caller(opts.context), [{ addr: gpa, len }], bits, len);
     if (gpa > this.core.guestBytes) throw new SgringError('OutsideGuestRam', `${this.device}: translate of ${gpa} is outside guest RAM`, { address: gpa });
     return this.core.guestBase + gpa;
