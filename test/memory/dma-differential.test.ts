@@ -39,7 +39,7 @@ const domArb = fc.record({
   table: fc.oneof(fc.constant('full'), fc.constant('random'), fc.constant('sparse')),
   tableWords: fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: PAGES / 16, maxLength: PAGES / 16 }),
   pages: fc.oneof({ weight: 5, arbitrary: fc.constant(PAGES) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: PAGES }) }, { weight: 1, arbitrary: fc.constant(0xffffffff) }),
-  windows: fc.oneof(fc.constant([]), fc.array(windowArb, { maxLength: 4 })),
+  windows: fc.oneof(fc.constant<{ start: bigint; len: bigint }[]>([]), fc.array(windowArb, { maxLength: 4 })),
   windowCount: fc.option(fc.integer({ min: 0, max: 6 }), { freq: 6 }),
   generation: fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 0, max: 0x7fffffff }).map((x) => (x * 2) >>> 0) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffffffff }) }),
   corrupt: fc.option(fc.tuple(fc.nat(K.DOM_HEADER_SIZE / 4 - 1), fc.integer({ min: 0, max: 0xffffffff })), { freq: 8 }),
