@@ -2,7 +2,7 @@
 // own windows (and into the IOMMU's own table), [H27] a list rewritten after the check, [H28]
 // hostile lengths, [H61] a callback that re-enters the domain during DMA. Both engines.
 import { describe, expect, it } from 'vitest';
-import { constants as K, encodeGpaRange, Iommu, loadCoreSync } from '../../src/index';
+import { constants as K, decodeGpaRanges, encodeGpaRange, Iommu, loadCoreSync } from '../../src/index';
 import { ENGINES } from '../util/engines';
 import { expectCode } from './helpers';
 
@@ -78,11 +78,13 @@ describe.each(ENGINES)('DMA bad input (%s)', (engine) => {
 
   it('[H28] a hostile length fails with its DMA error and never makes core memory grow', () => {
     const d = iommu.domain('huge', { mode: 'identity' });
-    // A legal GPA range of 4 GiB - 4 KiB: decoding it takes the decoder's own scratch, once.
-    const ranges = encodeGpaRange(core, { byteCount: 0xfffff000, byteOffset: 0, pfns: Array.from({ length: 0xfffff }, (_, i) => i) });
-    expectCode(() => d.gather({ gpaRanges: ranges, rangeCount: 1 }), 'InvalidArgument');
+    // A well-formed GPA range of 64 MiB whose pages lie past guest RAM: decoding it takes the
+    // decoder's own scratch once; the DMA must fail before it stages a 64 MiB buffer.
+    const ranges = encodeGpaRange(core, { byteCount: 64 << 20, byteOffset: 0, pfns: Array.from({ length: 16384 }, (_, i) => 0x100 + i) });
+    expect(decodeGpaRanges(core, ranges, 1).segments).toEqual([{ addr: 0x10_0000, len: 64 << 20, range: 0 }]);
     const before = core.byteLength;
-    expectCode(() => d.gather({ gpaRanges: ranges, rangeCount: 1 }), 'InvalidArgument');
+    expect(expectCode(() => d.gather({ gpaRanges: ranges, rangeCount: 1 }), 'OutsideGuestRam').details).toMatchObject({ segment: 0, address: GUEST });
+    expectCode(() => d.gather([{ addr: 0, len: 0xffffffff }, { addr: 0, len: 0xffffffff }]), 'InvalidArgument');
     expect(expectCode(() => d.gather([{ addr: 0x100, len: 0x7fff_0000 }]), 'OutsideGuestRam').details).toMatchObject({ address: GUEST });
     expect(expectCode(() => guest.gather([{ addr: 0, len: GUEST }, { addr: GUEST - 1, len: 0x7000_0000 }]), 'OutsideGuestRam').details).toMatchObject({ segment: 1 });
     expect(core.byteLength).toBe(before);
