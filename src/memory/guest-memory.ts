@@ -151,7 +151,10 @@ export function dmaError(core: Core, st: number, res: number, caller: DmaCaller,
   else if (st === E_DmaDeviceWindow) what = `${at}: inside device window ${detail}`;
   else if (st === E_DmaStale) what = `request generation ${caller.gen}, domain generation ${detail}`;
   else if (st === E_DmaOverrun) what = `the list holds ${detail} bytes, the transfer is ${len}`;
-  else return SgringError.fromStatus(st, `${caller.who}: ${access} DMA`, { device: caller.who });
+  else {
+    const hint = caller.dom !== 0 ? ' (under a domain, the buffer must lie outside guest RAM and the domain image)' : '';
+    return SgringError.fromStatus(st, `${caller.who}: ${access} DMA${hint}`, { device: caller.who });
+  }
   return SgringError.fromStatus(st, `${caller.who}: ${access} DMA, ${what}`, { device: caller.who, segment, address, detail });
 }
 

@@ -332,7 +332,7 @@ export class Iommu {
       }
       return have;
     }
-    const d = IommuDomain.create(this.core, device, { mode: this.defaultMode, ...opts });
+    const d = IommuDomain.create(this.core, device, { ...opts, mode: opts.mode ?? this.defaultMode });
     this.byDevice.set(device, d);
     return d;
   }
