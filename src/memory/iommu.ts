@@ -245,10 +245,17 @@ export class IommuDomain implements DmaDomain {
     else this.deferred.push(fn);
   }
 
+  /** Runs every deferred action (including ones they queue), then rethrows the first failure. */
   private runDeferred(): void {
-    const todo = this.deferred;
-    this.deferred = [];
-    for (const fn of todo) fn();
+    let failure: { error: unknown } | null = null;
+    for (let fn = this.deferred.shift(); fn; fn = this.deferred.shift()) {
+      try {
+        fn();
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    if (failure) throw failure.error;
   }
 
   private guard(op: string): void {

@@ -157,6 +157,15 @@ describe.each(ENGINES)('DMA bad input (%s)', (engine) => {
       throw new Error('device model bug');
     })).toThrow('device model bug');
     expect(d.busy).toBe(false);
+    // Every deferred action runs even when one fails; the first failure surfaces afterwards.
+    const ran: number[] = [];
+    expect(() => d.visit([{ addr: 0x4_0000, len: 8 }], 'read', () => {
+      d.whenIdle(() => {
+        throw new Error('first');
+      });
+      d.whenIdle(() => ran.push(2));
+    })).toThrow('first');
+    expect(ran).toEqual([2]);
     d.unmap(0x4_0000, P);
     // A visit that faults its check never calls the callback.
     let called = false;
