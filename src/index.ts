@@ -33,4 +33,6 @@ export {
   type TimeSampleEvent, type TimesyncGuestOptions, type KvpGuestOptions, type IcHostOptions, type IcHostStats,
   type ShutdownOptions, type SendTimeOptions,
 } from './vmbus/ic/index';
+// Guest memory and the IOMMU (DESIGN "Memory model").
+export * from './memory/iommu';
 export * as constants from './generated/constants';

@@ -9,7 +9,8 @@ export interface DmaDomain {
   /**
    * Core-memory offset of guest-physical [gpa, gpa+len) for zero-copy access, after checking that
    * every page of it is mapped for `access` and that it is contiguous in core memory. Throws
-   * SgringError (code 'IommuFault' or 'OutsideGuestRam') otherwise.
+   * SgringError otherwise: IommuFault, OutsideGuestRam, DmaDeviceWindow, DmaStale, DmaOverrun,
+   * DmaReentrant or InvalidArgument.
    */
   translate(gpa: number, len: number, access: DmaAccess): number;
   /** Copies guest [gpa, gpa+len) out (into `dest` when given). Checks every page before copying. */
