@@ -42,25 +42,22 @@ import { checkCfg, hostArray, nvmeStatus } from './nvme';
  * count, E_BufferTooSmall, or an NVMe status. Check order: length 0 (success, nothing read),
  * MDTS, PRP1 bits 1:0, mapping cap (all before memory is read), then entries in walk order.
  */
-function walkOne(cfg: usize, prp1: u64, prp2: u64, len: u32, out: usize, outCap: u32): i32 {
+// @ts-ignore: decorator
+@inline function walkOne(prp1: u64, prp2: u64, len: u32, out: usize, outCap: u32, mps: u32, maxBytes: u32, flags: u32,
+  maxMaps: u32, gbase: usize, gbytes: u64, scratch: usize, scratchBytes: u32): i32 {
   if (len == 0) return 0; // checklist 25: no memory touched
-  const maxBytes = load<u32>(cfg, NVME_CFG_MAX_BYTES);
   if (maxBytes != 0 && len > maxBytes) return nvmeStatus(NVME_WHY_MDTS, NVME_SC_INVALID_FIELD, true);
-  const flags = load<u32>(cfg, NVME_CFG_FLAGS);
   if ((prp1 & 3) != 0) {
     // §3.1 rule 1: strict by default; bhyve-compatible masking on request.
     if ((flags & NVME_WALK_MASK_PRP1) == 0) return nvmeStatus(NVME_WHY_PRP1_ALIGN, NVME_SC_PRP_OFFSET_INVALID, true);
     prp1 &= ~(<u64>3);
   }
-  const mps = load<u32>(cfg, NVME_CFG_MPS);
   const shift = ctz<u32>(mps);
   const mask = <u64>(mps - 1);
   const first = min<u32>(len, mps - <u32>(prp1 & mask));
   let rest = len - first;
   const entries: u32 = 1 + pagesOf(rest, shift); // §3.1 rule 10
-  if (entries > load<u32>(cfg, NVME_CFG_MAX_MAPPINGS)) return nvmeStatus(NVME_WHY_TOO_MANY_MAPPINGS, NVME_SC_INTERNAL_ERROR, true);
-  const gbase = <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE);
-  const gbytes = <u64>load<u32>(cfg, NVME_CFG_GUEST_BYTES);
+  if (entries > maxMaps) return nvmeStatus(NVME_WHY_TOO_MANY_MAPPINGS, NVME_SC_INTERNAL_ERROR, true);
   const merge = (flags & NVME_WALK_MERGE) != 0;
 
   if (!guestRange(gbytes, prp1, first)) return nvmeStatus(NVME_WHY_DATA_OUTSIDE, NVME_SC_DATA_TRANSFER_ERROR, false);
@@ -88,9 +85,8 @@ function walkOne(cfg: usize, prp1: u64, prp2: u64, len: u32, out: usize, outCap:
   // PRP2 is a list pointer; entries are qwords, so it must be qword aligned (our choice: QEMU
   // reads from any offset). The first list holds (MPS - offset)/8 slots (§3.1 rule 4).
   if ((prp2 & 7) != 0) return nvmeStatus(NVME_WHY_LIST_PTR_ALIGN, NVME_SC_PRP_OFFSET_INVALID, true);
-  const scratch = <usize>load<u32>(cfg, NVME_CFG_SCRATCH);
   const visited = scratch + mps;
-  const visitedCap = (load<u32>(cfg, NVME_CFG_SCRATCH_BYTES) - mps) >> 3;
+  const visitedCap = (scratchBytes - mps) >> 3;
   store<u64>(visited, prp2 & ~mask);
   let nVisited: u32 = 1;
   let list = prp2;
@@ -147,7 +143,10 @@ export function prpWalk(cfg: usize, dptr: usize, len: u32, out: usize, outCap: u
   const st = checkCfg(cfg, 1, 8);
   if (st != 0) return st;
   if (!hostArray(dptr, 1, 16) || !hostArray(out, outCap, SEG_SIZE)) return E_InvalidArgument;
-  return walkOne(cfg, load<u64>(dptr), load<u64>(dptr, 8), len, out, outCap);
+  return walkOne(load<u64>(dptr), load<u64>(dptr, 8), len, out, outCap, load<u32>(cfg, NVME_CFG_MPS),
+    load<u32>(cfg, NVME_CFG_MAX_BYTES), load<u32>(cfg, NVME_CFG_FLAGS), load<u32>(cfg, NVME_CFG_MAX_MAPPINGS),
+    <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE), <u64>load<u32>(cfg, NVME_CFG_GUEST_BYTES),
+    <usize>load<u32>(cfg, NVME_CFG_SCRATCH), load<u32>(cfg, NVME_CFG_SCRATCH_BYTES));
 }
 
 /**
@@ -160,11 +159,20 @@ export function prpWalkBatch(cfg: usize, cmds: usize, count: u32, out: usize, ou
   const st = checkCfg(cfg, 1, 8);
   if (st != 0) return st;
   if (!hostArray(cmds, count, NVME_CMD_SIZE) || !hostArray(out, outCap, SEG_SIZE)) return E_InvalidArgument;
+  // The configuration is read once per batch (the walk itself never writes it).
+  const mps = load<u32>(cfg, NVME_CFG_MPS);
+  const maxBytes = load<u32>(cfg, NVME_CFG_MAX_BYTES);
+  const flags = load<u32>(cfg, NVME_CFG_FLAGS);
+  const maxMaps = load<u32>(cfg, NVME_CFG_MAX_MAPPINGS);
+  const gbase = <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE);
+  const gbytes = <u64>load<u32>(cfg, NVME_CFG_GUEST_BYTES);
+  const scratch = <usize>load<u32>(cfg, NVME_CFG_SCRATCH);
+  const scratchBytes = load<u32>(cfg, NVME_CFG_SCRATCH_BYTES);
   let used: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const c = cmds + <usize>i * NVME_CMD_SIZE;
-    const r = walkOne(cfg, load<u64>(c, NVME_CMD_PRP1), load<u64>(c, NVME_CMD_PRP2), load<u32>(c, NVME_CMD_LENGTH),
-      out + (<usize>used << 4), outCap - used);
+    const r = walkOne(load<u64>(c, NVME_CMD_PRP1), load<u64>(c, NVME_CMD_PRP2), load<u32>(c, NVME_CMD_LENGTH),
+      out + (<usize>used << 4), outCap - used, mps, maxBytes, flags, maxMaps, gbase, gbytes, scratch, scratchBytes);
     if (r == E_BufferTooSmall) return <i32>i;
     store<u32>(c, used, NVME_CMD_FIRST);
     if (r < 0) {
@@ -188,8 +196,9 @@ export function prpWalkBatch(cfg: usize, cmds: usize, count: u32, out: usize, ou
  * checked before anything is written, so an error leaves memory as it was (checklist 19).
  * Returns the number of pool pages used.
  */
-function buildOne(cfg: usize, segs: usize, nsegs: u32, pool: usize, poolCount: u32, rec: usize): i32 {
-  const mps = load<u32>(cfg, NVME_CFG_MPS);
+// @ts-ignore: decorator
+@inline function buildOne(segs: usize, nsegs: u32, pool: usize, poolCount: u32, rec: usize, mps: u32, maxBytes: u32,
+  gbase: usize, gbytes: u64): i32 {
   const shift = ctz<u32>(mps);
   const mask = <u64>(mps - 1);
   let total: u64 = 0;
@@ -206,7 +215,6 @@ function buildOne(cfg: usize, segs: usize, nsegs: u32, pool: usize, poolCount: u
     total += l;
     if (total > 0xffffffff) return E_NvmeTransferTooLarge;
   }
-  const maxBytes = load<u32>(cfg, NVME_CFG_MAX_BYTES);
   if (maxBytes != 0 && total > maxBytes) return E_NvmeTransferTooLarge;
   if (nsegs == 0) {
     store<u64>(rec, 0, NVME_CMD_PRP1);
@@ -244,7 +252,6 @@ function buildOne(cfg: usize, segs: usize, nsegs: u32, pool: usize, poolCount: u
     pages++;
   }
   if (pages > poolCount) return E_NvmeListPoolTooSmall;
-  const gbytes = <u64>load<u32>(cfg, NVME_CFG_GUEST_BYTES);
   for (let j: u32 = 0; j < pages; j++) {
     const p = load<u64>(pool + (<usize>j << 3));
     if (j > 0 && (p & mask) != 0) return E_NvmeBadListPage;
@@ -253,7 +260,6 @@ function buildOne(cfg: usize, segs: usize, nsegs: u32, pool: usize, poolCount: u
 
   // Fill: entries after PRP1 in order; the last slot of a page becomes the chain pointer only
   // when more than one entry is still to be written (§3.1 rule 6).
-  const gbase = <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE);
   let page: u32 = 0;
   let at = gbase + <usize>p0;
   let slot: u32 = 0;
@@ -297,7 +303,8 @@ export function prpBuild(cfg: usize, segs: usize, nsegs: u32, pool: usize, poolC
   const st = checkCfg(cfg, 0, 0);
   if (st != 0) return st;
   if (!hostArray(segs, nsegs, SEG_SIZE) || !hostArray(pool, poolCount, 8) || !hostArray(rec, 1, NVME_CMD_SIZE)) return E_InvalidArgument;
-  return buildOne(cfg, segs, nsegs, pool, poolCount, rec);
+  return buildOne(segs, nsegs, pool, poolCount, rec, load<u32>(cfg, NVME_CFG_MPS), load<u32>(cfg, NVME_CFG_MAX_BYTES),
+    <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE), <u64>load<u32>(cfg, NVME_CFG_GUEST_BYTES));
 }
 
 /**
@@ -309,6 +316,10 @@ export function prpBuildBatch(cfg: usize, cmds: usize, count: u32, segs: usize, 
   const st = checkCfg(cfg, 0, 0);
   if (st != 0) return st;
   if (!hostArray(cmds, count, NVME_CMD_SIZE) || !hostArray(segs, segCount, SEG_SIZE) || !hostArray(pool, poolCount, 8)) return E_InvalidArgument;
+  const mps = load<u32>(cfg, NVME_CFG_MPS);
+  const maxBytes = load<u32>(cfg, NVME_CFG_MAX_BYTES);
+  const gbase = <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE);
+  const gbytes = <u64>load<u32>(cfg, NVME_CFG_GUEST_BYTES);
   let used: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const c = cmds + <usize>i * NVME_CMD_SIZE;
@@ -316,7 +327,7 @@ export function prpBuildBatch(cfg: usize, cmds: usize, count: u32, segs: usize, 
     const n = load<u32>(c, NVME_CMD_COUNT);
     let r: i32 = E_InvalidArgument;
     if (first <= segCount && n <= segCount - first) {
-      r = buildOne(cfg, segs + (<usize>first << 4), n, pool + (<usize>used << 3), poolCount - used, c);
+      r = buildOne(segs + (<usize>first << 4), n, pool + (<usize>used << 3), poolCount - used, c, mps, maxBytes, gbase, gbytes);
     }
     store<i32>(c, r, NVME_CMD_STATUS);
     if (r > 0) used += <u32>r;

@@ -49,18 +49,13 @@ const CHUNK_BYTES: u32 = SGL_CHUNK_DESCRIPTORS * SGL_DESC_SIZE;
  * pointer: next segment, not allowed in a Last Segment); each data descriptor: type, zero
  * length skipped, excess, 64-bit overflow, guest window, mapping cap.
  */
-function walkOne(cfg: usize, dptr: usize, len: u32, out: usize, outCap: u32): i32 {
+// @ts-ignore: decorator
+@inline function walkOne(dptr: usize, len: u32, out: usize, outCap: u32, maxBytes: u32, flags: u32, gbase: usize,
+  gbytes: u64, maxMaps: u32, maxDescs: u32, scratch: usize): i32 {
   if (len == 0) return 0; // checklist 25: no memory touched
-  const maxBytes = load<u32>(cfg, NVME_CFG_MAX_BYTES);
   if (maxBytes != 0 && len > maxBytes) return nvmeStatus(NVME_WHY_MDTS, NVME_SC_INVALID_FIELD, true);
-  const flags = load<u32>(cfg, NVME_CFG_FLAGS);
   const merge = (flags & NVME_WALK_MERGE) != 0;
   const excessOk = (flags & NVME_WALK_SGL_EXCESS) != 0;
-  const gbase = <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE);
-  const gbytes = <u64>load<u32>(cfg, NVME_CFG_GUEST_BYTES);
-  const maxMaps = load<u32>(cfg, NVME_CFG_MAX_MAPPINGS);
-  const maxDescs = load<u32>(cfg, NVME_CFG_MAX_DESCRIPTORS);
-  const scratch = <usize>load<u32>(cfg, NVME_CFG_SCRATCH);
 
   // A Data Block in SGL1 is a one-descriptor SGL read from the command itself.
   const single = <u32>load<u8>(dptr, SGL_OFF_ID) == ID_DATA;
@@ -173,7 +168,9 @@ export function sglWalk(cfg: usize, dptr: usize, len: u32, out: usize, outCap: u
   const st = checkCfg(cfg, 0, CHUNK_BYTES);
   if (st != 0) return st;
   if (!hostArray(dptr, 1, SGL_DESC_SIZE) || !hostArray(out, outCap, SEG_SIZE)) return E_InvalidArgument;
-  return walkOne(cfg, dptr, len, out, outCap);
+  return walkOne(dptr, len, out, outCap, load<u32>(cfg, NVME_CFG_MAX_BYTES), load<u32>(cfg, NVME_CFG_FLAGS),
+    <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE), <u64>load<u32>(cfg, NVME_CFG_GUEST_BYTES), load<u32>(cfg, NVME_CFG_MAX_MAPPINGS),
+    load<u32>(cfg, NVME_CFG_MAX_DESCRIPTORS), <usize>load<u32>(cfg, NVME_CFG_SCRATCH));
 }
 
 /** Batch form of sglWalk over command records; same contract as prpWalkBatch. */
@@ -181,10 +178,19 @@ export function sglWalkBatch(cfg: usize, cmds: usize, count: u32, out: usize, ou
   const st = checkCfg(cfg, 0, CHUNK_BYTES);
   if (st != 0) return st;
   if (!hostArray(cmds, count, NVME_CMD_SIZE) || !hostArray(out, outCap, SEG_SIZE)) return E_InvalidArgument;
+  // The configuration is read once per batch.
+  const maxBytes = load<u32>(cfg, NVME_CFG_MAX_BYTES);
+  const flags = load<u32>(cfg, NVME_CFG_FLAGS);
+  const gbase = <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE);
+  const gbytes = <u64>load<u32>(cfg, NVME_CFG_GUEST_BYTES);
+  const maxMaps = load<u32>(cfg, NVME_CFG_MAX_MAPPINGS);
+  const maxDescs = load<u32>(cfg, NVME_CFG_MAX_DESCRIPTORS);
+  const scratch = <usize>load<u32>(cfg, NVME_CFG_SCRATCH);
   let used: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const c = cmds + <usize>i * NVME_CMD_SIZE;
-    const r = walkOne(cfg, c + NVME_CMD_DPTR, load<u32>(c, NVME_CMD_LENGTH), out + (<usize>used << 4), outCap - used);
+    const r = walkOne(c + NVME_CMD_DPTR, load<u32>(c, NVME_CMD_LENGTH), out + (<usize>used << 4), outCap - used,
+      maxBytes, flags, gbase, gbytes, maxMaps, maxDescs, scratch);
     if (r == E_BufferTooSmall) return <i32>i;
     store<u32>(c, used, NVME_CMD_FIRST);
     if (r < 0) {
@@ -216,8 +222,9 @@ export function sglWalkBatch(cfg: usize, cmds: usize, count: u32, out: usize, ou
  * Pool pages: the first may carry a 16-byte-aligned offset leaving room for at least two
  * descriptors; later ones are page aligned; all lie in guest RAM. Checked before any write.
  */
-function buildOne(cfg: usize, segs: usize, nsegs: u32, pool: usize, poolCount: u32, rec: usize): i32 {
-  const mps = load<u32>(cfg, NVME_CFG_MPS);
+// @ts-ignore: decorator
+@inline function buildOne(segs: usize, nsegs: u32, pool: usize, poolCount: u32, rec: usize, mps: u32, maxBytes: u32,
+  gbase: usize, gbytes: u64): i32 {
   const mask = <u64>(mps - 1);
   let total: u64 = 0;
   for (let i: u32 = 0; i < nsegs; i++) {
@@ -228,7 +235,6 @@ function buildOne(cfg: usize, segs: usize, nsegs: u32, pool: usize, poolCount: u
     total += l;
     if (total > 0xffffffff) return E_NvmeTransferTooLarge;
   }
-  const maxBytes = load<u32>(cfg, NVME_CFG_MAX_BYTES);
   if (maxBytes != 0 && total > maxBytes) return E_NvmeTransferTooLarge;
   if (nsegs <= 1) {
     if (nsegs == 0) putDesc(rec + NVME_CMD_DPTR, 0, 0, ID_DATA);
@@ -250,14 +256,12 @@ function buildOne(cfg: usize, segs: usize, nsegs: u32, pool: usize, poolCount: u
     pages++;
   }
   if (pages > poolCount) return E_NvmeListPoolTooSmall;
-  const gbytes = <u64>load<u32>(cfg, NVME_CFG_GUEST_BYTES);
   for (let j: u32 = 0; j < pages; j++) {
     const p = load<u64>(pool + (<usize>j << 3));
     if (j > 0 && (p & mask) != 0) return E_NvmeBadListPage;
     if (!guestRange(gbytes, p, mps - <u32>(p & mask))) return E_NvmeBadListPage;
   }
 
-  const gbase = <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE);
   // Each pointer's length is the size of the segment it points to.
   left = nsegs;
   cap = cap0;
@@ -288,7 +292,8 @@ export function sglBuild(cfg: usize, segs: usize, nsegs: u32, pool: usize, poolC
   const st = checkCfg(cfg, 0, 0);
   if (st != 0) return st;
   if (!hostArray(segs, nsegs, SEG_SIZE) || !hostArray(pool, poolCount, 8) || !hostArray(rec, 1, NVME_CMD_SIZE)) return E_InvalidArgument;
-  return buildOne(cfg, segs, nsegs, pool, poolCount, rec);
+  return buildOne(segs, nsegs, pool, poolCount, rec, load<u32>(cfg, NVME_CFG_MPS), load<u32>(cfg, NVME_CFG_MAX_BYTES),
+    <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE), <u64>load<u32>(cfg, NVME_CFG_GUEST_BYTES));
 }
 
 /** Batch form of sglBuild over command records; same contract as prpBuildBatch. */
@@ -296,6 +301,10 @@ export function sglBuildBatch(cfg: usize, cmds: usize, count: u32, segs: usize, 
   const st = checkCfg(cfg, 0, 0);
   if (st != 0) return st;
   if (!hostArray(cmds, count, NVME_CMD_SIZE) || !hostArray(segs, segCount, SEG_SIZE) || !hostArray(pool, poolCount, 8)) return E_InvalidArgument;
+  const mps = load<u32>(cfg, NVME_CFG_MPS);
+  const maxBytes = load<u32>(cfg, NVME_CFG_MAX_BYTES);
+  const gbase = <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE);
+  const gbytes = <u64>load<u32>(cfg, NVME_CFG_GUEST_BYTES);
   let used: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const c = cmds + <usize>i * NVME_CMD_SIZE;
@@ -303,7 +312,7 @@ export function sglBuildBatch(cfg: usize, cmds: usize, count: u32, segs: usize, 
     const n = load<u32>(c, NVME_CMD_COUNT);
     let r: i32 = E_InvalidArgument;
     if (first <= segCount && n <= segCount - first) {
-      r = buildOne(cfg, segs + (<usize>first << 4), n, pool + (<usize>used << 3), poolCount - used, c);
+      r = buildOne(segs + (<usize>first << 4), n, pool + (<usize>used << 3), poolCount - used, c, mps, maxBytes, gbase, gbytes);
     }
     store<i32>(c, r, NVME_CMD_STATUS);
     if (r > 0) used += <u32>r;

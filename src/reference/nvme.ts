@@ -2,9 +2,9 @@
 // assembly/guest.ts). 64-bit wire values are handled as lo/hi u32 pairs, never BigInt.
 
 import {
-  E_InvalidArgument, E_NvmeInvalidConfig, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES, NVME_CFG_MPS,
-  NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES, NVME_CFG_SIZE, NVME_DNR, NVME_MPS_MAX, NVME_MPS_MIN,
-  NVME_REASON_SHIFT, NVME_SCT_GENERIC, NVME_SCT_SHIFT,
+  E_InvalidArgument, E_NvmeInvalidConfig, NVME_CFG_FLAGS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES, NVME_CFG_MAX_BYTES,
+  NVME_CFG_MAX_DESCRIPTORS, NVME_CFG_MAX_MAPPINGS, NVME_CFG_MPS, NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES, NVME_CFG_SIZE,
+  NVME_DNR, NVME_MPS_MAX, NVME_MPS_MIN, NVME_REASON_SHIFT, NVME_SCT_GENERIC, NVME_SCT_SHIFT,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
 
@@ -31,6 +31,19 @@ export function pagesOf(bytes: number, shift: number): number {
   return Math.floor(bytes / 2 ** shift) + ((bytes & ((1 << shift) - 1)) !== 0 ? 1 : 0);
 }
 
+/** The configuration block's fields, read once per engine call as the Wasm engine does. */
+export interface NvmeConfig {
+  mps: number;
+  maxBytes: number;
+  flags: number;
+  gbase: number;
+  gbytes: number;
+  maxMaps: number;
+  scratch: number;
+  scratchBytes: number;
+  maxDescs: number;
+}
+
 /** Memory accessors over a core; re-read the views on every call (memory may grow). */
 export function memoryOps(core: Core) {
   const inMemory = (ptr: number, len: number) => {
@@ -49,6 +62,15 @@ export function memoryOps(core: Core) {
     ld8: (p: number) => core.u8[p]!,
     /** memory.copy (memmove semantics). */
     copy: (dst: number, src: number, n: number) => void core.u8.copyWithin(dst, src, src + n),
+    readCfg(cfg: number): NvmeConfig {
+      const u32 = core.u32;
+      const f = (off: number) => u32[(cfg + off) >>> 2]!;
+      return {
+        mps: f(NVME_CFG_MPS), maxBytes: f(NVME_CFG_MAX_BYTES), flags: f(NVME_CFG_FLAGS), gbase: f(NVME_CFG_GUEST_BASE),
+        gbytes: f(NVME_CFG_GUEST_BYTES), maxMaps: f(NVME_CFG_MAX_MAPPINGS), scratch: f(NVME_CFG_SCRATCH),
+        scratchBytes: f(NVME_CFG_SCRATCH_BYTES), maxDescs: f(NVME_CFG_MAX_DESCRIPTORS),
+      };
+    },
     /** checkCfg of assembly/nvme.ts: 0 or a negative engine status. */
     checkCfg(cfg: number, scratchPages: number, scratchBytes: number): number {
       if ((cfg & 7) !== 0 || !inMemory(cfg, NVME_CFG_SIZE)) return E_InvalidArgument;

@@ -5,8 +5,7 @@
 import {
   E_BufferTooSmall, E_InvalidArgument, E_NvmeBadListPage, E_NvmeEmptySegment, E_NvmeListPoolTooSmall,
   E_NvmeNotDwordAligned, E_NvmeNotPageAligned, E_NvmeNotPageEnd, E_NvmeTransferTooLarge,
-  NVME_CFG_FLAGS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES, NVME_CFG_MAX_BYTES, NVME_CFG_MAX_MAPPINGS, NVME_CFG_MPS,
-  NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES, NVME_CMD_COUNT, NVME_CMD_FIRST, NVME_CMD_LENGTH, NVME_CMD_PRP1,
+  NVME_CMD_COUNT, NVME_CMD_FIRST, NVME_CMD_LENGTH, NVME_CMD_PRP1,
   NVME_CMD_PRP2, NVME_CMD_SIZE, NVME_CMD_STATUS, NVME_SC_DATA_TRANSFER_ERROR, NVME_SC_INTERNAL_ERROR,
   NVME_SC_INVALID_FIELD, NVME_SC_PRP_OFFSET_INVALID, NVME_WALK_MASK_PRP1, NVME_WALK_MERGE, NVME_WHY_CHAIN_ALIGN,
   NVME_WHY_CHAIN_LOOP, NVME_WHY_DATA_OUTSIDE, NVME_WHY_ENTRY_ALIGN, NVME_WHY_LIST_OUTSIDE, NVME_WHY_LIST_PTR_ALIGN,
@@ -14,7 +13,7 @@ import {
   SEG_OFF_FLAGS, SEG_OFF_LEN, SEG_SIZE,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
-import { guestRange, memoryOps, nvmeStatus, overflows64, pagesOf, TWO32 } from './nvme';
+import { guestRange, memoryOps, nvmeStatus, overflows64, pagesOf, TWO32, type NvmeConfig } from './nvme';
 
 export interface PrpFunctions {
   /** Walks PRP1/PRP2 at dptr for len bytes -> segment count at out, or a negative status. */
@@ -30,7 +29,6 @@ export interface PrpFunctions {
 export function createReferencePrp(core: Core): PrpFunctions {
   const m = memoryOps(core);
   const { ld32, st32 } = m;
-  const cfgU32 = (cfg: number, off: number) => ld32(cfg + off);
   const putSeg = (p: number, lo: number, hi: number, len: number) => {
     st32(p, lo);
     st32(p + 4, hi);
@@ -39,24 +37,20 @@ export function createReferencePrp(core: Core): PrpFunctions {
   };
 
   /** walkOne of assembly/prp.ts, step for step. */
-  function walkOne(cfg: number, p1lo: number, p1hi: number, p2lo: number, p2hi: number, len: number, out: number, outCap: number): number {
+  function walkOne(k: NvmeConfig, p1lo: number, p1hi: number, p2lo: number, p2hi: number, len: number, out: number, outCap: number): number {
     if (len === 0) return 0;
-    const maxBytes = cfgU32(cfg, NVME_CFG_MAX_BYTES);
+    const { maxBytes, flags, mps, gbase, gbytes } = k;
     if (maxBytes !== 0 && len > maxBytes) return nvmeStatus(NVME_WHY_MDTS, NVME_SC_INVALID_FIELD, true);
-    const flags = cfgU32(cfg, NVME_CFG_FLAGS);
     if ((p1lo & 3) !== 0) {
       if ((flags & NVME_WALK_MASK_PRP1) === 0) return nvmeStatus(NVME_WHY_PRP1_ALIGN, NVME_SC_PRP_OFFSET_INVALID, true);
       p1lo = (p1lo & ~3) >>> 0;
     }
-    const mps = cfgU32(cfg, NVME_CFG_MPS);
     const shift = 31 - Math.clz32(mps);
     const mask = mps - 1;
     const first = Math.min(len, mps - (p1lo & mask));
     let rest = len - first;
     const entries = 1 + pagesOf(rest, shift);
-    if (entries > cfgU32(cfg, NVME_CFG_MAX_MAPPINGS)) return nvmeStatus(NVME_WHY_TOO_MANY_MAPPINGS, NVME_SC_INTERNAL_ERROR, true);
-    const gbase = cfgU32(cfg, NVME_CFG_GUEST_BASE);
-    const gbytes = cfgU32(cfg, NVME_CFG_GUEST_BYTES);
+    if (entries > k.maxMaps) return nvmeStatus(NVME_WHY_TOO_MANY_MAPPINGS, NVME_SC_INTERNAL_ERROR, true);
     const merge = (flags & NVME_WALK_MERGE) !== 0;
 
     if (!guestRange(gbytes, p1lo, p1hi, first)) return nvmeStatus(NVME_WHY_DATA_OUTSIDE, NVME_SC_DATA_TRANSFER_ERROR, false);
@@ -81,9 +75,9 @@ export function createReferencePrp(core: Core): PrpFunctions {
     }
 
     if ((p2lo & 7) !== 0) return nvmeStatus(NVME_WHY_LIST_PTR_ALIGN, NVME_SC_PRP_OFFSET_INVALID, true);
-    const scratch = cfgU32(cfg, NVME_CFG_SCRATCH);
+    const scratch = k.scratch;
     const visited = scratch + mps;
-    const visitedCap = Math.floor((cfgU32(cfg, NVME_CFG_SCRATCH_BYTES) - mps) / 8);
+    const visitedCap = Math.floor((k.scratchBytes - mps) / 8);
     st32(visited, (p2lo & ~mask) >>> 0);
     st32(visited + 4, p2hi);
     let nVisited = 1;
@@ -137,8 +131,8 @@ export function createReferencePrp(core: Core): PrpFunctions {
   }
 
   /** buildOne of assembly/prp.ts, step for step. */
-  function buildOne(cfg: number, segs: number, nsegs: number, pool: number, poolCount: number, rec: number): number {
-    const mps = cfgU32(cfg, NVME_CFG_MPS);
+  function buildOne(k: NvmeConfig, segs: number, nsegs: number, pool: number, poolCount: number, rec: number): number {
+    const { mps, maxBytes, gbase, gbytes } = k;
     const shift = 31 - Math.clz32(mps);
     const mask = mps - 1;
     let total = 0;
@@ -156,7 +150,6 @@ export function createReferencePrp(core: Core): PrpFunctions {
       total += l;
       if (total > 0xffffffff) return E_NvmeTransferTooLarge;
     }
-    const maxBytes = cfgU32(cfg, NVME_CFG_MAX_BYTES);
     if (maxBytes !== 0 && total > maxBytes) return E_NvmeTransferTooLarge;
     const putDptr = (p1lo: number, p1hi: number, p2lo: number, p2hi: number, len: number) => {
       st32(rec + NVME_CMD_PRP1, p1lo);
@@ -209,14 +202,12 @@ export function createReferencePrp(core: Core): PrpFunctions {
       pages++;
     }
     if (pages > poolCount) return E_NvmeListPoolTooSmall;
-    const gbytes = cfgU32(cfg, NVME_CFG_GUEST_BYTES);
     for (let j = 0; j < pages; j++) {
       const lo = ld32(pool + j * 8);
       if (j > 0 && (lo & mask) !== 0) return E_NvmeBadListPage;
       if (!guestRange(gbytes, lo, ld32(pool + j * 8 + 4), mps - (lo & mask))) return E_NvmeBadListPage;
     }
 
-    const gbase = cfgU32(cfg, NVME_CFG_GUEST_BASE);
     let page = 0;
     let at = gbase + p0lo;
     let slot = 0;
@@ -263,7 +254,7 @@ export function createReferencePrp(core: Core): PrpFunctions {
       const st = m.checkCfg(cfg, 1, 8);
       if (st !== 0) return st;
       if (!m.hostArray(dptr, 1, 16) || !m.hostArray(out, outCap, SEG_SIZE)) return E_InvalidArgument;
-      return walkOne(cfg, ld32(dptr), ld32(dptr + 4), ld32(dptr + 8), ld32(dptr + 12), len, out, outCap);
+      return walkOne(m.readCfg(cfg), ld32(dptr), ld32(dptr + 4), ld32(dptr + 8), ld32(dptr + 12), len, out, outCap);
     },
 
     prpWalkBatch(cfg, cmds, count, out, outCap) {
@@ -271,10 +262,11 @@ export function createReferencePrp(core: Core): PrpFunctions {
       const st = m.checkCfg(cfg, 1, 8);
       if (st !== 0) return st;
       if (!m.hostArray(cmds, count, NVME_CMD_SIZE) || !m.hostArray(out, outCap, SEG_SIZE)) return E_InvalidArgument;
+      const k = m.readCfg(cfg);
       let used = 0;
       for (let i = 0; i < count; i++) {
         const c = cmds + i * NVME_CMD_SIZE;
-        const r = walkOne(cfg, ld32(c + NVME_CMD_PRP1), ld32(c + NVME_CMD_PRP1 + 4), ld32(c + NVME_CMD_PRP2),
+        const r = walkOne(k, ld32(c + NVME_CMD_PRP1), ld32(c + NVME_CMD_PRP1 + 4), ld32(c + NVME_CMD_PRP2),
           ld32(c + NVME_CMD_PRP2 + 4), ld32(c + NVME_CMD_LENGTH), out + used * SEG_SIZE, outCap - used);
         if (r === E_BufferTooSmall) return i;
         st32(c + NVME_CMD_FIRST, used);
@@ -290,7 +282,7 @@ export function createReferencePrp(core: Core): PrpFunctions {
       const st = m.checkCfg(cfg, 0, 0);
       if (st !== 0) return st;
       if (!m.hostArray(segs, nsegs, SEG_SIZE) || !m.hostArray(pool, poolCount, 8) || !m.hostArray(rec, 1, NVME_CMD_SIZE)) return E_InvalidArgument;
-      return buildOne(cfg, segs, nsegs, pool, poolCount, rec);
+      return buildOne(m.readCfg(cfg), segs, nsegs, pool, poolCount, rec);
     },
 
     prpBuildBatch(cfg, cmds, count, segs, segCount, pool, poolCount) {
@@ -299,6 +291,7 @@ export function createReferencePrp(core: Core): PrpFunctions {
       const st = m.checkCfg(cfg, 0, 0);
       if (st !== 0) return st;
       if (!m.hostArray(cmds, count, NVME_CMD_SIZE) || !m.hostArray(segs, segCount, SEG_SIZE) || !m.hostArray(pool, poolCount, 8)) return E_InvalidArgument;
+      const k = m.readCfg(cfg);
       let used = 0;
       for (let i = 0; i < count; i++) {
         const c = cmds + i * NVME_CMD_SIZE;
@@ -306,7 +299,7 @@ export function createReferencePrp(core: Core): PrpFunctions {
         const n = ld32(c + NVME_CMD_COUNT);
         let r = E_InvalidArgument;
         if (first <= segCount && n <= segCount - first) {
-          r = buildOne(cfg, segs + first * SEG_SIZE, n, pool + used * 8, poolCount - used, c);
+          r = buildOne(k, segs + first * SEG_SIZE, n, pool + used * 8, poolCount - used, c);
         }
         st32(c + NVME_CMD_STATUS, r);
         if (r > 0) used += r;

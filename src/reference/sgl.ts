@@ -4,8 +4,7 @@
 
 import {
   E_BufferTooSmall, E_InvalidArgument, E_NvmeBadListPage, E_NvmeEmptySegment, E_NvmeListPoolTooSmall,
-  E_NvmeTransferTooLarge, NVME_CFG_FLAGS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES, NVME_CFG_MAX_BYTES,
-  NVME_CFG_MAX_DESCRIPTORS, NVME_CFG_MAX_MAPPINGS, NVME_CFG_MPS, NVME_CFG_SCRATCH, NVME_CMD_COUNT, NVME_CMD_DPTR,
+  E_NvmeTransferTooLarge, NVME_CMD_COUNT, NVME_CMD_DPTR,
   NVME_CMD_FIRST, NVME_CMD_LENGTH, NVME_CMD_SIZE, NVME_CMD_STATUS, NVME_SC_DATA_SGL_LENGTH_INVALID,
   NVME_SC_DATA_TRANSFER_ERROR, NVME_SC_INTERNAL_ERROR, NVME_SC_INVALID_FIELD, NVME_SC_INVALID_NUMBER_OF_SGL_DESCRIPTORS,
   NVME_SC_INVALID_SGL_SEGMENT_DESCRIPTOR, NVME_SC_SGL_DESCRIPTOR_TYPE_INVALID, NVME_WALK_MERGE, NVME_WALK_SGL_EXCESS,
@@ -16,7 +15,7 @@ import {
   SGL_CHUNK_DESCRIPTORS, SGL_DESC_SIZE, SGL_OFF_ID, SGL_OFF_LEN, SGL_TYPE_LAST_SEGMENT, SGL_TYPE_SEGMENT,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
-import { guestRange, memoryOps, nvmeStatus, overflows64 } from './nvme';
+import { guestRange, memoryOps, nvmeStatus, overflows64, type NvmeConfig } from './nvme';
 
 export interface SglFunctions {
   /** Walks SGL1 at dptr for len bytes -> segment count at out, or a negative status. */
@@ -38,21 +37,14 @@ const isPointer = (id: number) => id === ID_SEGMENT || id === ID_LAST;
 export function createReferenceSgl(core: Core): SglFunctions {
   const m = memoryOps(core);
   const { ld32, st32, ld8 } = m;
-  const cfgU32 = (cfg: number, off: number) => ld32(cfg + off);
 
   /** walkOne of assembly/sgl.ts, step for step. */
-  function walkOne(cfg: number, dptr: number, len: number, out: number, outCap: number): number {
+  function walkOne(k: NvmeConfig, dptr: number, len: number, out: number, outCap: number): number {
     if (len === 0) return 0;
-    const maxBytes = cfgU32(cfg, NVME_CFG_MAX_BYTES);
+    const { maxBytes, flags, gbase, gbytes, maxMaps, maxDescs, scratch } = k;
     if (maxBytes !== 0 && len > maxBytes) return nvmeStatus(NVME_WHY_MDTS, NVME_SC_INVALID_FIELD, true);
-    const flags = cfgU32(cfg, NVME_CFG_FLAGS);
     const merge = (flags & NVME_WALK_MERGE) !== 0;
     const excessOk = (flags & NVME_WALK_SGL_EXCESS) !== 0;
-    const gbase = cfgU32(cfg, NVME_CFG_GUEST_BASE);
-    const gbytes = cfgU32(cfg, NVME_CFG_GUEST_BYTES);
-    const maxMaps = cfgU32(cfg, NVME_CFG_MAX_MAPPINGS);
-    const maxDescs = cfgU32(cfg, NVME_CFG_MAX_DESCRIPTORS);
-    const scratch = cfgU32(cfg, NVME_CFG_SCRATCH);
 
     const single = ld8(dptr + SGL_OFF_ID) === ID_DATA;
     let segId = ld8(dptr + SGL_OFF_ID);
@@ -173,8 +165,8 @@ export function createReferenceSgl(core: Core): SglFunctions {
   };
 
   /** buildOne of assembly/sgl.ts, step for step. */
-  function buildOne(cfg: number, segs: number, nsegs: number, pool: number, poolCount: number, rec: number): number {
-    const mps = cfgU32(cfg, NVME_CFG_MPS);
+  function buildOne(k: NvmeConfig, segs: number, nsegs: number, pool: number, poolCount: number, rec: number): number {
+    const { mps, maxBytes, gbase, gbytes } = k;
     const mask = mps - 1;
     let total = 0;
     for (let i = 0; i < nsegs; i++) {
@@ -185,7 +177,6 @@ export function createReferenceSgl(core: Core): SglFunctions {
       total += l;
       if (total > 0xffffffff) return E_NvmeTransferTooLarge;
     }
-    const maxBytes = cfgU32(cfg, NVME_CFG_MAX_BYTES);
     if (maxBytes !== 0 && total > maxBytes) return E_NvmeTransferTooLarge;
     if (nsegs <= 1) {
       if (nsegs === 0) putDesc(rec + NVME_CMD_DPTR, 0, 0, 0, ID_DATA);
@@ -208,14 +199,12 @@ export function createReferenceSgl(core: Core): SglFunctions {
       pages++;
     }
     if (pages > poolCount) return E_NvmeListPoolTooSmall;
-    const gbytes = cfgU32(cfg, NVME_CFG_GUEST_BYTES);
     for (let j = 0; j < pages; j++) {
       const lo = ld32(pool + j * 8);
       if (j > 0 && (lo & mask) !== 0) return E_NvmeBadListPage;
       if (!guestRange(gbytes, lo, ld32(pool + j * 8 + 4), mps - (lo & mask))) return E_NvmeBadListPage;
     }
 
-    const gbase = cfgU32(cfg, NVME_CFG_GUEST_BASE);
     left = nsegs;
     cap = cap0;
     putDesc(rec + NVME_CMD_DPTR, p0lo, p0hi, (left > cap ? cap : left) * 16, left > cap ? ID_SEGMENT : ID_LAST);
@@ -241,10 +230,11 @@ export function createReferenceSgl(core: Core): SglFunctions {
   }
 
   function walkBatch(cfg: number, cmds: number, count: number, out: number, outCap: number): number {
+    const k = m.readCfg(cfg);
     let used = 0;
     for (let i = 0; i < count; i++) {
       const c = cmds + i * NVME_CMD_SIZE;
-      const r = walkOne(cfg, c + NVME_CMD_DPTR, ld32(c + NVME_CMD_LENGTH), out + used * SEG_SIZE, outCap - used);
+      const r = walkOne(k, c + NVME_CMD_DPTR, ld32(c + NVME_CMD_LENGTH), out + used * SEG_SIZE, outCap - used);
       if (r === E_BufferTooSmall) return i;
       st32(c + NVME_CMD_FIRST, used);
       st32(c + NVME_CMD_STATUS, r < 0 ? r : 0);
@@ -260,7 +250,7 @@ export function createReferenceSgl(core: Core): SglFunctions {
       const st = m.checkCfg(cfg, 0, CHUNK_BYTES);
       if (st !== 0) return st;
       if (!m.hostArray(dptr, 1, SGL_DESC_SIZE) || !m.hostArray(out, outCap, SEG_SIZE)) return E_InvalidArgument;
-      return walkOne(cfg, dptr, len, out, outCap);
+      return walkOne(m.readCfg(cfg), dptr, len, out, outCap);
     },
 
     sglWalkBatch(cfg, cmds, count, out, outCap) {
@@ -276,7 +266,7 @@ export function createReferenceSgl(core: Core): SglFunctions {
       const st = m.checkCfg(cfg, 0, 0);
       if (st !== 0) return st;
       if (!m.hostArray(segs, nsegs, SEG_SIZE) || !m.hostArray(pool, poolCount, 8) || !m.hostArray(rec, 1, NVME_CMD_SIZE)) return E_InvalidArgument;
-      return buildOne(cfg, segs, nsegs, pool, poolCount, rec);
+      return buildOne(m.readCfg(cfg), segs, nsegs, pool, poolCount, rec);
     },
 
     sglBuildBatch(cfg, cmds, count, segs, segCount, pool, poolCount) {
@@ -285,6 +275,7 @@ export function createReferenceSgl(core: Core): SglFunctions {
       const st = m.checkCfg(cfg, 0, 0);
       if (st !== 0) return st;
       if (!m.hostArray(cmds, count, NVME_CMD_SIZE) || !m.hostArray(segs, segCount, SEG_SIZE) || !m.hostArray(pool, poolCount, 8)) return E_InvalidArgument;
+      const k = m.readCfg(cfg);
       let used = 0;
       for (let i = 0; i < count; i++) {
         const c = cmds + i * NVME_CMD_SIZE;
@@ -292,7 +283,7 @@ export function createReferenceSgl(core: Core): SglFunctions {
         const n = ld32(c + NVME_CMD_COUNT);
         let r = E_InvalidArgument;
         if (first <= segCount && n <= segCount - first) {
-          r = buildOne(cfg, segs + first * SEG_SIZE, n, pool + used * 8, poolCount - used, c);
+          r = buildOne(k, segs + first * SEG_SIZE, n, pool + used * 8, poolCount - used, c);
         }
         st32(c + NVME_CMD_STATUS, r);
         if (r > 0) used += r;
