@@ -11,9 +11,9 @@ import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import {
   checkLength, decodeNvmeStatus, ensure, readSegments, resolveOptions, splitAddress, walkResult,
-  workspace, writeAddresses, writeConfig, writePool, writeSegments, type BusAddress, type NvmeStatus, type NvmeWalkOptions,
-  type NvmeWalkResult, type ResolvedOptions, type Segment,
-} from './nvme-prp';
+  workspace, writeAddresses, writeConfig, writePool, writeSegments, type NvmeAddress, type NvmeStatus, type NvmeWalkOptions,
+  type NvmeWalkResult, type ResolvedOptions, type NvmeSegment,
+} from './nvme-common';
 
 export type SglType = 'data' | 'bitBucket' | 'segment' | 'lastSegment';
 const TYPE_CODES: Record<SglType, number> = {
@@ -31,7 +31,7 @@ export interface SglDescriptor {
 }
 
 export interface SglDescriptorInput {
-  addr: BusAddress;
+  addr: NvmeAddress;
   length: number;
   /** Default 'data'; ignored when `id` is given. */
   type?: SglType;
@@ -64,10 +64,10 @@ const toBytes = (d: Uint8Array | SglDescriptorInput) => (d instanceof Uint8Array
 
 export interface BuildSglInput extends Pick<NvmeWalkOptions, 'mps' | 'mdts' | 'maxTransferBytes'> {
   /** Data segments, any alignment, each non-empty. */
-  segments: readonly { addr: BusAddress; len: number }[];
+  segments: readonly { addr: NvmeAddress; len: number }[];
   /** Guest pages for descriptor segments (page = mps bytes); the first may carry a 16-byte
    *  aligned offset leaving room for two descriptors. */
-  listPages?: readonly BusAddress[];
+  listPages?: readonly NvmeAddress[];
 }
 
 export interface BuiltSgl {
@@ -119,7 +119,7 @@ export function walkSgl(core: Core, input: WalkSglInput): NvmeWalkResult {
 
 export type DataPointerFormat = 'prp' | 'sgl';
 
-interface BatchOptions extends NvmeWalkOptions {
+export interface NvmeBatchOptions extends NvmeWalkOptions {
   format: DataPointerFormat;
   /** Commands the batch holds. */
   capacity: number;
@@ -145,7 +145,7 @@ abstract class CommandBatch {
   count = 0;
   protected readonly options: ResolvedOptions;
 
-  constructor(core: Core, o: BatchOptions) {
+  constructor(core: Core, o: NvmeBatchOptions) {
     if (o.format !== 'prp' && o.format !== 'sgl') throw new SgringError('InvalidArgument', `format must be 'prp' or 'sgl'`);
     this.core = core;
     this.format = o.format;
@@ -181,7 +181,7 @@ abstract class CommandBatch {
  * batch's segment array (each command's FIRST/COUNT) until it is full; run(from) continues.
  */
 export class NvmeWalkBatch extends CommandBatch {
-  constructor(core: Core, o: BatchOptions) {
+  constructor(core: Core, o: NvmeBatchOptions) {
     super(core, o);
     if (this.segmentCapacity < this.options.maxMappings) {
       throw new SgringError('InvalidArgument', `segmentCapacity must hold maxMappings (${this.options.maxMappings}) segments`);
@@ -189,7 +189,7 @@ export class NvmeWalkBatch extends CommandBatch {
   }
 
   /** Adds a PRP command; returns its index. */
-  addPrp(prp1: BusAddress, prp2: BusAddress, length: number): number {
+  addPrp(prp1: NvmeAddress, prp2: NvmeAddress, length: number): number {
     if (this.format !== 'prp') throw new SgringError('InvalidArgument', 'this batch walks SGLs');
     const [a, b] = splitAddress(prp1, 'prp1');
     const [c, d] = splitAddress(prp2, 'prp2');
@@ -240,7 +240,7 @@ export class NvmeWalkBatch extends CommandBatch {
   }
 
   /** The segments of command i (from the last run that covered it). */
-  segments(i: number): Segment[] {
+  segments(i: number): NvmeSegment[] {
     return readSegments(this.core, this.segs + this.field(i, NVME_CMD_FIRST) * SEG_SIZE, this.segmentCount(i));
   }
 }
@@ -254,7 +254,7 @@ export class NvmeBuildBatch extends CommandBatch {
   readonly pool: number;
   readonly poolPages: number[];
 
-  constructor(core: Core, o: BatchOptions & { listPages: readonly BusAddress[] }) {
+  constructor(core: Core, o: NvmeBatchOptions & { listPages: readonly NvmeAddress[] }) {
     super(core, o);
     this.pool = core.alloc(Math.max(1, o.listPages.length) * 8, 8);
     writeAddresses(core, this.pool, o.listPages);
@@ -267,7 +267,7 @@ export class NvmeBuildBatch extends CommandBatch {
   }
 
   /** Adds a transfer; returns its index. */
-  add(segments: readonly { addr: BusAddress; len: number }[]): number {
+  add(segments: readonly { addr: NvmeAddress; len: number }[]): number {
     if (this.segsUsed + segments.length > this.segmentCapacity) throw new SgringError('BufferTooSmall', `the batch holds ${this.segmentCapacity} segments`);
     writeSegments(this.core, this.segs + this.segsUsed * SEG_SIZE, segments);
     const i = this.slot();

@@ -3,7 +3,7 @@
 // the controller completes with (spec/nvme.md §3.3), never an exception, hang or stray access.
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { buildPrp, Core, loadCoreSync, NvmeWalkBatch, SgringError, walkPrp, type Segment } from '../../src/index';
+import { buildPrp, Core, loadCoreSync, NvmeWalkBatch, SgringError, walkPrp, type NvmeSegment as Segment } from '../../src/index';
 import { ENGINES, getU64, guestCore, MiB, putU64, segmentsOf, statusOf } from './prp-helpers';
 
 const K4 = 4096;

@@ -1,7 +1,7 @@
 // Shared helpers of the PRP / SGL tests: cores with a guest window, guest-memory pokes, and
 // the plain models the properties compare against.
 import { expect } from 'vitest';
-import { loadCoreSync, type Core, type EngineName, type NvmeWalkResult, type Segment } from '../../src/index';
+import { loadCoreSync, type Core, type EngineName, type NvmeWalkResult, type NvmeSegment as Segment } from '../../src/index';
 
 export const ENGINES: EngineName[] = ['wasm', 'reference'];
 export const MiB = 1 << 20;

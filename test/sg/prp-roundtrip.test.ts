@@ -3,7 +3,7 @@
 // a plain model, and walking the result must give back the transfer's pages (merged or not).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildPrp, NvmeBuildBatch, NvmeWalkBatch, prpEntryCount, walkPrp, type Segment } from '../../src/index';
+import { buildPrp, NvmeBuildBatch, NvmeWalkBatch, prpEntryCount, walkPrp, type NvmeSegment as Segment } from '../../src/index';
 import { check } from '../util/fc';
 import { ENGINES, getU64, guestCore, MiB, mergeModel, prpEntriesModel, prpListModel, segmentsOf } from './prp-helpers';
 

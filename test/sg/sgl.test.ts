@@ -3,7 +3,7 @@
 // hand-made SGLs, and a build -> walk round-trip property against a plain model.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildSgl, decodeSglDescriptor, encodeSglDescriptor, NvmeBuildBatch, NvmeWalkBatch, walkSgl, type Segment } from '../../src/index';
+import { buildSgl, decodeSglDescriptor, encodeSglDescriptor, NvmeBuildBatch, NvmeWalkBatch, walkSgl, type NvmeSegment as Segment } from '../../src/index';
 import { check } from '../util/fc';
 import { ENGINES, getU64, guestCore, MiB, mergeModel, putDesc, segmentsOf } from './prp-helpers';
 
