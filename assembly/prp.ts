@@ -7,6 +7,12 @@
 // parsed (item 27); every list read and data range is checked against the guest window before
 // use; the loop is bounded by the entry count that the length fixes in advance (§3.1 rule 10),
 // and a chain back to a list page already read fails instead of looping (item 22).
+//
+// Choices where the sources differ (spec §3.3): PRP1 bits 1:0 set -> PRP Offset Invalid + DNR
+// (NVME_WALK_MASK_PRP1 masks them as bhyve does); a list pointer must be qword aligned (QEMU
+// reads from any offset); a chain to a list page already read -> Invalid Field + DNR; the
+// mapping cap is decided from the length before any read (QEMU finds it while mapping);
+// contiguous entries merge only with NVME_WALK_MERGE, and never the first segment backwards.
 
 import {
   NVME_CFG_MPS, NVME_CFG_MAX_BYTES, NVME_CFG_FLAGS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES,
@@ -159,7 +165,7 @@ export function prpWalkBatch(cfg: usize, cmds: usize, count: u32, out: usize, ou
   const st = checkCfg(cfg, 1, 8);
   if (st != 0) return st;
   if (!hostArray(cmds, count, NVME_CMD_SIZE) || !hostArray(out, outCap, SEG_SIZE)) return E_InvalidArgument;
-  // The configuration is read once per batch (the walk itself never writes it).
+  // The configuration is read once per call: a batch sees one configuration throughout.
   const mps = load<u32>(cfg, NVME_CFG_MPS);
   const maxBytes = load<u32>(cfg, NVME_CFG_MAX_BYTES);
   const flags = load<u32>(cfg, NVME_CFG_FLAGS);

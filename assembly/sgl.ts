@@ -10,7 +10,11 @@
 //
 // Descriptor identifiers: only sub-type 0 (Address) is meaningful over PCIe, so an identifier
 // other than exactly 0x00 (Data Block), 0x20 (Segment) or 0x30 (Last Segment) is treated as an
-// unsupported type (Bit Bucket included, as QEMU does).
+// unsupported type (Bit Bucket included, as QEMU does; QEMU looks at the type nibble only).
+// As in QEMU, only the part of a data descriptor the transfer uses must lie in guest RAM, and
+// with "excess length" the rest of a chunk is not examined. Our additions: the descriptor
+// budget (NVME_CFG_MAX_DESCRIPTORS, Internal Error + DNR) bounds the reads of a walk whose
+// segments are long runs of zero-length descriptors.
 
 import {
   NVME_CFG_MPS, NVME_CFG_MAX_BYTES, NVME_CFG_FLAGS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES,
@@ -178,7 +182,7 @@ export function sglWalkBatch(cfg: usize, cmds: usize, count: u32, out: usize, ou
   const st = checkCfg(cfg, 0, CHUNK_BYTES);
   if (st != 0) return st;
   if (!hostArray(cmds, count, NVME_CMD_SIZE) || !hostArray(out, outCap, SEG_SIZE)) return E_InvalidArgument;
-  // The configuration is read once per batch.
+  // The configuration is read once per call: a batch sees one configuration throughout.
   const maxBytes = load<u32>(cfg, NVME_CFG_MAX_BYTES);
   const flags = load<u32>(cfg, NVME_CFG_FLAGS);
   const gbase = <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE);
