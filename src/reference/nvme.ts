@@ -1,0 +1,91 @@
+// Helpers shared by the reference PRP and SGL engines (twins of assembly/nvme.ts and
+// assembly/guest.ts). 64-bit wire values are handled as lo/hi u32 pairs, never BigInt.
+
+import {
+  E_InvalidArgument, E_NvmeInvalidConfig, NVME_CFG_FLAGS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES, NVME_CFG_MAX_BYTES,
+  NVME_CFG_MAX_DESCRIPTORS, NVME_CFG_MAX_MAPPINGS, NVME_CFG_MPS, NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES, NVME_CFG_SIZE,
+  NVME_DNR, NVME_MPS_MAX, NVME_MPS_MIN, NVME_REASON_SHIFT, NVME_SCT_GENERIC, NVME_SCT_SHIFT,
+} from '../generated/constants';
+import type { Core } from '../engine/core';
+
+export const TWO32 = 0x1_0000_0000;
+export const U32_MAX = 0xffff_ffff;
+
+/** Same value as the Wasm nvmeStatus: -(reason << 16 | DNR | SCT << 8 | SC). */
+export function nvmeStatus(reason: number, sc: number, dnr: boolean): number {
+  return -(reason * (1 << NVME_REASON_SHIFT) + (dnr ? NVME_DNR : 0) + (NVME_SCT_GENERIC << NVME_SCT_SHIFT) + sc);
+}
+
+/** [lo + hi * 2^32, + len) inside a guest window of `bytes` bytes (guestRange of guest.ts). */
+export function guestRange(bytes: number, lo: number, hi: number, len: number): boolean {
+  return hi === 0 && len <= bytes && lo <= bytes - len;
+}
+
+/** True when the 64-bit address (lo, hi) + len passes 2^64 - 1 (the Wasm `a > MAX - len`). */
+export function overflows64(lo: number, hi: number, len: number): boolean {
+  return hi === U32_MAX && lo + len > U32_MAX;
+}
+
+/** Number of pages of `1 << shift` bytes covering `bytes` (< 2^32). */
+export function pagesOf(bytes: number, shift: number): number {
+  return Math.floor(bytes / 2 ** shift) + ((bytes & ((1 << shift) - 1)) !== 0 ? 1 : 0);
+}
+
+/** The configuration block's fields, read once per engine call as the Wasm engine does. */
+export interface NvmeConfig {
+  mps: number;
+  maxBytes: number;
+  flags: number;
+  gbase: number;
+  gbytes: number;
+  maxMaps: number;
+  scratch: number;
+  scratchBytes: number;
+  maxDescs: number;
+}
+
+/** Memory accessors over a core; re-read the views on every call (memory may grow). */
+export function memoryOps(core: Core) {
+  const inMemory = (ptr: number, len: number) => {
+    const size = core.byteLength;
+    return len <= size && ptr <= size - len;
+  };
+  return {
+    inMemory,
+    /** The Wasm hostArray: 8-aligned, at most 2^31 - 1 bytes, inside memory. */
+    hostArray(ptr: number, count: number, size: number): boolean {
+      const bytes = count * size;
+      return (ptr & 7) === 0 && bytes <= 0x7fffffff && inMemory(ptr, bytes);
+    },
+    ld32: (p: number) => core.u32[p >>> 2]!,
+    st32: (p: number, v: number) => void (core.u32[p >>> 2] = v >>> 0),
+    ld8: (p: number) => core.u8[p]!,
+    /** memory.copy (memmove semantics). */
+    copy: (dst: number, src: number, n: number) => void core.u8.copyWithin(dst, src, src + n),
+    readCfg(cfg: number): NvmeConfig {
+      const u32 = core.u32;
+      const f = (off: number) => u32[(cfg + off) >>> 2]!;
+      return {
+        mps: f(NVME_CFG_MPS), maxBytes: f(NVME_CFG_MAX_BYTES), flags: f(NVME_CFG_FLAGS), gbase: f(NVME_CFG_GUEST_BASE),
+        gbytes: f(NVME_CFG_GUEST_BYTES), maxMaps: f(NVME_CFG_MAX_MAPPINGS), scratch: f(NVME_CFG_SCRATCH),
+        scratchBytes: f(NVME_CFG_SCRATCH_BYTES), maxDescs: f(NVME_CFG_MAX_DESCRIPTORS),
+      };
+    },
+    /** checkCfg of assembly/nvme.ts: 0 or a negative engine status. */
+    checkCfg(cfg: number, scratchPages: number, scratchBytes: number): number {
+      if ((cfg & 7) !== 0 || !inMemory(cfg, NVME_CFG_SIZE)) return E_InvalidArgument;
+      const u32 = core.u32;
+      const mps = u32[(cfg + NVME_CFG_MPS) >>> 2]!;
+      if (mps < NVME_MPS_MIN || mps > NVME_MPS_MAX || (mps & (mps - 1)) !== 0) return E_NvmeInvalidConfig;
+      const gbase = u32[(cfg + NVME_CFG_GUEST_BASE) >>> 2]!;
+      if ((gbase & 7) !== 0 || !inMemory(gbase, u32[(cfg + NVME_CFG_GUEST_BYTES) >>> 2]!)) return E_NvmeInvalidConfig;
+      const need = scratchPages * mps + scratchBytes;
+      if (need > 0) {
+        const scratch = u32[(cfg + NVME_CFG_SCRATCH) >>> 2]!;
+        const bytes = u32[(cfg + NVME_CFG_SCRATCH_BYTES) >>> 2]!;
+        if ((scratch & 7) !== 0 || bytes < need || !inMemory(scratch, bytes)) return E_NvmeInvalidConfig;
+      }
+      return 0;
+    },
+  };
+}
