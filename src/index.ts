@@ -12,6 +12,7 @@ export {
   type Segment, type PageRule, type PagePlan, type PlanCopy, type PlanOptions,
 } from './core/pagelist';
 export { checkPageList, type PageListVerdict } from './core/check-pagelist';
+export { BouncePool, type BouncePoolOptions } from './core/bounce-pool';
 export { bouncePolicies, freebsdSgBounce, linuxLegacyBounce, type BouncePolicy } from './fuzz/policies';
 export { findCounterexample, formatCounterexample, type Counterexample, type FuzzOptions } from './fuzz/counterexample';
 export * from './core/gpa-range';

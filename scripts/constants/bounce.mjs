@@ -47,5 +47,6 @@ export const statuses = [
   { name: 'BouncePoolTooSmall', value: -35, breaks: false, message: 'the plan needs more bounce pages than the pool holds' },
   { name: 'BadBouncePage', value: -36, breaks: false, message: 'a bounce page is not aligned to the page size, is listed twice, or overlaps the transfer' },
   { name: 'InvalidPageSize', value: -37, breaks: false, message: 'page size must be a power of two from 4096 to 65536 (4096 for Hyper-V)' },
+  { name: 'BounceTransitionFailed', value: -39, breaks: false, message: 'making a bounce page shared with the host (or private again) failed; the page is quarantined' },
   { name: 'InvalidPlan', value: -38, breaks: false, message: 'the plan image does not match its segment list' },
 ];
