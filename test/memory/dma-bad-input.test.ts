@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { constants as K, decodeGpaRanges, encodeGpaRange, Iommu, loadCoreSync } from '../../src/index';
 import { ENGINES } from '../util/engines';
-import { expectCode } from './helpers';
+import { expectCode } from '../util/errors';
 
 const GUEST = 1 << 20;
 const P = 4096;

@@ -5,7 +5,7 @@ import {
   encodeGpaRange, GuestMemory, loadCoreSync, planPageList, planSegments, type Segment,
 } from '../../src/index';
 import { ENGINES } from '../util/engines';
-import { expectCode } from './helpers';
+import { expectCode } from '../util/errors';
 
 const GUEST = 1 << 20;
 const P = 4096;

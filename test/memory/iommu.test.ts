@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Iommu, IommuDomain, loadCoreSync, type DmaDomain } from '../../src/index';
 import { ENGINES } from '../util/engines';
 import { check } from '../util/fc';
-import { expectCode } from './helpers';
+import { expectCode } from '../util/errors';
 
 const GUEST = 1 << 20;
 const P = 4096;

@@ -2,8 +2,9 @@
 // checks the typed error, the documented behaviour (E: error, no state change; B: endpoint
 // marked broken until reset) and that nothing else happened (no RuntimeError, no index moved).
 import { describe, expect, it } from 'vitest';
-import { SgringError, VmbusRing, WriteBatch, ReadBatch, type Core } from '../../src/index';
+import { VmbusRing, WriteBatch, ReadBatch, type Core } from '../../src/index';
 import { core, ENGINES } from '../util/engines';
+import { expectCode } from '../util/errors';
 
 function setup(engine: 'wasm' | 'reference', dataSize = 8192) {
   const c = core(engine);
@@ -14,19 +15,6 @@ function setup(engine: 'wasm' | 'reference', dataSize = 8192) {
   };
   const data = () => ring.bytes.subarray(4096);
   return { c, ring, hdr, data };
-}
-
-/** Runs fn, requires an SgringError with `code`, and returns it. */
-function expectCode(fn: () => unknown, code: string): SgringError {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected an SgringError').toBeInstanceOf(SgringError);
-  expect((err as SgringError).code).toBe(code);
-  return err as SgringError;
 }
 
 /** Writes a raw header word pair at data offset `at` and publishes w so the record looks present. */

@@ -5,19 +5,10 @@ import {
   copyFromBounce, copyToBounce, loadCoreSync, planPageList, SgringError, zeroBounce, type PagePlan, type Segment,
 } from '../../src/index';
 import { ENGINES } from '../util/engines';
+import { codeOf } from '../util/errors';
 
 const P = 4096;
 const POOL = Array.from({ length: 16 }, (_, k) => 0x80_0000 + k * P);
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SgringError);
-    return (e as SgringError).code;
-  }
-  return 'no error';
-}
 
 describe.each(ENGINES)('planner and bounce copies, bad input (%s)', (engine) => {
   const core = loadCoreSync({ engine, guestBytes: 16 << 20 });

@@ -1,20 +1,11 @@
 // BouncePool: taking and returning bounce pages, and quarantining pages whose shared/private
 // transition failed (hardening L19, checklist item 30).
 import { describe, expect, it } from 'vitest';
-import { BouncePool, checkPageList, SgringError } from '../../src/index';
+import { BouncePool, checkPageList } from '../../src/index';
+import { codeOf } from '../util/errors';
 
 const P = 4096;
 const pages = (n: number) => Array.from({ length: n }, (_, k) => 0x80_0000 + k * P);
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SgringError);
-    return (e as SgringError).code;
-  }
-  return 'no error';
-}
 
 describe('BouncePool', () => {
   it('plans with its free pages, takes exactly the ones used, and gets them back', () => {

@@ -2,8 +2,9 @@
 // unaligned head/tail case of §3.4 item 33. Every refusal is behaviour E: a typed SgringError
 // naming the range and its byte offset, nothing emitted, nothing broken (broken = false).
 import { describe, expect, it } from 'vitest';
-import { constants as K, decodeGpaRanges, encodeGpaPageList, encodeGpaRange, encodeGpaRanges, SgringError, type Core } from '../../src/index';
+import { constants as K, decodeGpaRanges, encodeGpaPageList, encodeGpaRange, encodeGpaRanges, type Core } from '../../src/index';
 import { core, ENGINES } from '../util/engines';
+import { expectCode } from '../util/errors';
 
 /** Builds a range image from raw u32/u64 fields (no validation: the point is hostile input). */
 function image(ranges: { count: number; offset: number; pfns: (number | bigint)[] }[]): Uint8Array {
@@ -19,19 +20,6 @@ function image(ranges: { count: number; offset: number; pfns: (number | bigint)[
     }
   }
   return Uint8Array.from(parts);
-}
-
-function expectCode(fn: () => unknown, code: string): SgringError {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected SgringError ${code}`).toBeInstanceOf(SgringError);
-  expect((err as SgringError).code).toBe(code);
-  expect((err as SgringError).broken).toBe(false);
-  return err as SgringError;
 }
 
 /** Engine-level decode into a 64-entry segment list; returns status and the result block. */

@@ -3,22 +3,13 @@
 // per-command errors, and the raw status encoding the engines share.
 import { describe, expect, it } from 'vitest';
 import {
-  buildPrp, constants, decodeNvmeStatus, isNvmeStatus, NvmeBuildBatch, NvmeWalkBatch, prpEntryCount, SgringError, walkPrp,
+  buildPrp, constants, decodeNvmeStatus, isNvmeStatus, NvmeBuildBatch, NvmeWalkBatch, prpEntryCount, walkPrp,
   walkSgl,
 } from '../../src/index';
 import { ENGINES, guestCore, MiB, putU64, segmentsOf, statusOf } from './prp-helpers';
+import { codeOf } from '../util/errors';
 
 const K4 = 4096;
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SgringError);
-    return (e as SgringError).code;
-  }
-  return undefined;
-}
 
 describe('NVMe status encoding', () => {
   it('packs reason, DNR, SCT and SC below -65535 and decodes them back', () => {
@@ -40,14 +31,14 @@ describe.each(ENGINES)('PRP / SGL façade (%s)', (engine) => {
   const c = guestCore(engine, 8 * MiB);
 
   it('throws SgringError for the caller\'s mistakes, never for a hostile data pointer', () => {
-    expect(code(() => walkPrp(c, { prp1: 0, prp2: 0, length: 1, mps: 2048 }))).toBe('NvmeInvalidConfig');
-    expect(code(() => walkPrp(c, { prp1: 0, prp2: 0, length: 1, mps: 12288 }))).toBe('NvmeInvalidConfig');
-    expect(code(() => walkPrp(c, { prp1: 0, prp2: 0, length: -1 }))).toBe('InvalidArgument');
-    expect(code(() => walkPrp(c, { prp1: 2 ** 53, prp2: 0, length: 1 }))).toBe('InvalidArgument');
-    expect(code(() => walkPrp(c, { prp1: -1n, prp2: 0, length: 1 }))).toBe('InvalidArgument');
-    expect(code(() => walkPrp(c, { prp1: 0, prp2: 0, length: 1, maxMappings: 0 }))).toBe('InvalidArgument');
-    expect(code(() => buildPrp(c, { addr: 0x1000, length: 3 * K4, pages: [0x5000] }))).toBe('InvalidArgument');
-    expect(code(() => walkSgl(c, { sgl1: new Uint8Array(8), length: 1 }))).toBe('InvalidArgument');
+    expect(codeOf(() => walkPrp(c, { prp1: 0, prp2: 0, length: 1, mps: 2048 }))).toBe('NvmeInvalidConfig');
+    expect(codeOf(() => walkPrp(c, { prp1: 0, prp2: 0, length: 1, mps: 12288 }))).toBe('NvmeInvalidConfig');
+    expect(codeOf(() => walkPrp(c, { prp1: 0, prp2: 0, length: -1 }))).toBe('InvalidArgument');
+    expect(codeOf(() => walkPrp(c, { prp1: 2 ** 53, prp2: 0, length: 1 }))).toBe('InvalidArgument');
+    expect(codeOf(() => walkPrp(c, { prp1: -1n, prp2: 0, length: 1 }))).toBe('InvalidArgument');
+    expect(codeOf(() => walkPrp(c, { prp1: 0, prp2: 0, length: 1, maxMappings: 0 }))).toBe('InvalidArgument');
+    expect(codeOf(() => buildPrp(c, { addr: 0x1000, length: 3 * K4, pages: [0x5000] }))).toBe('InvalidArgument');
+    expect(codeOf(() => walkSgl(c, { sgl1: new Uint8Array(8), length: 1 }))).toBe('InvalidArgument');
     // Hostile 64-bit values are results, not exceptions.
     expect(statusOf(walkPrp(c, { prp1: 2n ** 64n - 4n, prp2: 2n ** 64n - 8n, length: 100 })).name).toBe('DataTransferError');
   });
@@ -89,9 +80,9 @@ describe.each(ENGINES)('PRP / SGL façade (%s)', (engine) => {
     expect(b.run(next)).toBe(5);
     expect([b.segmentCount(3), b.status(4)?.name]).toEqual([20, 'DataTransferError']);
     expect(b.segments(3)[19]).toEqual({ addr: 0x400000 + 2 * 18 * K4, len: K4 });
-    expect(code(() => b.addPrp(0, 0, 1))).toBe('BufferTooSmall');
-    expect(code(() => b.addSgl({ addr: 0, length: 1 }, 1))).toBe('InvalidArgument');
-    expect(code(() => new NvmeWalkBatch(c, { format: 'prp', capacity: 1, segmentCapacity: 10 }))).toBe('InvalidArgument');
+    expect(codeOf(() => b.addPrp(0, 0, 1))).toBe('BufferTooSmall');
+    expect(codeOf(() => b.addSgl({ addr: 0, length: 1 }, 1))).toBe('InvalidArgument');
+    expect(codeOf(() => new NvmeWalkBatch(c, { format: 'prp', capacity: 1, segmentCapacity: 10 }))).toBe('InvalidArgument');
   });
 
   it('a build batch takes list pages from one pool in order; a failing transfer uses none and throws on result()', () => {
@@ -105,8 +96,8 @@ describe.each(ENGINES)('PRP / SGL façade (%s)', (engine) => {
     expect(dv(0).getUint32(8, true)).toBe(0x20000);
     expect(dv(2).getUint32(8, true)).toBe(0x21000);
     expect(b.result(2)).toMatchObject({ length: 600 * K4, listPages: 2 });
-    expect(code(() => b.result(1))).toBe('NvmeNotDwordAligned');
-    expect(code(() => b.result(3))).toBe('NvmeListPoolTooSmall');
+    expect(codeOf(() => b.result(1))).toBe('NvmeNotDwordAligned');
+    expect(codeOf(() => b.result(3))).toBe('NvmeListPoolTooSmall');
     b.clear();
     expect(b.count).toBe(0);
   });

@@ -3,21 +3,11 @@
 // the controller completes with (spec/nvme.md §3.3), never an exception, hang or stray access.
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { buildPrp, Core, loadCoreSync, NvmeWalkBatch, SgringError, walkPrp, type NvmeSegment as Segment } from '../../src/index';
+import { buildPrp, Core, loadCoreSync, NvmeWalkBatch, walkPrp, type NvmeSegment as Segment } from '../../src/index';
 import { ENGINES, getU64, guestCore, MiB, putU64, segmentsOf, statusOf } from './prp-helpers';
+import { expectCode } from '../util/errors';
 
 const K4 = 4096;
-
-function expectCode(fn: () => unknown, code: string): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected an SgringError').toBeInstanceOf(SgringError);
-  expect((err as SgringError).code).toBe(code);
-}
 
 /** Raw engine access with our own regions, to see exactly which bytes a walk touches. */
 function raw(c: Core, o: { maxBytes?: number; maxMappings?: number } = {}) {

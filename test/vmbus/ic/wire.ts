@@ -6,6 +6,8 @@ import {
   createRingPipePair, decodeIcMessage, SgringError, type Core, type EngineName, type IcMessage, type RingPipe,
 } from '../../../src/index';
 import { core } from '../../util/engines';
+import { expectCode } from '../../util/errors';
+export { expectCode };
 
 /** Little-endian field writer over a zeroed buffer of `n` bytes. */
 export class Bytes {
@@ -84,18 +86,6 @@ export function negotiateBody(fw: [number, number][], msg: [number, number][], c
 
 export function hex(u8: Uint8Array, from = 0, to = u8.length): string {
   return Array.from(u8.subarray(from, to), (x) => x.toString(16).padStart(2, '0')).join(' ');
-}
-
-export function expectCode(fn: () => unknown, code: string): SgringError {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected an SgringError').toBeInstanceOf(SgringError);
-  expect((err as SgringError).code).toBe(code);
-  return err as SgringError;
 }
 
 export async function expectReject(p: Promise<unknown>, code: string): Promise<SgringError> {
