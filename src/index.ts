@@ -18,3 +18,28 @@ export * from './core/gpa-range';
 export * from './core/nvme-prp';
 export * from './core/nvme-sgl';
 export * as constants from './generated/constants';
+// VMBus channels (spec/vmbus.md §2-3): packets, channel messages, GPADLs, offers, both bus ends,
+// the guest and host channel ends, transaction ids and the hung-request watchdog.
+export {
+  normalizeGuid, writeGuid, guidToBytes, readGuid, DEVICE_CLASSES, deviceClassOf, classGuid, instanceGuid,
+  type Guid, type DeviceClassName,
+} from './vmbus/guid';
+export {
+  encodeInbandPacket, encodeCompletionPacket, encodeGpaDirectPacket, encodeTransferPagePacket, parsePacket, checkPacketHeader,
+  type ParsedPacket, type GpaDescriptor, type TransferPages, type TransferRange,
+} from './vmbus/packets';
+export { encodeMessage, decodeMessage, messageTypeInfo, MESSAGE_TYPES, type ChannelMessage, type ChannelMessageName } from './vmbus/messages';
+export { MessageTransport, MessageEnd, synicPayload, synicSender, type Side } from './vmbus/transport';
+export { gpadlMessages, pfnsOf, pfnsContiguous, GpadlTable, type Gpadl, type GpadlLimits, type GpadlVerdict } from './vmbus/gpadl';
+export { OfferTable, type Offer, type OfferState } from './vmbus/offers';
+export { TransactionTable, InFlightSet, type OutstandingTransaction, type TransactionCounters } from './vmbus/transactions';
+export { ReceivedPacket } from './vmbus/received-packet';
+export { ChannelEnd, type ChannelState, type ChannelStats, type ChannelEndOptions, type CompletionHandler } from './vmbus/channel-end';
+export { GuestChannel, type GuestRingLayout } from './vmbus/guest-channel';
+export { HostChannel } from './vmbus/host-channel';
+export { GuestBus, type GuestBusOptions, type OpenOptions } from './vmbus/guest-bus';
+export { HostBus, type HostBusOptions, type HostOffer, type HostOfferSpec } from './vmbus/host-bus';
+export { VMBUS_VERSIONS, type DropCounters } from './vmbus/bus-common';
+export { bumpPageAllocator, type PageAllocator } from './vmbus/guest-pages';
+export { Watchdog, type WatchdogOptions } from './vmbus/watchdog';
+export { writeRawPacket } from './vmbus/raw-write';
