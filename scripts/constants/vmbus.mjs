@@ -118,7 +118,8 @@ export const constants = {
 
   // Message transport (src/vmbus/transport.ts): a header page, then two queues of SynIC slots.
   // Header: magic, slots per queue, the two doorbells, each queue's tail (producer) and head
-  // (consumer) counters, and the two event-flag bitmaps (one bit per relid, spec §1.10).
+  // (consumer) counters, and the two event-flag bitmaps (one bit per relid, spec §1.10) with
+  // their summaries.
   XPORT_OFF_MAGIC: 0,
   XPORT_OFF_SLOTS: 4,
   XPORT_OFF_HOST_BELL: 8,
@@ -129,6 +130,10 @@ export const constants = {
   XPORT_OFF_H2G_HEAD: 132,
   XPORT_OFF_G2H_EVENTS: 1024,
   XPORT_OFF_H2G_EVENTS: 2048,
+  // One summary bit per 32-bit event word (64 words -> two u32), so an idle poll reads two
+  // words instead of 64.
+  XPORT_OFF_G2H_SUMMARY: 1008,
+  XPORT_OFF_H2G_SUMMARY: 2032,
   XPORT_EVENT_BYTES: 256,
   XPORT_HEADER_SIZE: 4096,
   XPORT_MAGIC: 0x54424d56, // "VMBT"

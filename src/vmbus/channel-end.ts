@@ -156,7 +156,24 @@ export class ChannelEnd<C = unknown> {
 
   /** Sends an in-band request with completion requested; returns its id (>= 1), or 0 when the ring or the table is full. */
   request(payload: Uint8Array, context?: C): number {
-    return this.issue(context as C, (lo, hi) => this.sendInline(payload, K.PKT_TYPE_INBAND, K.PKT_FLAG_COMPLETION_REQUESTED, lo, hi));
+    // The hot path: issue() inlined, so no closure is made per request.
+    if (this._state !== 'open') this.usable();
+    const t = this.transactions;
+    const id = t.alloc(context as C);
+    if (id === 0) {
+      this.stats.tableFull++;
+      return 0;
+    }
+    let ok: boolean;
+    try {
+      ok = this.sendInline(payload, K.PKT_TYPE_INBAND, K.PKT_FLAG_COMPLETION_REQUESTED, id, t.generation(id));
+    } catch (e) {
+      t.unalloc(id);
+      this.fault(e);
+    }
+    if (ok) return id;
+    t.unalloc(id);
+    return 0;
   }
 
   /** Sends a GPA-direct request (spec §2.5) whose message follows the ranges; returns its id or 0. */

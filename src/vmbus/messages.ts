@@ -230,7 +230,7 @@ export function encodeMessage(m: ChannelMessage): Uint8Array {
 export function decodeMessage(bytes: Uint8Array): ChannelMessage {
   const n = bytes.length;
   if (n > K.SYNIC_MAX_PAYLOAD) throw new SgringError('MessageTooLong', `channel message of ${n} bytes (at most ${K.SYNIC_MAX_PAYLOAD})`);
-  if (n < K.CHMSG_HEADER_SIZE) throw new SgringError('MessageTooShort', `channel message of ${n} bytes has no 8-byte header`, { size: n });
+  if (n < K.CHMSG_HEADER_SIZE) throw new SgringError('MessageTooShort', `channel message of ${n} bytes has no 8-byte header`, { size: n, minimum: K.CHMSG_HEADER_SIZE });
   const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
   const id = dv.getUint32(0, true);
   const info = BY_ID.get(id);

@@ -27,11 +27,11 @@ interface Layout { tail: number; head: number; slots: number }
 function sideLayout(ptr: number, slots: number, side: Side) {
   const g2h: Layout = { tail: ptr + K.XPORT_OFF_G2H_TAIL, head: ptr + K.XPORT_OFF_G2H_HEAD, slots: ptr + K.XPORT_HEADER_SIZE };
   const h2g: Layout = { tail: ptr + K.XPORT_OFF_H2G_TAIL, head: ptr + K.XPORT_OFF_H2G_HEAD, slots: ptr + K.XPORT_HEADER_SIZE + slots * K.SYNIC_MSG_SIZE };
-  const g2hEvents = ptr + K.XPORT_OFF_G2H_EVENTS;
-  const h2gEvents = ptr + K.XPORT_OFF_H2G_EVENTS;
+  const g2h2 = { events: ptr + K.XPORT_OFF_G2H_EVENTS, summary: ptr + K.XPORT_OFF_G2H_SUMMARY };
+  const h2g2 = { events: ptr + K.XPORT_OFF_H2G_EVENTS, summary: ptr + K.XPORT_OFF_H2G_SUMMARY };
   return side === 'guest'
-    ? { out: g2h, in: h2g, ownBell: ptr + K.XPORT_OFF_GUEST_BELL, peerBell: ptr + K.XPORT_OFF_HOST_BELL, outEvents: g2hEvents, inEvents: h2gEvents }
-    : { out: h2g, in: g2h, ownBell: ptr + K.XPORT_OFF_HOST_BELL, peerBell: ptr + K.XPORT_OFF_GUEST_BELL, outEvents: h2gEvents, inEvents: g2hEvents };
+    ? { out: g2h, in: h2g, ownBell: ptr + K.XPORT_OFF_GUEST_BELL, peerBell: ptr + K.XPORT_OFF_HOST_BELL, outEvents: g2h2, inEvents: h2g2 }
+    : { out: h2g, in: g2h, ownBell: ptr + K.XPORT_OFF_HOST_BELL, peerBell: ptr + K.XPORT_OFF_GUEST_BELL, outEvents: h2g2, inEvents: g2h2 };
 }
 
 /** The shared region: create it once, then attach from any thread and take one end per side. */
@@ -192,26 +192,38 @@ export class MessageEnd {
   /** Marks channel `relid` as signalled for the peer and rings the peer (spec §1.10). */
   signalChannel(relid: number): void {
     if (!(relid >= 0 && relid < K.VMBUS_MAX_RELIDS)) throw new SgringError('RelidOutOfRange', `relid ${relid}`);
-    Atomics.or(this.core.i32, (this.L.outEvents >> 2) + (relid >>> 5), 1 << (relid & 31));
+    const i32 = this.core.i32;
+    const w = relid >>> 5;
+    // Word bit first, then its summary bit: a consumer that clears the summary before we set
+    // it finds the word bit on its next pass at the latest.
+    Atomics.or(i32, (this.L.outEvents.events >> 2) + w, 1 << (relid & 31));
+    Atomics.or(i32, (this.L.outEvents.summary >> 2) + (w >>> 5), 1 << (w & 31));
     this.ring();
   }
 
   /**
    * Clears and reports every channel event the peer raised for us: calls `fn(relid)` for each set
-   * bit (at most 2048, in relid order).
+   * bit (at most 2048, in relid order). The peer's bits are only hints (hostile, P1): the caller
+   * checks the channel's rings before acting.
    */
   takeEvents(fn: (relid: number) => void): number {
     const i32 = this.core.i32;
-    const base = this.L.inEvents >> 2;
+    const base = this.L.inEvents.events >> 2;
     let n = 0;
-    for (let w = 0; w < K.XPORT_EVENT_BYTES / 4; w++) {
-      if (Atomics.load(i32, base + w) === 0) continue;
-      let bits = Atomics.exchange(i32, base + w, 0);
-      while (bits !== 0) {
-        const b = 31 - Math.clz32(bits & -bits);
-        bits &= bits - 1;
-        n++;
-        fn(w * 32 + b);
+    for (let s = 0; s < K.XPORT_EVENT_BYTES / 128; s++) {
+      const si = (this.L.inEvents.summary >> 2) + s;
+      if (Atomics.load(i32, si) === 0) continue;
+      let words = Atomics.exchange(i32, si, 0);
+      while (words !== 0) {
+        const w = s * 32 + (31 - Math.clz32(words & -words));
+        words &= words - 1;
+        let bits = Atomics.exchange(i32, base + w, 0);
+        while (bits !== 0) {
+          const b = 31 - Math.clz32(bits & -bits);
+          bits &= bits - 1;
+          n++;
+          fn(w * 32 + b);
+        }
       }
     }
     return n;
