@@ -37,6 +37,8 @@ export interface Pair {
   guest: GuestBus;
   host: HostBus;
   dma: ReturnType<typeof identityDma>;
+  /** While true the pump does not run the host: it looks hung. */
+  hostPaused: boolean;
 }
 
 /** A guest and a host bus in one thread over one transport; the guest pumps the host while it waits. */
@@ -46,8 +48,9 @@ export function busPair(o: { engine?: EngineName; shared?: boolean; guestBytes?:
   const transport = MessageTransport.create(core, { slots: o.slots });
   const dma = identityDma(core);
   const host = new HostBus(transport, { dma, ...o.host });
-  const guest = new GuestBus(transport, { allocPages: bumpPageAllocator(core), pump: () => host.poll(), timeoutMs: 2000, ...o.guest });
-  return { core, transport, guest, host, dma };
+  const pair = { core, transport, host, dma, hostPaused: false } as Pair;
+  pair.guest = new GuestBus(transport, { allocPages: bumpPageAllocator(core), pump: () => void (pair.hostPaused || host.poll()), timeoutMs: 2000, ...o.guest });
+  return pair;
 }
 
 /** Connects a pair with one echo device offered (in-band requests answered with the same bytes). */
@@ -63,7 +66,7 @@ export async function echoPair(o: Parameters<typeof busPair>[0] & { offer?: Part
     ...o.offer,
   });
   await p.guest.connect();
-  return { ...p, hostOffer };
+  return Object.assign(p, { hostOffer });
 }
 
 /** Runs fn and returns the SgringError it throws with `code`. */
