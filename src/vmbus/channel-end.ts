@@ -384,7 +384,7 @@ export class ChannelEnd<C = unknown> {
         this.in.beginRead();
         masked = true;
         while (n < budget && this._state === 'open') {
-          if (this.readBatch() === 0) break;
+          if (this.readBatch(budget - n) === 0) break;
           n += this.dispatchRest();
         }
         masked = false;
@@ -405,15 +405,15 @@ export class ChannelEnd<C = unknown> {
     return n;
   }
 
-  private readBatch(): number {
+  private readBatch(max: number): number {
     let k: number;
     try {
-      k = this.in.readBatch(this.rb);
+      k = this.in.readBatch(this.rb, max);
     } catch (e) {
       // The first packet is larger than the buffer: grow it once, to the most a ring can hold.
       if (!(e instanceof SgringError && e.code === 'BufferTooSmall' && this.rb.bytes < this.in.dataSize)) throw e;
       this.rb = new ReadBatch(this.core, { bytes: this.in.dataSize });
-      k = this.in.readBatch(this.rb);
+      k = this.in.readBatch(this.rb, max);
     }
     if (k > 0) {
       this.pendAt = this.rb.buf;
@@ -513,10 +513,21 @@ export class ChannelEnd<C = unknown> {
 
   // ---- waiting (worker threads) ----
 
-  /** True when poll() or flush() has something to do now. */
+  /** True when poll() or flush() has something to do now (corrupt ring indices count: poll reports them). */
   hasWork(): boolean {
-    return this._state !== 'open' || this.pendLeft > 0 || this.in.availableToRead > 0 ||
+    return this._state !== 'open' || this.pendLeft > 0 || this.readable(this.in) !== 0 ||
       (this.staged.remaining > 0 && this.out.availableToWrite > this.staged.needed);
+  }
+
+  /** Bytes waiting in `ring`, or -1 when its indices are corrupt (VmbusRing reports those as 0). */
+  private readable(ring: VmbusRing): number {
+    const u32 = this.core.u32;
+    const h = ring.ptr >> 2;
+    const w = Atomics.load(u32, h + (K.RING_OFF_WRITE_INDEX >> 2));
+    const r = Atomics.load(u32, h + (K.RING_OFF_READ_INDEX >> 2));
+    const size = ring.dataSize;
+    if (w >= size || r >= size || ((w | r) & 7) !== 0) return -1;
+    return w >= r ? w - r : size - r + w;
   }
 
   /** Sleeps on this side's doorbell until hasWork() (blocking; workers and Node's main thread). False on timeout. */
