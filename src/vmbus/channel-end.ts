@@ -18,12 +18,13 @@ import * as K from '../generated/constants';
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import type { VmbusRing } from '../core/vmbus-ring';
-import { ReadBatch, WriteBatch } from '../core/ring-batch';
+import { ReadBatch } from '../core/ring-batch';
 import { decodeGpaRanges } from '../core/gpa-range';
 import { joinTid, splitTid, type TransactionId } from '../core/tid';
 import type { Doorbell } from '../sync/doorbell';
 import { descriptorBytes, parseTransferFields, writePacketHeader, writeTransferFields, type GpaDescriptor, type TransferPages } from './packets';
 import { writeRawPacket } from './raw-write';
+import { Outbox } from './outbox';
 import { ReceivedPacket } from './received-packet';
 import { InFlightSet, TransactionTable, type OutstandingTransaction } from './transactions';
 
@@ -112,10 +113,9 @@ export class ChannelEnd<C = unknown> {
   private pendLeft = 0;
   private inDispatch = false;
   private polls = 0;
-  private readonly staged: WriteBatch;
-  private readonly arena: number;
-  private readonly arenaBytes: number;
-  private arenaUsed = 0;
+  private readonly outbox: Outbox;
+  /** poll() reads no new packets while this many sends wait (back-pressure, P4). */
+  private readonly outboxLimit: number;
   private scratch = 0;
   private scratchCap = 0;
   /** Most packets one poll() takes by default: one ring's worth (P4). */
@@ -132,9 +132,8 @@ export class ChannelEnd<C = unknown> {
     this.peerInFlight = new InFlightSet(opts.peerRequests ?? 4096);
     this.rb = new ReadBatch(this.core, { bytes: opts.readBytes ?? Math.min(64 * 1024, this.in.dataSize) });
     this.view = new ReceivedPacket(this.core);
-    this.staged = new WriteBatch(this.core, { capacity: opts.stagingPackets ?? 1024, arenaBytes: 0 });
-    this.arenaBytes = opts.stagingBytes ?? 64 * 1024;
-    this.arena = this.core.alloc(this.arenaBytes, 8);
+    this.outbox = new Outbox(this.core, { packets: opts.stagingPackets ?? 1024, bytes: opts.stagingBytes ?? 64 * 1024 });
+    this.outboxLimit = this.peerInFlight.max;
     this.budget = Math.max(1, Math.floor(this.in.dataSize / 24));
   }
 
@@ -147,9 +146,9 @@ export class ChannelEnd<C = unknown> {
     return this.brokenError;
   }
 
-  /** Packets staged by handlers that the ring has not taken yet. */
+  /** Packets accepted (staged by handlers, or completions that found the ring full) that the ring has not taken yet. */
   get backlog(): number {
-    return this.staged.remaining;
+    return this.outbox.size;
   }
 
   // ---- sending ----
@@ -231,22 +230,21 @@ export class ChannelEnd<C = unknown> {
 
   /**
    * Completes the peer's request (lo, hi) with `payload` (spec §2.7). Throws InvalidArgument when
-   * no such request is in flight (never two completions for one id); false when full (retry later).
+   * no such request is in flight (never two completions for one id). Never refused for lack of
+   * room: a completion that does not fit now waits in order and goes out on a later poll/flush.
    */
   completeId(lo: number, hi: number, payload: Uint8Array = EMPTY): boolean {
     this.usable();
     if ((lo | hi) === 0 || !this.peerInFlight.remove(lo, hi)) {
       throw new SgringError('InvalidArgument', `no peer request with id ${joinTid(lo, hi)} awaits a completion`);
     }
-    let ok: boolean;
     try {
-      ok = this.sendInline(payload, K.PKT_TYPE_COMPLETION, 0, lo, hi);
+      this.sendInline(payload, K.PKT_TYPE_COMPLETION, 0, lo, hi, true);
     } catch (e) {
       this.peerInFlight.add(lo, hi); // still owed
       this.fault(e);
     }
-    if (!ok) this.peerInFlight.add(lo, hi);
-    return ok;
+    return true;
   }
 
   /** Completes the request `p` (a packet this end received). */
@@ -254,25 +252,21 @@ export class ChannelEnd<C = unknown> {
     return this.completeId(p.transactionIdLo, p.transactionIdHi, payload);
   }
 
-  /** Writes staged packets; true when none is left. */
+  /** Writes waiting packets; true when none is left. */
   flush(): boolean {
-    if (this.staged.remaining === 0) return true;
+    if (this.outbox.size === 0) return true;
     this.usable();
     let n: number;
     try {
-      n = this.out.writeBatch(this.staged);
+      n = this.outbox.flush(this.out);
     } catch (e) {
       this.fault(e);
     }
     this.stats.packetsSent += n;
-    if (this.staged.signal) this.raise(false);
-    if (this.staged.remaining > 0) {
-      this.stats.outFull++;
-      return false;
-    }
-    this.staged.clear();
-    this.arenaUsed = 0;
-    return true;
+    if (this.outbox.signal) this.raise(false);
+    if (this.outbox.size === 0) return true;
+    this.stats.outFull++;
+    return false;
   }
 
   private issue(context: C | PendingCall, send: (lo: number, hi: number) => boolean): number {
@@ -294,43 +288,38 @@ export class ChannelEnd<C = unknown> {
     return ok ? id : 0;
   }
 
-  private sendInline(payload: Uint8Array, type: number, flags: number, lo: number, hi: number): boolean {
-    if (!this.inDispatch && this.staged.remaining === 0) {
+  /** Sends (or stages) one packet with a 16-byte header. `mustKeep`: never refuse it (completions). */
+  private sendInline(payload: Uint8Array, type: number, flags: number, lo: number, hi: number, mustKeep = false): boolean {
+    if (!this.inDispatch && this.outbox.size === 0) {
       const r = this.out.write(payload, type, flags, lo, hi);
-      if (r === 0) {
+      if (r !== 0) {
+        this.stats.packetsSent++;
+        if ((r & K.WRITE_SIGNAL) !== 0) this.raise(false);
+        return true;
+      }
+      this.stats.outFull++;
+      if (!mustKeep) return false;
+      return this.outbox.add(payload, type, flags, lo, hi, true); // pending_send_sz is set: the reader will wake us
+    }
+    // Behind waiting packets (order is kept), or inside a handler (one publication per batch).
+    if (payload.length > this.out.maxPayload) throw new SgringError('InvalidMessageLength', `a ${payload.length}-byte payload never fits this ring`, { needed: payload.length });
+    if (!this.outbox.add(payload, type, flags, lo, hi, mustKeep)) {
+      if (this.inDispatch || !this.flush() || !this.outbox.add(payload, type, flags, lo, hi, false)) {
         this.stats.outFull++;
         return false;
       }
-      this.stats.packetsSent++;
-      if ((r & K.WRITE_SIGNAL) !== 0) this.raise(false);
-      return true;
-    }
-    // Behind staged packets (order is kept) or inside a handler (one publication per batch).
-    if (!this.stage(payload, type, flags, lo, hi) && !(this.flush() && this.stage(payload, type, flags, lo, hi))) {
-      this.stats.outFull++;
-      return false;
     }
     if (!this.inDispatch) this.flush();
     return true;
-  }
-
-  private stage(payload: Uint8Array, type: number, flags: number, lo: number, hi: number): boolean {
-    const n = payload.length;
-    if (this.staged.length === this.staged.capacity || n > this.arenaBytes - this.arenaUsed) return false;
-    if (n > this.out.maxPayload) throw new SgringError('InvalidMessageLength', `a ${n}-byte payload never fits this ring`, { needed: n });
-    const at = this.arena + this.arenaUsed;
-    this.core.u8.set(payload, at);
-    this.arenaUsed = Math.min(this.arenaBytes, this.arenaUsed + pad8(n));
-    return this.staged.addRef(at, n, type, flags, lo, hi);
   }
 
   /** Builds a packet with a descriptor header in private scratch and writes it as one record. */
   private sendRaw(type: number, headerBytes: number, message: Uint8Array, flags: number, lo: number, hi: number,
     fill: (dv: DataView, at: number) => void): boolean {
     if (!(message instanceof Uint8Array)) throw new SgringError('InvalidArgument', 'message must be a Uint8Array');
-    if (this.staged.remaining > 0 && !this.flush()) {
+    if (this.outbox.size > 0 && !this.flush()) {
       this.stats.outFull++;
-      return false; // staged packets go first
+      return false; // waiting packets go first
     }
     const total = pad8(headerBytes + message.length);
     if (total > K.PKT_MAX_BYTES) throw new SgringError('InvalidMessageLength', `a ${total}-byte packet exceeds len8's u16`);
@@ -383,7 +372,7 @@ export class ChannelEnd<C = unknown> {
       do {
         this.in.beginRead();
         masked = true;
-        while (n < budget && this._state === 'open') {
+        while (n < budget && this._state === 'open' && this.outbox.size < this.outboxLimit) {
           if (this.readBatch(budget - n) === 0) break;
           n += this.dispatchRest();
         }
@@ -515,8 +504,9 @@ export class ChannelEnd<C = unknown> {
 
   /** True when poll() or flush() has something to do now (corrupt ring indices count: poll reports them). */
   hasWork(): boolean {
-    return this._state !== 'open' || this.pendLeft > 0 || this.readable(this.in) !== 0 ||
-      (this.staged.remaining > 0 && this.out.availableToWrite > this.staged.needed);
+    if (this._state !== 'open' || this.pendLeft > 0) return true;
+    if (this.outbox.size > 0 && this.out.availableToWrite > this.outbox.needed) return true;
+    return this.outbox.size < this.outboxLimit && this.readable(this.in) !== 0;
   }
 
   /** Bytes waiting in `ring`, or -1 when its indices are corrupt (VmbusRing reports those as 0). */
@@ -551,8 +541,7 @@ export class ChannelEnd<C = unknown> {
     this._state = state;
     if (state === 'broken') this.brokenError = error;
     this.pendLeft = 0;
-    this.staged.clear();
-    this.arenaUsed = 0;
+    this.outbox.clear();
     this.peerInFlight.clear();
     let first: unknown = null;
     for (const id of this.transactions.liveIds()) {

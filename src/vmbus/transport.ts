@@ -101,8 +101,8 @@ export class MessageEnd {
   readonly ownBell: Doorbell;
   /** Ring it to wake the peer. */
   readonly peerBell: Doorbell;
-  /** Messages posted / received, and receive-side counters. */
-  readonly stats = { posted: 0, received: 0, fullPosts: 0, bellRings: 0 };
+  /** Messages posted / received, posts refused on a full queue, channel signals raised, and every ring of the peer's doorbell. */
+  readonly stats = { posted: 0, received: 0, fullPosts: 0, signals: 0, bellRings: 0 };
   private readonly L: ReturnType<typeof sideLayout>;
   private tail: number;
   private head: number;
@@ -198,6 +198,7 @@ export class MessageEnd {
     // it finds the word bit on its next pass at the latest.
     Atomics.or(i32, (this.L.outEvents.events >> 2) + w, 1 << (relid & 31));
     Atomics.or(i32, (this.L.outEvents.summary >> 2) + (w >>> 5), 1 << (w & 31));
+    this.stats.signals++;
     this.ring();
   }
 
