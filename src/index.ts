@@ -34,7 +34,9 @@ export { gpadlMessages, pfnsOf, pfnsContiguous, GpadlTable, type Gpadl, type Gpa
 export { OfferTable, type Offer, type OfferState } from './vmbus/offers';
 export { TransactionTable, InFlightSet, type OutstandingTransaction, type TransactionCounters } from './vmbus/transactions';
 export { ReceivedPacket } from './vmbus/received-packet';
-export { ChannelEnd, type ChannelState, type ChannelStats, type ChannelEndOptions, type CompletionHandler } from './vmbus/channel-end';
+export { ChannelSender, type ChannelState, type ChannelStats, type ChannelEndOptions, type CompletionHandler } from './vmbus/channel-send';
+export { ChannelEnd } from './vmbus/channel-end';
+export { Outbox } from './vmbus/outbox';
 export { GuestChannel, type GuestRingLayout } from './vmbus/guest-channel';
 export { HostChannel } from './vmbus/host-channel';
 export { GuestBus, type GuestBusOptions, type OpenOptions } from './vmbus/guest-bus';
