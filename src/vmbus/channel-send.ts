@@ -184,7 +184,7 @@ export class ChannelSender<C = unknown> {
    * room: a completion that does not fit now waits in order and goes out on a later poll/flush.
    */
   completeId(lo: number, hi: number, payload: Uint8Array = EMPTY): boolean {
-    this.usable();
+    if (this._state !== 'open') this.usable();
     if ((lo | hi) === 0 || !this.peerInFlight.remove(lo, hi)) {
       throw new SgringError('InvalidArgument', `no peer request with id ${joinTid(lo, hi)} awaits a completion`);
     }
@@ -200,6 +200,22 @@ export class ChannelSender<C = unknown> {
   /** Completes the request `p` (a packet this end received). */
   complete(p: ReceivedPacket, payload: Uint8Array = EMPTY): boolean {
     return this.completeId(p.transactionIdLo, p.transactionIdHi, payload);
+  }
+
+  /**
+   * Runs `fn` with sends staged, then writes them with one index publication and one signal
+   * decision (what a handler's sends get automatically). Across threads this saves the peer a
+   * cache miss per packet. Returns fn's result; sends refused inside fn return 0 / false as usual.
+   */
+  batch<T>(fn: () => T): T {
+    if (this.inDispatch) return fn();
+    this.inDispatch = true;
+    try {
+      return fn();
+    } finally {
+      this.inDispatch = false;
+      if (this._state === 'open') this.flush();
+    }
   }
 
   /** Writes waiting packets; true when none is left. */

@@ -181,14 +181,22 @@ export class HostBus {
 
   /**
    * Serves until `until()` is true (for a host in its own worker): polls, and sleeps on the host
-   * doorbell whenever a poll found nothing — woken only by the guest's rings. Throws Timeout
+   * doorbell once `spinPolls` polls in a row found nothing — woken only by the guest's rings.
+   * Spinning a little before sleeping saves the futex round trip when the guest answers fast
+   * (DPDK and NAPI poll for the same reason); 0 sleeps at the first empty poll. Throws Timeout
    * when nothing arrives for `idleMs`.
    */
-  serve(until: () => boolean, idleMs = 5000): void {
+  serve(until: () => boolean, idleMs = 5000, spinPolls = 0): void {
     const bell = this.end.ownBell;
+    let empty = 0;
     while (!until()) {
       const seen = bell.value;
-      if (this.poll() > 0 || until()) continue;
+      if (this.poll() > 0) {
+        empty = 0;
+        continue;
+      }
+      if (until() || ++empty <= spinPolls) continue;
+      empty = 0;
       if (!bell.waitUntil(() => bell.value !== seen, idleMs)) throw new SgringError('Timeout', `host: no guest activity for ${idleMs} ms`);
     }
   }

@@ -11,6 +11,9 @@
 import * as K from '../generated/constants';
 import type { Core } from '../engine/core';
 import { WriteBatch } from '../core/ring-batch';
+
+// The descriptor layout stage() writes (type and flags share one word, as in WriteBatch.addRef).
+if (K.BATCH_OFF_FLAGS !== K.BATCH_OFF_TYPE + 2 || (K.BATCH_OFF_TID & 3) !== 0) throw new Error('batch descriptor layout changed: update Outbox.stage');
 import type { VmbusRing } from '../core/vmbus-ring';
 
 const pad8 = (n: number) => (n + 7) & ~7;
@@ -60,7 +63,16 @@ export class Outbox {
     const at = this.arena + this.used;
     this.core.u8.set(payload, at);
     this.used = Math.min(this.arenaBytes, this.used + pad8(n));
-    return b.addRef(at, n, type, flags, lo, hi);
+    // WriteBatch.addRef's descriptor, written here with one view (this is the per-completion path).
+    const u32 = this.core.u32;
+    const d = (b.desc + b.length * K.BATCH_DESC_SIZE) >> 2;
+    u32[d + (K.BATCH_OFF_SRC >> 2)] = at;
+    u32[d + (K.BATCH_OFF_LEN >> 2)] = n;
+    u32[d + (K.BATCH_OFF_TYPE >> 2)] = (type & 0xffff) | ((flags & 0xffff) << 16);
+    u32[d + (K.BATCH_OFF_TID >> 2)] = lo;
+    u32[d + (K.BATCH_OFF_TID >> 2) + 1] = hi;
+    b.length++;
+    return true;
   }
 
   /** Writes what fits into `ring` in order; returns how many packets it wrote. Ring errors propagate. */

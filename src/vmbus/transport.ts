@@ -196,8 +196,11 @@ export class MessageEnd {
     const w = relid >>> 5;
     // Word bit first, then its summary bit: a consumer that clears the summary before we set
     // it finds the word bit on its next pass at the latest.
-    Atomics.or(i32, (this.L.outEvents.events >> 2) + w, 1 << (relid & 31));
-    Atomics.or(i32, (this.L.outEvents.summary >> 2) + (w >>> 5), 1 << (w & 31));
+    const ew = (this.L.outEvents.events >> 2) + w;
+    const sw = (this.L.outEvents.summary >> 2) + (w >>> 5);
+    // A bit the peer has not taken yet needs no second read-modify-write.
+    if ((Atomics.load(i32, ew) & (1 << (relid & 31))) === 0) Atomics.or(i32, ew, 1 << (relid & 31));
+    if ((Atomics.load(i32, sw) & (1 << (w & 31))) === 0) Atomics.or(i32, sw, 1 << (w & 31));
     this.stats.signals++;
     this.ring();
   }

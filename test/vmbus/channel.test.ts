@@ -73,6 +73,17 @@ describe('signals follow the ring rules exactly (spec §1.9)', () => {
     }), 150);
   });
 
+  it('batch(): requests sent inside it go out with one index publication and one signal decision', async () => {
+    const p = await channelPair();
+    const ids = p.ch.batch(() => [1, 2, 3, 4, 5].map((i) => p.ch.request(new Uint8Array(8), i)));
+    expect(ids).toEqual([1, 2, 3, 4, 5]);
+    expect(p.ch.stats.writeSignals).toBe(1);
+    expect(p.ch.backlog).toBe(0);
+    expect(p.tx.readRecords().length).toBe(5);
+    p.tx.field(K.RING_OFF_READ_INDEX, 0);
+    expect(p.host.poll()).toBe(5);
+  });
+
   it('the event bit of the channel\'s relid is set with each signal (spec §1.10)', async () => {
     const p = await channelPair();
     p.ch.request(new Uint8Array(8));
