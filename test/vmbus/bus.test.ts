@@ -34,7 +34,7 @@ describe('connect and offers (spec §3.3-3.4)', () => {
     await expect(pending).resolves.toBe(K.VMBUS_VERSION_WIN10);
   });
 
-  it('a host that accepts no version: HostRefused; a host that never answers: Timeout (no hang)', async () => {
+  it('[H72] a host that accepts no version: HostRefused; a host that never answers: Timeout (no hang)', async () => {
     const p = busPair({ host: { versions: [] } });
     await expectReject(p.guest.connect(), 'HostRefused');
     const q = busPair({ guest: { pump: () => {}, timeoutMs: 50 } });

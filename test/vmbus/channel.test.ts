@@ -110,7 +110,7 @@ describe('signals follow the ring rules exactly (spec §1.9)', () => {
     expect(p.ch.poll()).toBe(4);
   });
 
-  it('flow control: a host blocked on a full RX ring is signalled by the guest read that frees the room it asked for, once (spec §1.9.2)', async () => {
+  it('[H5] flow control: a host blocked on a full RX ring is signalled by the guest read that frees the room it asked for, once (spec §1.9.2)', async () => {
     const p = await channelPair({ rxPages: 2 }); // 4096-byte RX data area
     const msg = new Uint8Array(1000);
     let sent = 0;

@@ -75,12 +75,27 @@ describe('host end driven by a raw guest (driver-side mock)', () => {
     expect(seen[1]!.segments).toEqual([{ addr: 0x12345e00, len: 0x200, range: 0 }, { addr: 0x20000000, len: 4096, range: 0 }, { addr: 0x30000000, len: 0x800, range: 0 }]);
     expect(rx.readRecords().map(hex)).toEqual(['0b000200030000002b00000000000000c0de000000000000']);
 
+    // A 60-page receive buffer: GPADL_HEADER with 26 PFNs, then GPADL_BODY messages of 28 and 6,
+    // written raw; GPADL_CREATED comes only after the last body.
+    const le64 = (x: number) => hex(Uint8Array.from([x & 0xff, (x >> 8) & 0xff, (x >> 16) & 0xff, 0, 0, 0, 0, 0]));
+    const buf = Array.from({ length: 60 }, (_, i) => 0x100 + i);
+    g.postRaw(unhex('08000000 00000000 0e000000 02000000 e801 0100 00c00300 00000000' + buf.slice(0, 26).map(le64).join('')));
+    p.host.poll();
+    expect(g.takeRaw()).toEqual([]);
+    g.postRaw(unhex('09000000 00000000 00000000 02000000' + buf.slice(26, 54).map(le64).join('')));
+    p.host.poll();
+    expect(g.takeRaw()).toEqual([]);
+    g.postRaw(unhex('09000000 00000000 01000000 02000000' + buf.slice(54).map(le64).join('')));
+    p.host.poll();
+    expect(g.takeRaw().map(hex)).toEqual(['0a00000000000000' + '0e000000' + '02000000' + '00000000']);
+    expect(p.host.gpadl(2)).toMatchObject({ pfns: buf, byteCount: 60 * 4096, state: 'created', inUse: false });
+
     // CLOSECHANNEL (no reply), then GPADL_TEARDOWN -> GPADL_TORNDOWN.
     g.postRaw(unhex('07000000 00000000 0e000000'));
     g.postRaw(unhex('0b000000 00000000 0e000000 e1e10000'));
     p.host.poll();
     expect(closed).toBe(1);
     expect(g.takeRaw().map(hex)).toEqual(['0c00000000000000e1e10000']);
-    expect(p.host.gpadls.size).toBe(0);
+    expect(p.host.gpadls.size).toBe(1); // the receive buffer's GPADL stays until its own teardown
   });
 });

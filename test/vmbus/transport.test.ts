@@ -87,7 +87,7 @@ describe('message transport', () => {
     expect(g.broken).toBeNull();
   });
 
-  it('counters wrap at 2^32 (checklist 69)', () => {
+  it('[H69] counters wrap at 2^32', () => {
     const core = loadCoreSync({ initialBytes: 4 << 20 });
     const t = MessageTransport.create(core, { slots: 3 });
     for (const off of [K.XPORT_OFF_G2H_TAIL, K.XPORT_OFF_G2H_HEAD]) Atomics.store(core.u32, (t.ptr + off) >> 2, 0xfffffffe);
