@@ -37,7 +37,7 @@ export { ReceivedPacket } from './vmbus/received-packet';
 export { ChannelSender, type ChannelState, type ChannelStats, type ChannelEndOptions, type CompletionHandler } from './vmbus/channel-send';
 export { ChannelEnd } from './vmbus/channel-end';
 export { Outbox } from './vmbus/outbox';
-export { GuestChannel, type GuestRingLayout } from './vmbus/guest-channel';
+export { GuestChannel, initRingPages, type GuestRingLayout } from './vmbus/guest-channel';
 export { HostChannel } from './vmbus/host-channel';
 export { GuestBus, type GuestBusOptions, type OpenOptions } from './vmbus/guest-bus';
 export { HostBus, type HostBusOptions, type HostOffer, type HostOfferSpec } from './vmbus/host-bus';

@@ -16,7 +16,7 @@ import { decodeMessage, encodeMessage, MESSAGE_TYPES, type ChannelMessage } from
 import { synicPayload, type MessageEnd, type MessageTransport } from './transport';
 import { OfferTable, type Offer } from './offers';
 import { gpadlMessages, pfnsOf } from './gpadl';
-import { GuestChannel } from './guest-channel';
+import { GuestChannel, initRingPages } from './guest-channel';
 import type { ChannelEndOptions } from './channel-end';
 import type { DeviceClassName } from './guid';
 import type { PageAllocator } from './guest-pages';
@@ -351,10 +351,7 @@ export class GuestBus {
     offer.state = 'opening';
     try {
       const gpa = this.opts.allocPages(txPages + rxPages);
-      const base = this.core.guestBase + gpa;
-      this.core.checkRange(base, (txPages + rxPages) * 4096);
-      this.core.u8.fill(0, base, base + (txPages + rxPages) * 4096);
-      for (const at of [base, base + txPages * 4096]) Atomics.store(this.core.u32, (at + K.RING_OFF_FEATURE_BITS) >> 2, K.RING_FEATURE_PENDING_SEND_SIZE);
+      const base = initRingPages(this.core, gpa, txPages, rxPages);
       const gpadl = await this.createGpadl(offer.relid, { gpa, bytes: (txPages + rxPages) * 4096 }, o.timeoutMs);
       const status = await this.requestOpen(offer.relid, gpadl, txPages, o);
       if (status !== 0) {

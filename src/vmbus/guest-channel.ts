@@ -3,9 +3,23 @@
 // consumes), both inside the ring GPADL in guest RAM. GuestBus.open makes it; close() and a
 // rescind end it, failing every request still in flight exactly once.
 
+import * as K from '../generated/constants';
+import type { Core } from '../engine/core';
 import type { SgringError } from '../engine/errors';
 import { ChannelEnd, type ChannelEndInit, type ChannelEndOptions, type ChannelState } from './channel-end';
 import type { Offer } from './offers';
+
+/**
+ * Prepares the ring buffer at guest-physical `gpa` before OPEN (spec §1.1): both rings zeroed,
+ * feature_bits = 1 (pending_send_sz) on both, as Linux writes them (§1.9.3). Returns its core offset.
+ */
+export function initRingPages(core: Core, gpa: number, txPages: number, rxPages: number): number {
+  const base = core.guestBase + gpa;
+  core.checkRange(base, (txPages + rxPages) * 4096);
+  core.u8.fill(0, base, base + (txPages + rxPages) * 4096);
+  for (const at of [base, base + txPages * 4096]) Atomics.store(core.u32, (at + K.RING_OFF_FEATURE_BITS) >> 2, K.RING_FEATURE_PENDING_SEND_SIZE);
+  return base;
+}
 
 export interface GuestRingLayout {
   /** Guest-physical address of the ring buffer (TX ring pages, then RX ring pages). */
