@@ -37,3 +37,30 @@ export {
 // Guest memory and the IOMMU (DESIGN "Memory model").
 export * from './memory/iommu';
 export * as constants from './generated/constants';
+// VMBus channels (spec/vmbus.md §2-3): packets, channel messages, GPADLs, offers, both bus ends,
+// the guest and host channel ends, transaction ids and the hung-request watchdog.
+export {
+  normalizeGuid, writeGuid, guidToBytes, readGuid, DEVICE_CLASSES, deviceClassOf, classGuid, instanceGuid,
+  type Guid, type DeviceClassName,
+} from './vmbus/guid';
+export {
+  encodeInbandPacket, encodeCompletionPacket, encodeGpaDirectPacket, encodeTransferPagePacket, parsePacket, checkPacketHeader,
+  type ParsedPacket, type GpaDescriptor, type TransferPages, type TransferRange,
+} from './vmbus/packets';
+export { encodeMessage, decodeMessage, messageTypeInfo, MESSAGE_TYPES, type ChannelMessage, type ChannelMessageName } from './vmbus/messages';
+export { MessageTransport, MessageEnd, synicPayload, synicSender, type Side } from './vmbus/transport';
+export { gpadlMessages, pfnsOf, pfnsContiguous, GpadlTable, type Gpadl, type GpadlLimits, type GpadlVerdict } from './vmbus/gpadl';
+export { OfferTable, type Offer, type OfferState } from './vmbus/offers';
+export { TransactionTable, InFlightSet, type OutstandingTransaction, type TransactionCounters } from './vmbus/transactions';
+export { ReceivedPacket } from './vmbus/received-packet';
+export { ChannelSender, type ChannelState, type ChannelStats, type ChannelEndOptions, type CompletionHandler } from './vmbus/channel-send';
+export { ChannelEnd } from './vmbus/channel-end';
+export { Outbox } from './vmbus/outbox';
+export { GuestChannel, initRingPages, type GuestRingLayout } from './vmbus/guest-channel';
+export { HostChannel } from './vmbus/host-channel';
+export { GuestBus, type GuestBusOptions, type OpenOptions } from './vmbus/guest-bus';
+export { HostBus, type HostBusOptions, type HostOffer, type HostOfferSpec } from './vmbus/host-bus';
+export { VMBUS_VERSIONS, type DropCounters } from './vmbus/bus-common';
+export { bumpPageAllocator, type PageAllocator } from './vmbus/guest-pages';
+export { Watchdog, type WatchdogOptions } from './vmbus/watchdog';
+export { writeRawPacket } from './vmbus/raw-write';
