@@ -235,6 +235,32 @@ export function ringWritev(ctl: usize, iov: usize, count: u32, type: u32, flags:
 }
 
 /**
+ * Writes a complete packet image of `len` bytes at `src`, header included, for packets whose
+ * header is longer than 16 bytes (GPA-direct §2.5, transfer pages §2.6: offset8 covers their
+ * descriptors). The image's type, offset8 and flags are checked as a reader would check them;
+ * len8 is set from `len`, which must be a multiple of 8. Same results as ringWrite.
+ */
+export function ringWriteRaw(ctl: usize, src: usize, len: u32): i32 {
+  const err = load<i32>(ctl, CTL_ERROR);
+  if (err != 0) return err;
+  if ((len & 7) != 0 || len < PKT_HEADER_SIZE || len > PKT_MAX_BYTES || !inMemory(src, len)) return E_InvalidArgument;
+  const h0 = load<u64>(src);
+  const hlen = <u32>(h0 >> 16) & 0xffff;
+  if (!validType(<u32>h0 & 0xffff) || hlen < 2 || hlen > len >> 3 || ((<u32>(h0 >> 48)) & ~PKT_FLAG_COMPLETION_REQUESTED) != 0) return E_InvalidArgument;
+  const ring = <usize>load<u32>(ctl, CTL_RING);
+  const size = load<u32>(ctl, CTL_DATA_SIZE);
+  const total = len + PKT_TRAILER_SIZE;
+  const at = reserve(ctl, ring, size, total);
+  if (at < 0) return at == FULL ? 0 : at;
+  const w = <u32>at;
+  const data = ring + RING_HEADER_SIZE;
+  store<u64>(data + w, (h0 & ~(<u64>0xffff << 32)) | (<u64>(len >> 3) << 32));
+  copyIn(data, size, adv(w, 8, size), src + 8, len - 8);
+  store<u64>(data + adv(w, len, size), <u64>w << 32);
+  return WRITE_WRITTEN | (publish(ctl, ring, adv(w, total, size), w) != 0 ? WRITE_SIGNAL : 0);
+}
+
+/**
  * Writes up to `count` packets described by BATCH_DESC_SIZE-byte descriptors at `desc`,
  * in order, and publishes the write index once. Returns how many were written (the rest did
  * not fit: CTL_RES_BYTES = bytes the next one needs) or a negative status. Descriptors are

@@ -63,4 +63,3 @@ export { HostBus, type HostBusOptions, type HostOffer, type HostOfferSpec } from
 export { VMBUS_VERSIONS, type DropCounters } from './vmbus/bus-common';
 export { bumpPageAllocator, type PageAllocator } from './vmbus/guest-pages';
 export { Watchdog, type WatchdogOptions } from './vmbus/watchdog';
-export { writeRawPacket } from './vmbus/raw-write';

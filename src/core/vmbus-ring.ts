@@ -151,6 +151,25 @@ export class VmbusRing {
     return st;
   }
 
+  /**
+   * Writes a complete packet image, header included: for GPA-direct and transfer-page packets,
+   * whose header (offset8) also covers their descriptors. The image's type, offset8 and flags are
+   * checked; len8 is set from its length (a multiple of 8). Results as write().
+   */
+  writeRaw(image: Uint8Array): number {
+    const n = image.length;
+    const src = n <= this.scratchCap ? this.scratch : this.stage(n);
+    this.core.u8.set(image, src);
+    return this.writeRawFrom(src, n);
+  }
+
+  /** Zero-copy form of writeRaw: the image is `len` bytes of core memory at `ptr`. */
+  writeRawFrom(ptr: number, len: number): number {
+    const st = this.core.fn.ringWriteRaw(this.ctl, ptr, len);
+    if (st < 0) throw SgringError.fromStatus(st, 'ring raw write', { needed: len + PKT_TRAILER_SIZE });
+    return st;
+  }
+
   private writev(pieces: Uint8Array[], type: number, flags: number, tid: TransactionId | undefined): number {
     splitTid(tid, tidTmp);
     let staged = 0;

@@ -16,6 +16,7 @@ export interface RingFunctions {
   ringClearError(ctl: number): void;
   ringWrite(ctl: number, src: number, len: number, type: number, flags: number, tidLo: number, tidHi: number): number;
   ringWritev(ctl: number, iov: number, count: number, type: number, flags: number, tidLo: number, tidHi: number): number;
+  ringWriteRaw(ctl: number, src: number, len: number): number;
   ringWriteBatch(ctl: number, desc: number, count: number): number;
   ringRead(ctl: number, out: number, cap: number, mode: number): number;
   ringReadBatch(ctl: number, out: number, cap: number, max: number): number;

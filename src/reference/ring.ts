@@ -200,6 +200,31 @@ export function createReferenceRing(core: Core) {
       return WRITE_WRITTEN | (publish(ctl, ring, adv(w, total, size), w) ? WRITE_SIGNAL : 0);
     },
 
+    ringWriteRaw(ctl: number, src: number, len: number): number {
+      const err = ctlErr(ctl);
+      if (err !== 0) return err;
+      len >>>= 0;
+      if ((len & 7) !== 0 || len < PKT_HEADER_SIZE || len > PKT_MAX_BYTES || !inMemory(src, len)) return E_InvalidArgument;
+      const dv = core.dv;
+      const type = dv.getUint16(src, true);
+      const hlen = dv.getUint16(src + 2, true);
+      const flags = dv.getUint16(src + 6, true);
+      if (!validType(type) || hlen < 2 || hlen > len >>> 3 || (flags & ~PKT_FLAG_COMPLETION_REQUESTED) !== 0) return E_InvalidArgument;
+      const ring = ctlGet(ctl, CTL_RING);
+      const size = ctlGet(ctl, CTL_DATA_SIZE);
+      const total = len + PKT_TRAILER_SIZE;
+      const w = reserve(ctl, ring, size, total);
+      if (w === null) return 0;
+      if (w < 0) return w;
+      const data = ring + RING_HEADER_SIZE;
+      ringCopyIn(data, size, w, src, len);
+      dv.setUint16(data + w + 4, len >>> 3, true); // the header word never straddles the wrap
+      const tr = data + adv(w, len, size);
+      dv.setUint32(tr, 0, true);
+      dv.setUint32(tr + 4, w, true);
+      return WRITE_WRITTEN | (publish(ctl, ring, adv(w, total, size), w) ? WRITE_SIGNAL : 0);
+    },
+
     ringWriteBatch(ctl: number, desc: number, count: number): number {
       const err = ctlErr(ctl);
       if (err !== 0) return err;

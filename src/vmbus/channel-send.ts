@@ -8,7 +8,7 @@
 // inside a handler, and completions that found the ring full, wait in the Outbox and are
 // written together, with one index publication and one signal decision (DPDK's per-burst
 // signal, §1.11). Packets whose header is longer than 16 bytes (GPA direct, transfer pages) are
-// built in private zeroed scratch (P10) and written by writeRawPacket.
+// built in private zeroed scratch (P10) and written by VmbusRing.writeRawFrom.
 
 import * as K from '../generated/constants';
 import type { Core } from '../engine/core';
@@ -17,7 +17,6 @@ import type { VmbusRing } from '../core/vmbus-ring';
 import { joinTid, splitTid, type TransactionId } from '../core/tid';
 import type { Doorbell } from '../sync/doorbell';
 import { descriptorBytes, writePacketHeader, writeTransferFields, type GpaDescriptor, type TransferPages } from './packets';
-import { writeRawPacket } from './raw-write';
 import { Outbox } from './outbox';
 import type { ReceivedPacket } from './received-packet';
 import { InFlightSet, TransactionTable } from './transactions';
@@ -300,7 +299,7 @@ export class ChannelSender<C = unknown> {
     writePacketHeader(dv, at, type, headerBytes, total, flags, lo, hi);
     fill(dv, at);
     u8.set(message, at + headerBytes);
-    const r = writeRawPacket(this.out, at, total);
+    const r = this.out.writeRawFrom(at, total);
     if (r === 0) {
       this.stats.outFull++;
       return false;

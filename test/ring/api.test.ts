@@ -22,6 +22,31 @@ describe.each(ENGINES)('VmbusRing (%s)', (engine) => {
     expect(Array.from(p.payload)).toEqual([...parts.flatMap((x) => Array.from(x)), 0, 0, 0, 0]);
   });
 
+  it('writes a caller-built packet image whose header covers descriptors (GPA-direct, offset8 = 5)', () => {
+    const { ring } = make();
+    const image = new Uint8Array(56);
+    const dv = new DataView(image.buffer);
+    dv.setUint16(0, 9, true); // GPA direct
+    dv.setUint16(2, 5, true); // 40-byte header: 16 + 8 (prefix) + 16 (one single-page range)
+    dv.setUint16(6, 1, true);
+    dv.setUint32(8, 77, true);
+    dv.setUint32(20, 1, true); // range_count
+    image.set(bytes(16, 3), 40); // the message after the header
+    expect(ring.writeRaw(image)).toBe(3);
+    expect(ring.bytes[4096 + 4]).toBe(7); // len8 set by the writer
+    const p = ring.readPacket()!;
+    expect([p.type, p.flags, p.transactionId]).toEqual([9, 1, 77n]);
+    expect(Array.from(p.payload)).toEqual(Array.from(bytes(16, 3)));
+    // Images a reader would reject are refused before anything is written.
+    for (const [off, v] of [[0, 5], [2, 1], [2, 8], [6, 2]] as const) {
+      const bad = image.slice();
+      new DataView(bad.buffer).setUint16(off, v, true);
+      expect(() => ring.writeRaw(bad)).toThrow(expect.objectContaining({ code: 'InvalidArgument' }));
+    }
+    expect(() => ring.writeRaw(image.subarray(0, 50))).toThrow(expect.objectContaining({ code: 'InvalidArgument' }));
+    expect(ring.state().writeIndex).toBe(ring.state().readIndex);
+  });
+
   it('peeks without consuming, skips without copying, and reads what was peeked', () => {
     const { ring } = make();
     ring.writePacket({ type: 6, payload: bytes(16, 1), transactionId: 2n ** 63n + 5n });

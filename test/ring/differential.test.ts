@@ -52,6 +52,10 @@ const opArb = fc.oneof(
   fc.record({ op: fc.constant('write' as const), len: fc.oneof(fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: D })), type: fc.constantFrom(6, 7, 9, 11, 5), flags: fc.constantFrom(0, 1, 0x1ffff), tidLo: u32, tidHi: u32 }),
   fc.record({ op: fc.constant('writev' as const), lens: fc.array(fc.integer({ min: 0, max: 300 }), { maxLength: 6 }), type: fc.constantFrom(6, 9), tidLo: u32 }),
   fc.record({ op: fc.constant('writeBatch' as const), lens: fc.array(fc.integer({ min: 0, max: 700 }), { maxLength: 12 }), type: fc.constantFrom(6, 11, 3) }),
+  fc.record({
+    op: fc.constant('writeRaw' as const), len: fc.oneof(fc.integer({ min: 2, max: 80 }).map((q) => q * 8), fc.integer({ min: 0, max: 700 })),
+    type: fc.constantFrom(6, 7, 9, 11, 4), hlen: fc.integer({ min: 0, max: 12 }), flags: fc.constantFrom(0, 1, 2),
+  }),
 );
 
 type Image = typeof imageArb extends fc.Arbitrary<infer T> ? T : never;
@@ -108,6 +112,10 @@ function run(c: Core, l: Layout, op: Op): number {
         u[d + 5] = ~i >>> 0;
       });
       return f.ringWriteBatch(l.ctl, l.desc, op.lens.length);
+    case 'writeRaw':
+      u[l.src >> 2] = op.type | (op.hlen << 16);
+      u[(l.src >> 2) + 1] = 0xffff | (op.flags << 16); // len8 is the writer's to set
+      return f.ringWriteRaw(l.ctl, l.src, op.len);
   }
 }
 
