@@ -6,7 +6,7 @@
 
 import { isMainThread, workerData } from 'node:worker_threads';
 import {
-  loadCoreSync, MessageTransport, GuestBus, HostBus, bumpPageAllocator, encodeGpaRange, encodeGpaDirectPacket, parsePacket,
+  loadCoreSync, MessageTransport, GuestBus, HostBus, bumpPageAllocator, encodeGpaRange, encodeGpaDirectPacket, parsePacket, IommuDomain,
 } from '../../dist/index.mjs';
 import { makeCase } from '../lib/timing.mjs';
 import { timeGroupsIsolated } from '../lib/isolate.mjs';
@@ -34,7 +34,7 @@ const check = (ok, what) => {
 async function channelPair(engine) {
   const core = loadCoreSync({ engine, guestBytes: 8 << 20, initialBytes: 32 << 20 });
   const t = MessageTransport.create(core);
-  const dma = { translate: (gpa) => core.guestBase + gpa, read() {}, write() {} };
+  const dma = IommuDomain.create(core, 'vmbus-host', { mode: 'identity' });
   const host = new HostBus(t, { dma });
   host.offer({ classId: 'storage' }); // the cases set the device's handler
   const guest = new GuestBus(t, { allocPages: bumpPageAllocator(core), pump: () => host.poll() });

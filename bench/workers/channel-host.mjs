@@ -2,17 +2,12 @@
 // in-band request with a 64-byte reply; serves on its doorbell until the guest says stop.
 
 import { workerData, parentPort } from 'node:worker_threads';
-import { loadCoreSync, MessageTransport, HostBus, SgringError } from '../../dist/index.mjs';
+import { loadCoreSync, MessageTransport, HostBus, IommuDomain } from '../../dist/index.mjs';
 
 const { memory, transport, control, spinPolls } = workerData;
 const core = loadCoreSync({ memory });
 const stop = new Int32Array(control);
-// Identity DMA over the guest RAM window (the Iommu's identity domain once it lands).
-const translate = (gpa, len) => {
-  if (!(gpa >= 0 && len >= 0 && len <= core.guestBytes && gpa <= core.guestBytes - len)) throw new SgringError('OutsideGuestRam', `[${gpa}, +${len})`);
-  return core.guestBase + gpa;
-};
-const dma = { translate, read: () => { throw new Error('unused'); }, write: () => { throw new Error('unused'); } };
+const dma = IommuDomain.create(core, 'vmbus-host', { mode: 'identity' });
 try {
   const bus = new HostBus(MessageTransport.attach(core, transport), { dma });
   const reply = new Uint8Array(64);

@@ -1,42 +1,19 @@
-// Test scaffolding for the VMBus channel tests: an identity DmaDomain over the guest RAM window
-// (a stand-in until src/memory/iommu.ts lands), and a guest + host bus pair in one thread.
+// Test scaffolding for the VMBus channel tests: a guest + host bus pair in one thread, the host
+// reaching guest RAM through an identity IOMMU domain.
 import { expect } from 'vitest';
 import {
-  bumpPageAllocator, GuestBus, HostBus, loadCoreSync, MessageTransport, SgringError,
+  bumpPageAllocator, GuestBus, HostBus, IommuDomain, loadCoreSync, MessageTransport,
   type Core, type EngineName, type GuestBusOptions, type HostBusOptions, type HostOfferSpec,
 } from '../../src/index';
-import type { DmaDomain } from '../../src/memory/dma-domain';
-
-/** Guest-physical [gpa, gpa+len) -> core offset, bounds-checked against the guest RAM window. */
-export function identityDma(core: Core): DmaDomain & { faults: number } {
-  const dom = {
-    faults: 0,
-    translate(gpa: number, len: number): number {
-      if (!(Number.isSafeInteger(gpa) && Number.isInteger(len) && gpa >= 0 && len >= 0 && len <= core.guestBytes && gpa <= core.guestBytes - len)) {
-        dom.faults++;
-        throw new SgringError('OutsideGuestRam', `DMA [${gpa}, +${len}) is outside guest RAM (${core.guestBytes} bytes)`);
-      }
-      return core.guestBase + gpa;
-    },
-    read(gpa: number, len: number, dest?: Uint8Array): Uint8Array {
-      const at = dom.translate(gpa, len);
-      const out = dest ?? new Uint8Array(len);
-      out.set(core.u8.subarray(at, at + len));
-      return out;
-    },
-    write(gpa: number, data: Uint8Array): void {
-      core.u8.set(data, dom.translate(gpa, data.length));
-    },
-  };
-  return dom;
-}
+import { SgringError } from '../../src/index';
+export { expectCode } from '../util/errors';
 
 export interface Pair {
   core: Core;
   transport: MessageTransport;
   guest: GuestBus;
   host: HostBus;
-  dma: ReturnType<typeof identityDma>;
+  dma: IommuDomain;
   /** While true the pump does not run the host: it looks hung. */
   hostPaused: boolean;
 }
@@ -46,7 +23,7 @@ export function busPair(o: { engine?: EngineName; shared?: boolean; guestBytes?:
   guest?: Partial<GuestBusOptions>; host?: Partial<HostBusOptions> } = {}): Pair {
   const core = loadCoreSync({ engine: o.engine ?? 'wasm', shared: o.shared, guestBytes: o.guestBytes ?? 4 << 20, initialBytes: 16 << 20 });
   const transport = MessageTransport.create(core, { slots: o.slots });
-  const dma = identityDma(core);
+  const dma = IommuDomain.create(core, 'vmbus-host', { mode: 'identity' });
   const host = new HostBus(transport, { dma, ...o.host });
   const pair = { core, transport, host, dma, hostPaused: false } as Pair;
   pair.guest = new GuestBus(transport, { allocPages: bumpPageAllocator(core), pump: () => void (pair.hostPaused || host.poll()), timeoutMs: 2000, ...o.guest });
@@ -67,19 +44,6 @@ export async function echoPair(o: Parameters<typeof busPair>[0] & { offer?: Part
   });
   await p.guest.connect();
   return Object.assign(p, { hostOffer });
-}
-
-/** Runs fn and returns the SgringError it throws with `code`. */
-export function expectCode(fn: () => unknown, code: string): SgringError {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected SgringError ${code}`).toBeInstanceOf(SgringError);
-  expect((err as SgringError).code).toBe(code);
-  return err as SgringError;
 }
 
 /** Awaits p and returns the SgringError it rejects with `code`. */
