@@ -104,7 +104,11 @@ if (BATCH_OFF_FLAGS !== BATCH_OFF_TYPE + 2) throw new Error('batch descriptor la
  */
 export class ReadBatch {
   readonly core: Core;
-  /** @internal */ readonly buf: number;
+  /**
+   * Core offset of the buffer. After readBatch it holds `count` packet images back to back, each
+   * tlen*8 bytes starting with its 16-byte header (with the lengths that were checked).
+   */
+  readonly buf: number;
   readonly bytes: number;
   /** Packets in the buffer after the last readBatch. */
   count = 0;
@@ -122,6 +126,9 @@ export class ReadBatch {
   /** Byte offset of the current payload in core memory; its length includes sender padding. */
   payloadOffset = 0;
   payloadLength = 0;
+  /** Core offset and length (tlen*8) of the current packet's whole image, header included. */
+  packetOffset = 0;
+  packetBytes = 0;
 
   constructor(core: Core, opts: { bytes?: number } = {}) {
     this.core = core;
@@ -154,6 +161,8 @@ export class ReadBatch {
     this.transactionIdHi = u32[(at >> 2) + 3];
     this.payloadOffset = at + hbytes;
     this.payloadLength = bytes - hbytes;
+    this.packetOffset = at;
+    this.packetBytes = bytes;
     this.pos += bytes;
     this.seen++;
     return true;

@@ -354,26 +354,26 @@ export class VmbusRing {
 
   // ---- state ----
 
-  /** Bytes the consumer may read now (may be stale by the time it returns). */
+  /** Bytes the consumer may read now (may be stale by the time it returns); 0 when the indices are corrupt. */
   get availableToRead(): number {
-    const { w, r, ok } = this.indices();
-    if (!ok) return 0;
-    return w >= r ? w - r : this.dataSize - r + w;
-  }
-
-  /** Free bytes from the producer's side; a record of n bytes fits when n < this. */
-  get availableToWrite(): number {
-    const { w, r, ok } = this.indices();
-    if (!ok) return 0;
-    return w >= r ? this.dataSize - (w - r) : r - w;
-  }
-
-  private indices(): { w: number; r: number; ok: boolean } {
     const u32 = this.core.u32;
     const w = Atomics.load(u32, (this.ptr + RING_OFF_WRITE_INDEX) >> 2);
     const r = Atomics.load(u32, (this.ptr + RING_OFF_READ_INDEX) >> 2);
-    const size = this.dataSize;
-    return { w, r, ok: w < size && r < size && (w & 7) === 0 && (r & 7) === 0 };
+    if (!this.validIndex(w) || !this.validIndex(r)) return 0;
+    return w >= r ? w - r : this.dataSize - r + w;
+  }
+
+  /** Free bytes from the producer's side (a record of n bytes fits when n < this); 0 when the indices are corrupt. */
+  get availableToWrite(): number {
+    const u32 = this.core.u32;
+    const w = Atomics.load(u32, (this.ptr + RING_OFF_WRITE_INDEX) >> 2);
+    const r = Atomics.load(u32, (this.ptr + RING_OFF_READ_INDEX) >> 2);
+    if (!this.validIndex(w) || !this.validIndex(r)) return 0;
+    return w >= r ? this.dataSize - (w - r) : r - w;
+  }
+
+  private validIndex(i: number): boolean {
+    return i < this.dataSize && (i & 7) === 0;
   }
 
   /** The header fields and derived counts, as FreeBSD's debug sysctl shows them. */
