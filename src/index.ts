@@ -25,7 +25,7 @@ export {
   HOST_FRAMEWORK_VERSIONS, HOST_MESSAGE_VERSIONS, decodeHeartbeat, encodeHeartbeat, heartbeatReply, decodeShutdown,
   encodeShutdown, shutdownFlags, shutdownKind, decodeTimesync, encodeTimesync, parentTimeToUnixNs, unixNsToParentTime,
   timesyncFlagNames, TIMESYNC_EPOCH_DELTA, decodeKvpRequest, decodeKvpResponse, encodeKvpRequest, kvpReplyBody, KvpStore,
-  RingPipe, createRingPipePair, pumpIc, settleIc, IcGuest, HeartbeatGuest, ShutdownGuest, TimesyncGuest, KvpGuest,
+  RingPipe, ChannelPipe, createRingPipePair, pumpIc, settleIc, IcGuest, HeartbeatGuest, ShutdownGuest, TimesyncGuest, KvpGuest,
   IcHost, HeartbeatHost, ShutdownHost, TimesyncHost, KvpHost,
   type IcHeader, type IcMessage, type IcVersion, type IcNegotiateBody, type IcServiceName, type IcVersions,
   type ShutdownKind, type ShutdownRequest, type TimeSample, type KvpOperation, type KvpRequest, type KvpResult,

@@ -23,6 +23,7 @@ export {
   RingPipe, createRingPipePair, pumpIc, settleIc,
   type IcPipe, type IcPipeMessage, type Pollable, type RingPipeOptions, type RingPipeStats,
 } from './pipe';
+export { ChannelPipe } from './channel-pipe';
 export {
   IcGuest, HeartbeatGuest, ShutdownGuest, TimesyncGuest, KvpGuest,
   type IcGuestOptions, type IcGuestStats, type ShutdownEvent, type ShutdownGuestOptions, type TimeSampleEvent,
