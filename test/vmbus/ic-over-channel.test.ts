@@ -42,9 +42,10 @@ describe.each(['wasm', 'reference'] as const)('IC services over VMBus channels (
     const run = <T>(promise: Promise<T>) => settleIc(promise, ends);
     for (const h of Object.values(hosts)) await run(h.negotiate());
     await run((hosts.heartbeat as HeartbeatHost).beat());
-    await run((hosts.shutdown as ShutdownHost).shutdown({ kind: 'shutdown', force: true }));
+    await run((hosts.shutdown as ShutdownHost).shutdown({ kind: 'poweroff', force: true }));
     expect(shutdowns).toHaveLength(1);
-    await run((hosts.timesync as TimesyncHost).sendTime({ unixNs: 1_700_000_000_000_000_000n, flags: K.ICTIMESYNC_FLAG_SYNC }));
+    expect(shutdowns[0]).toMatchObject({ kind: 'poweroff', force: true });
+    await run((hosts.timesync as TimesyncHost).sendTime({ unixNs: 1_700_000_000_000_000_000n, flags: K.IC_TIMESYNC_FLAG_SYNC }));
     expect(samples).toHaveLength(1);
     await run((hosts.kvp as KvpHost).set(K.KVP_POOL_EXTERNAL, 'Role', 'web'));
     expect(store.get(K.KVP_POOL_EXTERNAL, 'Role')).toBe('web');
