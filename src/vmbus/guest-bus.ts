@@ -11,6 +11,7 @@
 import * as K from '../generated/constants';
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
+import { pollBus } from './bus-poll';
 import { VmbusRing } from '../core/vmbus-ring';
 import { decodeMessage, encodeMessage, MESSAGE_TYPES, type ChannelMessage } from './messages';
 import { synicPayload, type MessageEnd, type MessageTransport } from './transport';
@@ -133,30 +134,11 @@ export class GuestBus {
   // ---- receiving ----
 
   /**
-   * Handles waiting host messages (at most one queue's worth, P4) and polls every open channel
-   * that has work. Returns the number of messages handled.
+   * Handles waiting control messages (at most one queue's worth, P4) and polls every open
+   * channel that has work. Returns the messages and packets handled.
    */
   poll(): number {
-    this.flushOutbox();
-    let n = 0;
-    for (; n < this.end.slots; n++) {
-      const slot = this.end.receive();
-      if (slot === null) break;
-      this.handle(slot);
-    }
-    this.flushOutbox();
-    this.end.takeEvents(() => {});
-    let first: unknown = null;
-    for (const ch of this.channels.values()) {
-      if (ch.state !== 'open' || !ch.hasWork()) continue;
-      try {
-        ch.poll();
-      } catch (e) {
-        if (!(e instanceof SgringError && e.broken)) first ??= e; // a broken channel stays broken; others go on
-      }
-    }
-    if (first !== null) throw first;
-    return n;
+    return pollBus(this.end, () => this.flushOutbox(), (slot) => this.handle(slot), this.channels.values());
   }
 
   private handle(slot: Uint8Array): void {

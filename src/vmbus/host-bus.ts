@@ -12,6 +12,7 @@
 import * as K from '../generated/constants';
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
+import { pollBus } from './bus-poll';
 import { VmbusRing } from '../core/vmbus-ring';
 import type { DmaDomain } from '../memory/dma-domain';
 import { decodeMessage, encodeMessage, MESSAGE_TYPES, type ChannelMessage, type OpenChannelMessage } from './messages';
@@ -155,28 +156,12 @@ export class HostBus {
     while (this.outbox.length > 0 && this.end.post(this.outbox[0]!, 0)) this.outbox.shift();
   }
 
-  /** Handles waiting guest messages (at most one queue's worth) and polls every open channel with work. */
+  /**
+   * Handles waiting control messages (at most one queue's worth, P4) and polls every open
+   * channel that has work. Returns the messages and packets handled.
+   */
   poll(): number {
-    this.flushOutbox();
-    let n = 0;
-    for (; n < this.end.slots; n++) {
-      const slot = this.end.receive();
-      if (slot === null) break;
-      this.handle(slot);
-    }
-    this.flushOutbox();
-    this.end.takeEvents(() => {});
-    let first: unknown = null;
-    for (const ch of this.channels.values()) {
-      if (ch.state !== 'open' || !ch.hasWork()) continue;
-      try {
-        n += ch.poll();
-      } catch (e) {
-        if (!(e instanceof SgringError && e.broken)) first ??= e; // a broken channel stays broken
-      }
-    }
-    if (first !== null) throw first;
-    return n;
+    return pollBus(this.end, () => this.flushOutbox(), (slot) => this.handle(slot), this.channels.values());
   }
 
   /**
