@@ -300,7 +300,11 @@ export function sglBuild(cfg: usize, segs: usize, nsegs: u32, pool: usize, poolC
     <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE), <u64>load<u32>(cfg, NVME_CFG_GUEST_BYTES));
 }
 
-/** Batch form of sglBuild over command records; same contract as prpBuildBatch. */
+/**
+ * Batch form of sglBuild over command records; same contract as prpBuildBatch. The loop is the
+ * same as prp.ts's on purpose: a shared loop would call the builder through a function table
+ * once per command, and a 4 KiB transfer is one entry per command; here the builder inlines.
+ */
 export function sglBuildBatch(cfg: usize, cmds: usize, count: u32, segs: usize, segCount: u32, pool: usize, poolCount: u32): i32 {
   const st = checkCfg(cfg, 0, 0);
   if (st != 0) return st;

@@ -5,6 +5,7 @@ import {
   E_InvalidArgument, E_NvmeInvalidConfig, NVME_CFG_FLAGS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES, NVME_CFG_MAX_BYTES,
   NVME_CFG_MAX_DESCRIPTORS, NVME_CFG_MAX_MAPPINGS, NVME_CFG_MPS, NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES, NVME_CFG_SIZE,
   NVME_DNR, NVME_MPS_MAX, NVME_MPS_MIN, NVME_REASON_SHIFT, NVME_SCT_GENERIC, NVME_SCT_SHIFT,
+  NVME_CMD_COUNT, NVME_CMD_FIRST, NVME_CMD_SIZE, NVME_CMD_STATUS, SEG_SIZE,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
 
@@ -86,6 +87,44 @@ export function memoryOps(core: Core) {
         if ((scratch & 7) !== 0 || bytes < need || !inMemory(scratch, bytes)) return E_NvmeInvalidConfig;
       }
       return 0;
+    },
+  };
+}
+
+/** One command's builder, as prp.ts and sgl.ts define it: returns list pages used or a status. */
+type BuildOne = (k: NvmeConfig, segs: number, nsegs: number, pool: number, poolCount: number, rec: number) => number;
+
+/**
+ * The build entry points PRP and SGL share: one command (`build`), and a batch of command records
+ * each naming its slice of the segment array, taking list pages from the pool in order (`batch`).
+ */
+export function builders(m: ReturnType<typeof memoryOps>, buildOne: BuildOne) {
+  return {
+    build(cfg: number, segs: number, nsegs: number, pool: number, poolCount: number, rec: number): number {
+      [cfg, segs, nsegs, pool, poolCount, rec] = [cfg >>> 0, segs >>> 0, nsegs >>> 0, pool >>> 0, poolCount >>> 0, rec >>> 0];
+      const st = m.checkCfg(cfg, 0, 0);
+      if (st !== 0) return st;
+      if (!m.hostArray(segs, nsegs, SEG_SIZE) || !m.hostArray(pool, poolCount, 8) || !m.hostArray(rec, 1, NVME_CMD_SIZE)) return E_InvalidArgument;
+      return buildOne(m.readCfg(cfg), segs, nsegs, pool, poolCount, rec);
+    },
+    batch(cfg: number, cmds: number, count: number, segs: number, segCount: number, pool: number, poolCount: number): number {
+      [cfg, cmds, count, segs, segCount, pool, poolCount] =
+        [cfg >>> 0, cmds >>> 0, count >>> 0, segs >>> 0, segCount >>> 0, pool >>> 0, poolCount >>> 0];
+      const st = m.checkCfg(cfg, 0, 0);
+      if (st !== 0) return st;
+      if (!m.hostArray(cmds, count, NVME_CMD_SIZE) || !m.hostArray(segs, segCount, SEG_SIZE) || !m.hostArray(pool, poolCount, 8)) return E_InvalidArgument;
+      const k = m.readCfg(cfg);
+      let used = 0;
+      for (let i = 0; i < count; i++) {
+        const c = cmds + i * NVME_CMD_SIZE;
+        const first = m.ld32(c + NVME_CMD_FIRST);
+        const n = m.ld32(c + NVME_CMD_COUNT);
+        let r = E_InvalidArgument;
+        if (first <= segCount && n <= segCount - first) r = buildOne(k, segs + first * SEG_SIZE, n, pool + used * 8, poolCount - used, c);
+        m.st32(c + NVME_CMD_STATUS, r);
+        if (r > 0) used += r;
+      }
+      return used;
     },
   };
 }

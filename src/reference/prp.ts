@@ -13,7 +13,7 @@ import {
   SEG_OFF_FLAGS, SEG_OFF_LEN, SEG_SIZE,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
-import { guestRange, memoryOps, nvmeStatus, overflows64, pagesOf, TWO32, type NvmeConfig } from './nvme';
+import { guestRange, memoryOps, nvmeStatus, overflows64, pagesOf, TWO32, type NvmeConfig, builders } from './nvme';
 
 export interface PrpFunctions {
   /** Walks PRP1/PRP2 at dptr for len bytes -> segment count at out, or a negative status. */
@@ -248,6 +248,8 @@ export function createReferencePrp(core: Core): PrpFunctions {
     return pages;
   }
 
+  const build = builders(m, buildOne);
+
   return {
     prpWalk(cfg, dptr, len, out, outCap) {
       [cfg, dptr, len, out, outCap] = [cfg >>> 0, dptr >>> 0, len >>> 0, out >>> 0, outCap >>> 0];
@@ -277,34 +279,7 @@ export function createReferencePrp(core: Core): PrpFunctions {
       return count | 0;
     },
 
-    prpBuild(cfg, segs, nsegs, pool, poolCount, rec) {
-      [cfg, segs, nsegs, pool, poolCount, rec] = [cfg >>> 0, segs >>> 0, nsegs >>> 0, pool >>> 0, poolCount >>> 0, rec >>> 0];
-      const st = m.checkCfg(cfg, 0, 0);
-      if (st !== 0) return st;
-      if (!m.hostArray(segs, nsegs, SEG_SIZE) || !m.hostArray(pool, poolCount, 8) || !m.hostArray(rec, 1, NVME_CMD_SIZE)) return E_InvalidArgument;
-      return buildOne(m.readCfg(cfg), segs, nsegs, pool, poolCount, rec);
-    },
-
-    prpBuildBatch(cfg, cmds, count, segs, segCount, pool, poolCount) {
-      [cfg, cmds, count, segs, segCount, pool, poolCount] =
-        [cfg >>> 0, cmds >>> 0, count >>> 0, segs >>> 0, segCount >>> 0, pool >>> 0, poolCount >>> 0];
-      const st = m.checkCfg(cfg, 0, 0);
-      if (st !== 0) return st;
-      if (!m.hostArray(cmds, count, NVME_CMD_SIZE) || !m.hostArray(segs, segCount, SEG_SIZE) || !m.hostArray(pool, poolCount, 8)) return E_InvalidArgument;
-      const k = m.readCfg(cfg);
-      let used = 0;
-      for (let i = 0; i < count; i++) {
-        const c = cmds + i * NVME_CMD_SIZE;
-        const first = ld32(c + NVME_CMD_FIRST);
-        const n = ld32(c + NVME_CMD_COUNT);
-        let r = E_InvalidArgument;
-        if (first <= segCount && n <= segCount - first) {
-          r = buildOne(k, segs + first * SEG_SIZE, n, pool + used * 8, poolCount - used, c);
-        }
-        st32(c + NVME_CMD_STATUS, r);
-        if (r > 0) used += r;
-      }
-      return used;
-    },
+    prpBuild: build.build,
+    prpBuildBatch: build.batch,
   };
 }
