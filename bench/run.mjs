@@ -11,7 +11,7 @@ import { readdirSync } from 'node:fs';
 
 /**
  * Every suite: each module in suites/ exports a default { name, keyFigures, run(ctx) -> result
- * rows }, plus cases(group) when it times groups in separate isolates (lib/isolate.mjs).
+ * rows }, plus cases(group, { quick }) when it times groups in separate isolates (lib/isolate.mjs).
  * Run in file-name order.
  */
 const suiteDir = new URL('./suites/', import.meta.url);

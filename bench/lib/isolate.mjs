@@ -8,7 +8,7 @@ import { runWorkers } from './threads.mjs';
 const WORKER = new URL('../workers/time-cases.mjs', import.meta.url);
 
 /**
- * For each group, a worker imports `suiteUrl`, builds `(await import(suiteUrl)).default.cases(group)`
+ * For each group, a worker imports `suiteUrl`, builds `(await import(suiteUrl)).default.cases(group, { quick })`
  * and times them with timeCases. Resolves with every group's result rows, in group order.
  */
 export async function timeGroupsIsolated(suiteUrl, groups, { quick }) {

@@ -77,11 +77,9 @@ const ENGINES = ['wasm', 'reference'];
 const QUICK_MISALIGNED = [8, 256];
 const QUICK_PFN_COUNTS = [1, 32, 512];
 
-/** The cases of one group ("<engine>" or "<engine>:quick"), built in the worker that times them. */
-function cases(group) {
-  const [engine, mode] = group.split(':');
-  if (!ENGINES.includes(engine)) throw new Error(`pagelist bench: unknown group ${group}`);
-  const quick = mode === 'quick';
+/** The cases of one engine, built in the worker that times them. */
+function cases(engine, { quick = false } = {}) {
+  if (!ENGINES.includes(engine)) throw new Error(`pagelist bench: unknown group ${engine}`);
   const core = loadCoreSync({ engine, initialBytes: 4 << 20 });
   const out = [];
   const add = (name, ops, fn) => out.push({ suite: SUITE, name, engine, payloadBytes: SEG_SIZE, ops, fn });
@@ -105,8 +103,7 @@ export default {
   ],
   cases,
   async run(ctx) {
-    const groups = ENGINES.map((e) => (ctx.quick ? `${e}:quick` : e));
-    const rows = await timeGroupsIsolated(import.meta.url, groups, ctx);
+    const rows = await timeGroupsIsolated(import.meta.url, ENGINES, ctx);
     // Table order: case, then engine (wasm first).
     const names = [...new Set(rows.map((r) => r.name))];
     return rows.sort((a, b) => names.indexOf(a.name) - names.indexOf(b.name) || ENGINES.indexOf(a.engine) - ENGINES.indexOf(b.engine));

@@ -6,7 +6,7 @@ import { timeCases } from '../lib/timing.mjs';
 const { suiteUrl, group, quick } = workerData;
 try {
   const suite = (await import(suiteUrl)).default;
-  const results = timeCases(suite.cases(group), { quick, log: (msg) => console.error(msg) });
+  const results = timeCases(suite.cases(group, { quick }), { quick, log: (msg) => console.error(msg) });
   parentPort.postMessage({ results });
 } catch (e) {
   parentPort.postMessage({ error: `${suiteUrl} group ${group}: ${e?.stack ?? e}` });
