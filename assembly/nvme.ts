@@ -5,9 +5,10 @@
 import {
   NVME_CFG_MPS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES, NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES,
   NVME_CFG_SIZE, NVME_MPS_MIN, NVME_MPS_MAX, NVME_REASON_SHIFT, NVME_DNR, NVME_SCT_GENERIC, NVME_SCT_SHIFT,
-  E_InvalidArgument, E_NvmeInvalidConfig,
+  E_InvalidArgument, E_NvmeInvalidConfig, E_NvmeListPoolTooSmall, E_NvmeBadListPage,
 } from './generated/constants';
 import { inMemory } from './mem';
+import { guestRange } from './guest';
 
 /**
  * An NVMe completion status as an engine result (scripts/constants/nvme.mjs): always
@@ -44,4 +45,31 @@ export function checkCfg(cfg: usize, scratchPages: u32, scratchBytes: u32): i32 
     if ((scratch & 7) != 0 || bytes < need || !inMemory(scratch, <usize>bytes)) return E_NvmeInvalidConfig;
   }
   return 0;
+}
+
+/**
+ * How many pool pages a chained list of `items` entries needs when the first page holds `cap0`
+ * slots and every further page `full`: the last slot of a page that is not the last page is a
+ * pointer to the next one (PRP §3.1 rule 6, SGL Segment descriptors). Checks that the pool has
+ * them, that every page after the first is aligned and that each lies in guest RAM. Returns the
+ * page count or a negative status. Shared by the PRP and SGL builders.
+ */
+// @ts-ignore: decorator
+@inline export function reserveListPages(pool: usize, poolCount: u32, items: u32, cap0: u32, full: u32, mps: u32, gbytes: u64): i32 {
+  const mask = <u64>(mps - 1);
+  let pages: u32 = 1;
+  let left = items;
+  let cap = cap0;
+  while (left > cap) {
+    left -= cap - 1;
+    cap = full;
+    pages++;
+  }
+  if (pages > poolCount) return E_NvmeListPoolTooSmall;
+  for (let j: u32 = 0; j < pages; j++) {
+    const p = load<u64>(pool + (<usize>j << 3));
+    if (j > 0 && (p & mask) != 0) return E_NvmeBadListPage;
+    if (!guestRange(gbytes, p, mps - <u32>(p & mask))) return E_NvmeBadListPage;
+  }
+  return <i32>pages;
 }

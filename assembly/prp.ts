@@ -26,7 +26,7 @@ import {
   E_NvmeEmptySegment, E_NvmeTransferTooLarge, E_NvmeListPoolTooSmall, E_NvmeBadListPage,
 } from './generated/constants';
 import { guestRange } from './guest';
-import { checkCfg, hostArray, nvmeStatus } from './nvme';
+import { checkCfg, hostArray, nvmeStatus, reserveListPages } from './nvme';
 
 /** ceil(bytes / page) without overflowing u32. */
 // @ts-ignore: decorator
@@ -249,28 +249,17 @@ export function prpWalkBatch(cfg: usize, cmds: usize, count: u32, out: usize, ou
   if ((p0 & 7) != 0) return E_NvmeBadListPage;
   const full = mps >> 3;
   const slots0 = (mps - <u32>(p0 & mask)) >> 3;
-  let pages: u32 = 1;
-  let left = entries - 1;
-  let cap = slots0;
-  while (left > cap) {
-    left -= cap - 1;
-    cap = full;
-    pages++;
-  }
-  if (pages > poolCount) return E_NvmeListPoolTooSmall;
-  for (let j: u32 = 0; j < pages; j++) {
-    const p = load<u64>(pool + (<usize>j << 3));
-    if (j > 0 && (p & mask) != 0) return E_NvmeBadListPage;
-    if (!guestRange(gbytes, p, mps - <u32>(p & mask))) return E_NvmeBadListPage;
-  }
+  const reserved = reserveListPages(pool, poolCount, entries - 1, slots0, full, mps, gbytes);
+  if (reserved < 0) return reserved;
+  const pages = <u32>reserved;
 
   // Fill: entries after PRP1 in order; the last slot of a page becomes the chain pointer only
   // when more than one entry is still to be written (§3.1 rule 6).
   let page: u32 = 0;
   let at = gbase + <usize>p0;
   let slot: u32 = 0;
-  cap = slots0;
-  left = entries - 1;
+  let cap = slots0;
+  let left = entries - 1;
   for (let i: u32 = 0; i < nsegs; i++) {
     const s = segs + (<usize>i << 4);
     const l = load<u32>(s, SEG_OFF_LEN);

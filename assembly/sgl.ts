@@ -32,7 +32,7 @@ import {
   E_NvmeBadListPage,
 } from './generated/constants';
 import { guestRange } from './guest';
-import { checkCfg, hostArray, nvmeStatus } from './nvme';
+import { checkCfg, hostArray, nvmeStatus, reserveListPages } from './nvme';
 
 const ID_DATA: u32 = 0x00;
 const ID_SEGMENT: u32 = SGL_TYPE_SEGMENT << 4;
@@ -251,24 +251,13 @@ export function sglWalkBatch(cfg: usize, cmds: usize, count: u32, out: usize, ou
   const full = mps >> 4;
   const cap0 = (mps - <u32>(p0 & mask)) >> 4;
   if ((p0 & 15) != 0 || cap0 < 2) return E_NvmeBadListPage;
-  let pages: u32 = 1;
-  let left = nsegs;
-  let cap = cap0;
-  while (left > cap) {
-    left -= cap - 1;
-    cap = full;
-    pages++;
-  }
-  if (pages > poolCount) return E_NvmeListPoolTooSmall;
-  for (let j: u32 = 0; j < pages; j++) {
-    const p = load<u64>(pool + (<usize>j << 3));
-    if (j > 0 && (p & mask) != 0) return E_NvmeBadListPage;
-    if (!guestRange(gbytes, p, mps - <u32>(p & mask))) return E_NvmeBadListPage;
-  }
+  const reserved = reserveListPages(pool, poolCount, nsegs, cap0, full, mps, gbytes);
+  if (reserved < 0) return reserved;
+  const pages = <u32>reserved;
 
   // Each pointer's length is the size of the segment it points to.
-  left = nsegs;
-  cap = cap0;
+  let left = nsegs;
+  let cap = cap0;
   putDesc(rec + NVME_CMD_DPTR, p0, (left > cap ? cap : left) << 4, left > cap ? ID_SEGMENT : ID_LAST);
   let page: u32 = 0;
   let at = gbase + <usize>p0;

@@ -5,7 +5,7 @@ import {
   E_InvalidArgument, E_NvmeInvalidConfig, NVME_CFG_FLAGS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES, NVME_CFG_MAX_BYTES,
   NVME_CFG_MAX_DESCRIPTORS, NVME_CFG_MAX_MAPPINGS, NVME_CFG_MPS, NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES, NVME_CFG_SIZE,
   NVME_DNR, NVME_MPS_MAX, NVME_MPS_MIN, NVME_REASON_SHIFT, NVME_SCT_GENERIC, NVME_SCT_SHIFT,
-  NVME_CMD_COUNT, NVME_CMD_FIRST, NVME_CMD_SIZE, NVME_CMD_STATUS, SEG_SIZE,
+  NVME_CMD_COUNT, NVME_CMD_FIRST, NVME_CMD_SIZE, NVME_CMD_STATUS, SEG_SIZE, E_NvmeBadListPage, E_NvmeListPoolTooSmall,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
 
@@ -127,4 +127,25 @@ export function builders(m: ReturnType<typeof memoryOps>, buildOne: BuildOne) {
       return used;
     },
   };
+}
+
+/** reserveListPages of assembly/nvme.ts: pool pages a chained list needs, checked, or a status. */
+export function reserveListPages(m: ReturnType<typeof memoryOps>, pool: number, poolCount: number, items: number, cap0: number,
+  full: number, mps: number, gbytes: number): number {
+  const mask = mps - 1;
+  let pages = 1;
+  let left = items;
+  let cap = cap0;
+  while (left > cap) {
+    left -= cap - 1;
+    cap = full;
+    pages++;
+  }
+  if (pages > poolCount) return E_NvmeListPoolTooSmall;
+  for (let j = 0; j < pages; j++) {
+    const lo = m.ld32(pool + j * 8);
+    if (j > 0 && (lo & mask) !== 0) return E_NvmeBadListPage;
+    if (!guestRange(gbytes, lo, m.ld32(pool + j * 8 + 4), mps - (lo & mask))) return E_NvmeBadListPage;
+  }
+  return pages;
 }

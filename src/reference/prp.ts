@@ -13,7 +13,7 @@ import {
   SEG_OFF_FLAGS, SEG_OFF_LEN, SEG_SIZE,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
-import { guestRange, memoryOps, nvmeStatus, overflows64, pagesOf, TWO32, type NvmeConfig, builders } from './nvme';
+import { guestRange, memoryOps, nvmeStatus, overflows64, pagesOf, TWO32, type NvmeConfig, builders, reserveListPages } from './nvme';
 
 export interface PrpFunctions {
   /** Walks PRP1/PRP2 at dptr for len bytes -> segment count at out, or a negative status. */
@@ -193,26 +193,14 @@ export function createReferencePrp(core: Core): PrpFunctions {
     if ((p0lo & 7) !== 0) return E_NvmeBadListPage;
     const full = mps / 8;
     const slots0 = (mps - (p0lo & mask)) / 8;
-    let pages = 1;
-    let left = entries - 1;
-    let cap = slots0;
-    while (left > cap) {
-      left -= cap - 1;
-      cap = full;
-      pages++;
-    }
-    if (pages > poolCount) return E_NvmeListPoolTooSmall;
-    for (let j = 0; j < pages; j++) {
-      const lo = ld32(pool + j * 8);
-      if (j > 0 && (lo & mask) !== 0) return E_NvmeBadListPage;
-      if (!guestRange(gbytes, lo, ld32(pool + j * 8 + 4), mps - (lo & mask))) return E_NvmeBadListPage;
-    }
+    const pages = reserveListPages(m, pool, poolCount, entries - 1, slots0, full, mps, gbytes);
+    if (pages < 0) return pages;
 
     let page = 0;
     let at = gbase + p0lo;
     let slot = 0;
-    cap = slots0;
-    left = entries - 1;
+    let cap = slots0;
+    let left = entries - 1;
     for (let i = 0; i < nsegs; i++) {
       const s = segs + i * SEG_SIZE;
       let aLo = ld32(s);

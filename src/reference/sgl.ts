@@ -15,7 +15,7 @@ import {
   SGL_CHUNK_DESCRIPTORS, SGL_DESC_SIZE, SGL_OFF_ID, SGL_OFF_LEN, SGL_TYPE_LAST_SEGMENT, SGL_TYPE_SEGMENT,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
-import { guestRange, memoryOps, nvmeStatus, overflows64, type NvmeConfig, builders } from './nvme';
+import { guestRange, memoryOps, nvmeStatus, overflows64, type NvmeConfig, builders, reserveListPages } from './nvme';
 
 export interface SglFunctions {
   /** Walks SGL1 at dptr for len bytes -> segment count at out, or a negative status. */
@@ -190,23 +190,11 @@ export function createReferenceSgl(core: Core): SglFunctions {
     const full = mps / 16;
     const cap0 = Math.floor((mps - (p0lo & mask)) / 16);
     if ((p0lo & 15) !== 0 || cap0 < 2) return E_NvmeBadListPage;
-    let pages = 1;
+    const pages = reserveListPages(m, pool, poolCount, nsegs, cap0, full, mps, gbytes);
+    if (pages < 0) return pages;
+
     let left = nsegs;
     let cap = cap0;
-    while (left > cap) {
-      left -= cap - 1;
-      cap = full;
-      pages++;
-    }
-    if (pages > poolCount) return E_NvmeListPoolTooSmall;
-    for (let j = 0; j < pages; j++) {
-      const lo = ld32(pool + j * 8);
-      if (j > 0 && (lo & mask) !== 0) return E_NvmeBadListPage;
-      if (!guestRange(gbytes, lo, ld32(pool + j * 8 + 4), mps - (lo & mask))) return E_NvmeBadListPage;
-    }
-
-    left = nsegs;
-    cap = cap0;
     putDesc(rec + NVME_CMD_DPTR, p0lo, p0hi, (left > cap ? cap : left) * 16, left > cap ? ID_SEGMENT : ID_LAST);
     let page = 0;
     let at = gbase + p0lo;
