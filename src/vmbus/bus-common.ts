@@ -1,8 +1,11 @@
-// Pieces both bus ends share: the counters of dropped messages and the table of operations
-// waiting for an answer from the other end.
+// Pieces both bus ends share: the counters of dropped messages, the decoding of received
+// messages, the table of operations waiting for an answer from the other end, and the poll loop.
 
 import * as K from '../generated/constants';
 import { SgringError } from '../engine/errors';
+import type { ChannelEnd } from './channel-end';
+import { decodeMessage, MESSAGE_TYPES, type ChannelMessage } from './messages';
+import { synicPayload, type MessageEnd } from './transport';
 
 /** Every protocol version of spec §3.3, newest first: what a guest tries and a host accepts by default. */
 export const VMBUS_VERSIONS: readonly number[] = [
@@ -98,4 +101,54 @@ export class Waiters {
   get size(): number {
     return this.list.length;
   }
+}
+
+/**
+ * Decodes one SynIC slot and checks that it travels in direction `dir` (copy before parse: the
+ * slot is already a private copy). Malformed or misdirected messages are counted in `dropped`
+ * and give null (checklist 17).
+ */
+export function receivedMessage(slot: Uint8Array, dir: 'h2g' | 'g2h', dropped: DropCounters): ChannelMessage | null {
+  let m: ChannelMessage;
+  try {
+    m = decodeMessage(synicPayload(slot));
+  } catch (e) {
+    dropped[dropReason(e)]++;
+    return null;
+  }
+  if (MESSAGE_TYPES[m.type].dir !== dir) {
+    dropped.wrongDirection++;
+    return null;
+  }
+  return m;
+}
+
+/**
+ * The poll loop both bus ends share: control messages first (at most one queue's worth, so a
+ * flooding peer cannot keep us here, P4), then every open channel that has work. A channel that
+ * throws does not stop the others; a broken one stays broken and is not reported again.
+ */
+export function pollBus(end: MessageEnd, flushOutbox: () => void, handle: (slot: Uint8Array) => void,
+  channels: Iterable<ChannelEnd<unknown>>): number {
+  flushOutbox();
+  let n = 0;
+  for (let i = 0; i < end.slots; i++) {
+    const slot = end.receive();
+    if (slot === null) break;
+    handle(slot);
+    n++;
+  }
+  flushOutbox();
+  end.takeEvents(() => {});
+  let first: unknown = null;
+  for (const ch of channels) {
+    if (ch.state !== 'open' || !ch.hasWork()) continue;
+    try {
+      n += ch.poll();
+    } catch (e) {
+      if (!(e instanceof SgringError && e.broken)) first ??= e;
+    }
+  }
+  if (first !== null) throw first;
+  return n;
 }

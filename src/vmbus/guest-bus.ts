@@ -11,17 +11,16 @@
 import * as K from '../generated/constants';
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
-import { pollBus } from './bus-poll';
 import { VmbusRing } from '../core/vmbus-ring';
-import { decodeMessage, encodeMessage, MESSAGE_TYPES, type ChannelMessage } from './messages';
-import { synicPayload, type MessageEnd, type MessageTransport } from './transport';
+import { encodeMessage, type ChannelMessage } from './messages';
+import type { MessageEnd, MessageTransport } from './transport';
 import { OfferTable, type Offer } from './offers';
 import { gpadlMessages, pfnsOf } from './gpadl';
 import { GuestChannel, initRingPages } from './guest-channel';
 import type { ChannelEndOptions } from './channel-end';
 import type { DeviceClassName } from './guid';
 import type { PageAllocator } from './guest-pages';
-import { dropReason, VMBUS_VERSIONS, Waiters, type DropCounters, type Waiter } from './bus-common';
+import { pollBus, receivedMessage, VMBUS_VERSIONS, Waiters, type DropCounters, type Waiter } from './bus-common';
 
 export interface GuestBusOptions {
   /** Contiguous guest pages for rings (see bumpPageAllocator). */
@@ -142,17 +141,8 @@ export class GuestBus {
   }
 
   private handle(slot: Uint8Array): void {
-    let m: ChannelMessage;
-    try {
-      m = decodeMessage(synicPayload(slot));
-    } catch (e) {
-      this.dropped[dropReason(e)]++;
-      return;
-    }
-    if (MESSAGE_TYPES[m.type].dir !== 'h2g') {
-      this.dropped.wrongDirection++;
-      return;
-    }
+    const m = receivedMessage(slot, 'h2g', this.dropped);
+    if (m === null) return;
     if (!this.connected && m.type !== 'versionResponse') {
       this.dropped.outOfState++;
       return;

@@ -12,16 +12,15 @@
 import * as K from '../generated/constants';
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
-import { pollBus } from './bus-poll';
 import { VmbusRing } from '../core/vmbus-ring';
 import type { DmaDomain } from '../memory/dma-domain';
-import { decodeMessage, encodeMessage, MESSAGE_TYPES, type ChannelMessage, type OpenChannelMessage } from './messages';
-import { synicPayload, type MessageEnd, type MessageTransport } from './transport';
+import { encodeMessage, type ChannelMessage, type OpenChannelMessage } from './messages';
+import type { MessageEnd, MessageTransport } from './transport';
 import { GpadlTable, pfnsContiguous, type Gpadl, type GpadlLimits } from './gpadl';
 import { HostChannel } from './host-channel';
 import type { ChannelEndOptions } from './channel-end';
 import { classGuid, instanceGuid, normalizeGuid, type DeviceClassName, type Guid } from './guid';
-import { dropReason, VMBUS_VERSIONS, type DropCounters } from './bus-common';
+import { pollBus, receivedMessage, VMBUS_VERSIONS, type DropCounters } from './bus-common';
 
 export interface HostOfferSpec {
   classId: DeviceClassName | Guid;
@@ -187,17 +186,8 @@ export class HostBus {
   }
 
   private handle(slot: Uint8Array): void {
-    let m: ChannelMessage;
-    try {
-      m = decodeMessage(synicPayload(slot));
-    } catch (e) {
-      this.dropped[dropReason(e)]++;
-      return;
-    }
-    if (MESSAGE_TYPES[m.type].dir !== 'g2h') {
-      this.dropped.wrongDirection++;
-      return;
-    }
+    const m = receivedMessage(slot, 'g2h', this.dropped);
+    if (m === null) return;
     if (this.version === 0 && m.type !== 'initiateContact') {
       this.dropped.outOfState++;
       return;
