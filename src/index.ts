@@ -1,6 +1,7 @@
 // Public API of sgring.
 export { loadCore, loadCoreSync, type LoadCoreOptions, type WasmSource } from './engine/load';
 export { Core } from './engine/core';
+export type { HeapStats } from './engine/heap';
 export { SgringError, type SgringErrorCode } from './engine/errors';
 export type { EngineFunctions, EngineName } from './engine/types';
 export { VmbusRing, type RingPacket, type RingState, type RingWriteResult, type CreateRingOptions } from './core/vmbus-ring';
@@ -61,5 +62,5 @@ export { HostChannel } from './vmbus/host-channel';
 export { GuestBus, type GuestBusOptions, type OpenOptions } from './vmbus/guest-bus';
 export { HostBus, type HostBusOptions, type HostOffer, type HostOfferSpec } from './vmbus/host-bus';
 export { VMBUS_VERSIONS, type DropCounters } from './vmbus/bus-common';
-export { bumpPageAllocator, type PageAllocator } from './vmbus/guest-pages';
+export { bumpPageAllocator, pageAllocator, type FreeingPageAllocator, type PageAllocator, type PageStats } from './vmbus/guest-pages';
 export { Watchdog, type WatchdogOptions } from './vmbus/watchdog';

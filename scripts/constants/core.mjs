@@ -13,8 +13,15 @@ export const constants = {
   CB_ALLOC_TOP: 8,
   CB_GUEST_BASE: 12,
   CB_GUEST_BYTES: 16,
+  // The heap (src/engine/heap.ts): a spin lock, live counters, one free-list head per size class.
+  CB_HEAP_LOCK: 20,
+  CB_HEAP_LIVE_BLOCKS: 24,
+  CB_HEAP_LIVE_BYTES: 28,
+  CB_HEAP_FREE_BYTES: 32,
+  CB_HEAP_FREE_HEADS: 64,
+  HEAP_CLASSES: 104,
   CB_MAGIC_VALUE: 0x52475373, // "sSGR"
-  CB_VERSION_VALUE: 1,
+  CB_VERSION_VALUE: 2,
 };
 
 // Status codes: -1 .. -9 here, each module takes its own block of ten (see the other files).
@@ -23,4 +30,5 @@ export const statuses = [
   { name: 'BufferTooSmall', value: -2, breaks: false, message: 'the output buffer is too small' },
   { name: 'OutOfMemory', value: -3, breaks: false, message: 'core memory cannot grow to satisfy the allocation' },
   { name: 'Timeout', value: -4, breaks: false, message: 'the wait ended before the peer acted' },
+  { name: 'Disposed', value: -5, breaks: false, message: 'the object was disposed and its memory given back' },
 ];

@@ -15,6 +15,7 @@ import {
 } from '../generated/constants';
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
+import { emptyRegion, fit, type ScratchRegion } from '../engine/region';
 
 /** A guest-physical buffer piece. */
 export interface Segment { addr: number; len: number }
@@ -47,17 +48,13 @@ const hex = (x: number) => `0x${x.toString(16).toUpperCase()}`;
 
 // ---- scratch -----------------------------------------------------------------------------
 
-const scratchOf = new WeakMap<Core, { ptr: number; cap: number }>();
+const scratchOf = new WeakMap<Core, ScratchRegion>();
 
 /** An 8-aligned scratch region of at least `bytes` in this core's memory. */
 function scratch(core: Core, bytes: number): number {
   let s = scratchOf.get(core);
-  if (!s || s.cap < bytes) {
-    const cap = Math.max(bytes, 2 * (s?.cap ?? 0), 4096);
-    s = { ptr: core.alloc(cap, 8), cap };
-    scratchOf.set(core, s);
-  }
-  return s.ptr;
+  if (!s) scratchOf.set(core, (s = emptyRegion()));
+  return fit(core, s, bytes, 4096);
 }
 
 const resField = (core: Core, res: number, off: number) => core.u32[(res + off) >>> 2]!;

@@ -12,6 +12,7 @@ import {
 } from '../generated/constants';
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
+import { replace } from '../engine/region';
 
 /** A guest-physical range (the shared segment format, as numbers). */
 export interface NvmeSegment {
@@ -143,7 +144,7 @@ export function ensure(core: Core, ws: Workspace, key: 'out' | 'segs' | 'pool', 
   const capKey = CAP_OF[key];
   if (ws[capKey] < n) {
     const cap = Math.max(n, 2 * ws[capKey], 16);
-    ws[key] = core.alloc(cap * size, 8);
+    ws[key] = replace(core, ws[key], cap * size);
     ws[capKey] = cap;
   }
   return ws[key];
@@ -189,7 +190,7 @@ export function writeConfig(core: Core, ws: Workspace, r: ResolvedOptions): void
   const listPages = Math.ceil(r.maxMappings / (r.mps / 8 - 1)) + 2;
   const scratchNeed = Math.max(r.mps + 8 * listPages, SGL_CHUNK_DESCRIPTORS * SGL_DESC_SIZE);
   if (ws.scratchBytes < scratchNeed) {
-    ws.scratch = core.alloc(scratchNeed, 8);
+    ws.scratch = replace(core, ws.scratch, scratchNeed);
     ws.scratchBytes = scratchNeed;
   }
   ensure(core, ws, 'out', r.maxMappings, SEG_SIZE);

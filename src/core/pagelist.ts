@@ -12,6 +12,7 @@ import {
 } from '../generated/constants';
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
+import { replace } from '../engine/region';
 import { loadCoreSync } from '../engine/load';
 
 /** One piece of a scatter-gather list: `len` bytes at guest-physical address `addr`. */
@@ -87,16 +88,19 @@ function scratch(core: Core, segs: number, pool: number, out: number): Scratch {
     scratches.set(core, s);
   }
   if (segs > s.segCap) {
-    s.segCap = Math.max(segs, 2 * s.segCap, 64);
-    s.segs = core.alloc(s.segCap * SEG_SIZE, 8);
+    const cap = Math.max(segs, 2 * s.segCap, 64);
+    s.segs = replace(core, s.segs, cap * SEG_SIZE);
+    s.segCap = cap;
   }
   if (pool > s.poolCap) {
-    s.poolCap = Math.max(pool, 2 * s.poolCap, 64);
-    s.pool = core.alloc(s.poolCap * 8, 8);
+    const cap = Math.max(pool, 2 * s.poolCap, 64);
+    s.pool = replace(core, s.pool, cap * 8);
+    s.poolCap = cap;
   }
   if (out > s.outCap) {
-    s.outCap = Math.max(out, 2 * s.outCap, 4096);
-    s.out = core.alloc(s.outCap, 8);
+    const cap = Math.max(out, 2 * s.outCap, 4096);
+    s.out = replace(core, s.out, cap);
+    s.outCap = cap;
   }
   return s;
 }

@@ -45,6 +45,24 @@ export class WriteBatch {
     this.arena = core.alloc(this.arenaBytes, 8);
   }
 
+  /** True after dispose(). */
+  disposed = false;
+
+  /** Gives the descriptor table and the arena back to core memory; the batch is unusable after. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.core.free(this.desc);
+    this.core.free(this.arena);
+    this.clear();
+    this.length = this.cursor = this.capacity; // add() then reaches full(), which throws
+  }
+
+  private full(): false {
+    if (this.disposed) throw new SgringError('Disposed', 'the WriteBatch was disposed');
+    return false;
+  }
+
   /** Descriptors added but not yet written. */
   get remaining(): number {
     return this.length - this.cursor;
@@ -64,7 +82,7 @@ export class WriteBatch {
    * the bytes are read when writeBatch runs). Returns false when the table is full.
    */
   addRef(ptr: number, len: number, type = PKT_TYPE_INBAND, flags = 0, tidLo = 0, tidHi = 0): boolean {
-    if (this.length === this.capacity) return false;
+    if (this.length === this.capacity) return this.full();
     const d = this.desc + this.length * BATCH_DESC_SIZE;
     const u32 = this.core.u32;
     u32[(d + BATCH_OFF_SRC) >> 2] = ptr;
@@ -81,7 +99,7 @@ export class WriteBatch {
    * or arena is full.
    */
   add(payload: Uint8Array, type = PKT_TYPE_INBAND, flags = 0, transactionId?: TransactionId): boolean {
-    if (this.length === this.capacity) return false;
+    if (this.length === this.capacity) return this.full();
     splitTid(transactionId, tidTmp);
     const u8 = this.core.u8;
     const at = this.arena + this.arenaUsed;
@@ -135,6 +153,17 @@ export class ReadBatch {
     this.bytes = opts.bytes ?? 256 * 1024;
     if (!Number.isInteger(this.bytes) || this.bytes < 16) throw new SgringError('InvalidArgument', 'ReadBatch bytes must be an integer >= 16');
     this.buf = core.alloc(this.bytes, 8);
+  }
+
+  /** True after dispose(). */
+  disposed = false;
+
+  /** Gives the buffer back to core memory; the batch is unusable after. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.core.free(this.buf);
+    this.fill(0, 0, false);
   }
 
   /** @internal called by VmbusRing.readBatch */

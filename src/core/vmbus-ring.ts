@@ -5,7 +5,7 @@
 
 import {
   CTL_ERROR, CTL_PKT_FLAGS, CTL_PKT_HLEN_BYTES, CTL_PKT_TID_HI, CTL_PKT_TID_LO, CTL_PKT_TLEN_BYTES,
-  CTL_PKT_TYPE, CTL_RES_BYTES, CTL_RES_INDEX, CTL_RES_SIGNAL, CTL_SIZE, E_BufferTooSmall, IOV_SIZE, PAGE_SIZE,
+  CTL_PKT_TYPE, CTL_RES_BYTES, CTL_RES_INDEX, CTL_RES_SIGNAL, CTL_SIZE, E_BufferTooSmall, E_Disposed, IOV_SIZE, PAGE_SIZE,
   PKT_HEADER_SIZE, PKT_MAX_BYTES, PKT_TRAILER_SIZE, PKT_TYPE_INBAND, READ_NO_COPY, READ_PAYLOAD_ONLY, READ_PEEK,
   RING_FEATURE_PENDING_SEND_SIZE, RING_HEADER_SIZE, RING_OFF_FEATURE_BITS, RING_OFF_INTERRUPT_MASK,
   RING_OFF_PENDING_SEND_SIZE, RING_OFF_READ_INDEX, RING_OFF_WRITE_INDEX, STATUS, WRITE_SIGNAL, WRITE_WRITTEN,
@@ -60,6 +60,19 @@ export interface CreateRingOptions {
 }
 
 const tidTmp = { lo: 0, hi: 0 };
+
+// One control block per memory whose error is Disposed: a disposed endpoint points at it, so
+// the engine refuses every later call on it before touching memory that may be reused.
+const deadControls = new WeakMap<WebAssembly.Memory, number>();
+function disposedControl(core: Core): number {
+  let ctl = deadControls.get(core.memory);
+  if (ctl === undefined) {
+    ctl = core.alloc(CTL_SIZE, 8);
+    core.i32[(ctl + CTL_ERROR) >> 2] = E_Disposed;
+    deadControls.set(core.memory, ctl);
+  }
+  return ctl;
+}
 const EMPTY = new Uint8Array(0);
 
 export class VmbusRing {
@@ -69,7 +82,9 @@ export class VmbusRing {
   /** Header page + data area, in bytes. */
   readonly totalBytes: number;
   readonly dataSize: number;
-  private readonly ctl: number;
+  private ctl: number;
+  /** True when create() allocated the ring bytes, so dispose() gives them back. */
+  private readonly ownsBytes: boolean;
   private scratch = 0;
   private scratchCap = 0;
   private scratchViews: Uint8Array[] = [];
@@ -78,13 +93,17 @@ export class VmbusRing {
   private readonly fnRead: EngineFunctions['ringRead'];
   private bytesView: Uint8Array | null = null;
 
-  private constructor(core: Core, ptr: number, totalBytes: number) {
+  private constructor(core: Core, ptr: number, totalBytes: number, ownsBytes: boolean) {
     this.core = core;
     this.ctl = core.alloc(CTL_SIZE, 8);
     this.fnWrite = core.fn.ringWrite;
     this.fnRead = core.fn.ringRead;
     const st = core.fn.ringInit(this.ctl, ptr, totalBytes);
-    if (st < 0) throw SgringError.fromStatus(st, `ring at ${ptr} of ${totalBytes} bytes`);
+    if (st < 0) {
+      core.free(this.ctl);
+      throw SgringError.fromStatus(st, `ring at ${ptr} of ${totalBytes} bytes`);
+    }
+    this.ownsBytes = ownsBytes;
     this.ptr = ptr;
     this.totalBytes = totalBytes;
     this.dataSize = totalBytes - RING_HEADER_SIZE;
@@ -98,14 +117,43 @@ export class VmbusRing {
     }
     const total = RING_HEADER_SIZE + dataSize;
     const ptr = core.alloc(total, PAGE_SIZE);
-    const ring = new VmbusRing(core, ptr, total);
+    let ring: VmbusRing;
+    try {
+      ring = new VmbusRing(core, ptr, total, true);
+    } catch (e) {
+      core.free(ptr);
+      throw e;
+    }
     Atomics.store(core.u32, (ptr + RING_OFF_FEATURE_BITS) >> 2, (opts.featureBits ?? RING_FEATURE_PENDING_SEND_SIZE) >>> 0);
     return ring;
   }
 
   /** A new endpoint over existing ring bytes (e.g. the peer's ring, in this or another thread). */
   static attach(core: Core, ptr: number, totalBytes: number): VmbusRing {
-    return new VmbusRing(core, ptr, totalBytes);
+    return new VmbusRing(core, ptr, totalBytes, false);
+  }
+
+  /**
+   * Gives this endpoint's core memory back: its control block and scratch, and the ring bytes
+   * when create() made them (an attached endpoint leaves the bytes to their owner). Every later
+   * call on the endpoint throws Disposed. Calling it again does nothing.
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    const dead = disposedControl(this.core);
+    this.core.free(this.ctl);
+    if (this.scratchCap > 0) this.core.free(this.scratch);
+    if (this.ownsBytes) this.core.free(this.ptr);
+    this.ctl = dead;
+    this.scratch = 0;
+    this.scratchCap = 0;
+    this.scratchViews = [];
+    this.bytesView = null;
+  }
+
+  /** True after dispose(). */
+  get disposed(): boolean {
+    return this.ctl === deadControls.get(this.core.memory);
   }
 
   /** [4096-byte header | data area] as a Uint8Array (re-created after memory growth). */
@@ -196,6 +244,7 @@ export class VmbusRing {
    */
   writeBatch(batch: WriteBatch): number {
     if (batch.core.memory !== this.core.memory) throw new SgringError('InvalidArgument', 'the batch belongs to another memory');
+    if (batch.disposed) throw new SgringError('Disposed', 'the batch was disposed');
     const n = batch.remaining;
     const st = this.core.fn.ringWriteBatch(this.ctl, batch.desc + batch.cursor * 24, n);
     if (st < 0) {
@@ -288,6 +337,7 @@ export class VmbusRing {
    */
   readBatch(batch: ReadBatch, max = 0x7fffffff): number {
     if (batch.core.memory !== this.core.memory) throw new SgringError('InvalidArgument', 'the batch belongs to another memory');
+    if (batch.disposed) throw new SgringError('Disposed', 'the batch was disposed');
     const st = this.core.fn.ringReadBatch(this.ctl, batch.buf, batch.bytes, max);
     if (st < 0) throw SgringError.fromStatus(st, 'ring batch read', { needed: this.ctlU32(CTL_RES_BYTES) });
     batch.fill(st, this.ctlU32(CTL_RES_BYTES), this.ctlU32(CTL_RES_SIGNAL) !== 0);
@@ -406,6 +456,7 @@ export class VmbusRing {
    * needs its own clearError().
    */
   reset(): void {
+    if (this.disposed) throw new SgringError('Disposed', 'the ring endpoint was disposed');
     const u32 = this.core.u32;
     const h = this.ptr >> 2;
     for (const off of [RING_OFF_WRITE_INDEX, RING_OFF_READ_INDEX, RING_OFF_INTERRUPT_MASK, RING_OFF_PENDING_SEND_SIZE]) {
@@ -416,6 +467,7 @@ export class VmbusRing {
 
   /** Clears this endpoint's broken mark without touching the ring. */
   clearError(): void {
+    if (this.disposed) throw new SgringError('Disposed', 'the ring endpoint was disposed');
     this.core.fn.ringClearError(this.ctl);
   }
 
@@ -435,7 +487,10 @@ export class VmbusRing {
   private stage(n: number): number {
     if (n > this.scratchCap) {
       const cap = Math.max(n, this.scratchCap * 2, 256);
+      if (this.disposed) throw new SgringError('Disposed', 'the ring endpoint was disposed');
+      const old = this.scratchCap > 0 ? this.scratch : 0;
       this.scratch = this.core.alloc(cap, 8);
+      if (old !== 0) this.core.free(old);
       this.scratchCap = cap;
       this.scratchViews = [];
     }

@@ -1,8 +1,8 @@
 import {
-  CB_ALLOC_TOP, CB_GUEST_BASE, CB_GUEST_BYTES, CB_MAGIC, CB_MAGIC_VALUE, CB_VERSION, CB_VERSION_VALUE,
-  MEM_CONTROL_BASE, MEM_HEAP_BASE, MEM_MAX_PAGES, PAGE_SIZE,
+  CB_GUEST_BASE, CB_GUEST_BYTES, CB_MAGIC, CB_MAGIC_VALUE, CB_VERSION, CB_VERSION_VALUE, MEM_CONTROL_BASE, PAGE_SIZE,
 } from '../generated/constants';
 import { SgringError } from './errors';
+import { heapAlloc, heapFree, heapInit, heapReserve, heapStats, type HeapStats } from './heap';
 import type { EngineFunctions, EngineName } from './types';
 
 const WASM_PAGE = 65536;
@@ -49,10 +49,10 @@ export class Core {
       }
     } else {
       // A fresh memory: lay out the control block, then the guest RAM window.
-      Atomics.store(this._u32, cb + (CB_ALLOC_TOP >> 2), MEM_HEAP_BASE);
+      heapInit(this);
       Atomics.store(this._u32, cb + (CB_VERSION >> 2), CB_VERSION_VALUE);
       Atomics.store(this._u32, cb + (CB_MAGIC >> 2), CB_MAGIC_VALUE);
-      const base = guestBytes > 0 ? this.alloc(guestBytes, PAGE_SIZE) : 0;
+      const base = guestBytes > 0 ? heapReserve(this, guestBytes, PAGE_SIZE) : 0;
       Atomics.store(this._u32, cb + (CB_GUEST_BASE >> 2), base);
       Atomics.store(this._u32, cb + (CB_GUEST_BYTES >> 2), guestBytes);
     }
@@ -123,30 +123,27 @@ export class Core {
 
   /**
    * Reserves `bytes` of zeroed core memory aligned to `align` (a power of two) and returns its
-   * byte offset. Safe from several threads on a shared memory. Grows the memory when needed;
-   * views taken before may then need re-creating. Regions live as long as the memory.
+   * byte offset. A region lives until `free(ptr)` gives it back; the next request of its size
+   * class reuses it. Every Core over one memory shares the heap (its state is in the control
+   * block), so a region may be freed through any of them, in any thread. Grows the memory when
+   * needed; views taken before may then need re-creating.
    */
   alloc(bytes: number, align = 8): number {
-    if (!Number.isInteger(bytes) || bytes < 0 || !Number.isInteger(align) || align <= 0 || (align & (align - 1)) !== 0) {
-      throw new SgringError('InvalidArgument', `alloc(${bytes}, ${align}): size must be a non-negative integer and align a power of two`);
-    }
-    const slot = (MEM_CONTROL_BASE + CB_ALLOC_TOP) >> 2;
-    for (;;) {
-      const u32 = this.u32;
-      const top = Atomics.load(u32, slot);
-      const start = Math.ceil(top / align) * align;
-      const end = start + bytes;
-      if (end > MEM_MAX_PAGES * WASM_PAGE) throw new SgringError('OutOfMemory', `alloc(${bytes}) would pass the 2 GiB memory limit`);
-      if (Atomics.compareExchange(u32, slot, top, end) !== top) continue;
-      this.ensure(end);
-      // Fresh pages are zero already, but a caller's memory may have held anything.
-      this._u8.fill(0, start, end);
-      return start;
-    }
+    return heapAlloc(this, bytes, align);
   }
 
-  /** Grows the memory until it holds at least `end` bytes. */
-  private ensure(end: number): void {
+  /** Gives back a region from `alloc`. Freeing anything else, or twice, throws InvalidArgument. */
+  free(ptr: number): void {
+    heapFree(this, ptr);
+  }
+
+  /** What the heap holds now: its size, the live blocks and bytes, the bytes waiting for reuse. */
+  heapStats(): HeapStats {
+    return heapStats(this);
+  }
+
+  /** @internal Grows the memory until it holds at least `end` bytes. */
+  growTo(end: number): void {
     while (this.memory.buffer.byteLength < end) {
       const need = Math.ceil((end - this.memory.buffer.byteLength) / WASM_PAGE);
       try {

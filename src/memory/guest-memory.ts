@@ -10,6 +10,7 @@ import {
 } from '../generated/constants';
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
+import { emptyRegion, fit, type ScratchRegion } from '../engine/region';
 import type { PagePlan, Segment } from '../core/pagelist';
 import { decodeGpaRanges, type Region } from '../core/gpa-range';
 import type { DmaAccess, DmaDomain } from './dma-domain';
@@ -81,7 +82,7 @@ function sourceBytes(segments: readonly Segment[]): number {
 
 // ---- staging: one scratch region per core: result block | segment list | staged buffer ------
 
-const scratchOf = new WeakMap<Core, { ptr: number; cap: number }>();
+const scratchOf = new WeakMap<Core, ScratchRegion>();
 
 interface Staged { res: number; segs: number; buf: number }
 
@@ -96,12 +97,8 @@ export function stage(core: Core, segments: readonly Segment[], bufBytes: number
   }
   const bytes = DMA_RES_SIZE + n * SEG_SIZE + bufBytes;
   let s = scratchOf.get(core);
-  if (!s || s.cap < bytes) {
-    const cap = Math.max(bytes, 2 * (s?.cap ?? 0), 4096);
-    s = { ptr: core.alloc(cap, 8), cap };
-    scratchOf.set(core, s);
-  }
-  const segs = s.ptr + DMA_RES_SIZE;
+  if (!s) scratchOf.set(core, (s = emptyRegion()));
+  const segs = fit(core, s, bytes, 4096) + DMA_RES_SIZE;
   const u32 = core.u32;
   for (let i = 0; i < n; i++) {
     const { addr, len } = segments[i]!;

@@ -102,6 +102,7 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
     }
     if (masked) this.in.endRead();
     this.inDispatch = false;
+    if (this.releaseDue) this.release();
     if (this._state === 'open') {
       try {
         this.flush();
@@ -236,6 +237,11 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
   /** Like waitForWork without blocking the thread. */
   waitForWorkAsync(timeoutMs: number): Promise<boolean> {
     return this.hasWork() ? Promise.resolve(true) : this.bell.waitUntilAsync(() => this.hasWork(), timeoutMs);
+  }
+
+  protected override release(): void {
+    super.release();
+    this.rb.dispose();
   }
 
   protected override shutdown(state: ChannelState, error: SgringError): unknown {

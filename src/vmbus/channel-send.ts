@@ -10,6 +10,7 @@
 // signal, §1.11). Packets whose header is longer than 16 bytes (GPA direct, transfer pages) are
 // built in private zeroed scratch (P10) and written by VmbusRing.writeRawFrom.
 
+import { emptyRegion, fit, release } from '../engine/region';
 import * as K from '../generated/constants';
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
@@ -102,8 +103,9 @@ export class ChannelSender<C = unknown> {
   /** poll() reads no new packets while this many sends wait (back-pressure, P4). */
   protected readonly outboxLimit: number;
   private readonly raiseSignal: () => void;
-  private scratch = 0;
-  private scratchCap = 0;
+  private readonly scratch = emptyRegion();
+  /** Set when shutdown ran inside a poll: the core memory is given back when the poll ends. */
+  protected releaseDue = false;
 
   constructor(init: ChannelEndInit, opts: ChannelEndOptions = {}) {
     this.core = init.core;
@@ -213,6 +215,7 @@ export class ChannelSender<C = unknown> {
       return fn();
     } finally {
       this.inDispatch = false;
+      if (this.releaseDue) this.release();
       if (this._state === 'open') this.flush();
     }
   }
@@ -288,11 +291,7 @@ export class ChannelSender<C = unknown> {
     }
     const total = pad8(headerBytes + message.length);
     if (total > K.PKT_MAX_BYTES) throw new SgringError('InvalidMessageLength', `a ${total}-byte packet exceeds len8's u16`);
-    if (total > this.scratchCap) {
-      this.scratchCap = Math.max(total, 2 * this.scratchCap, 4096);
-      this.scratch = this.core.alloc(this.scratchCap, 8);
-    }
-    const at = this.scratch;
+    const at = fit(this.core, this.scratch, total, 4096);
     const u8 = this.core.u8;
     u8.fill(0, at, at + total); // reserved fields and padding go out as zeros (P10)
     const dv = this.core.dv;
@@ -325,6 +324,8 @@ export class ChannelSender<C = unknown> {
     if (state === 'broken') this.brokenError = error;
     this.outbox.clear();
     this.peerInFlight.clear();
+    if (this.inDispatch) this.releaseDue = true;
+    else this.release();
     let first: unknown = null;
     for (const id of this.transactions.liveIds()) {
       this.transactions.end(id, 'cancelled');
@@ -335,6 +336,18 @@ export class ChannelSender<C = unknown> {
       }
     }
     return first;
+  }
+
+  /**
+   * Gives the channel's core memory back (staging, scratch, the ring endpoints' control blocks);
+   * the ring bytes stay, they are the guest's pages. Runs once, when the channel ends.
+   */
+  protected release(): void {
+    this.releaseDue = false;
+    this.outbox.dispose();
+    release(this.core, this.scratch);
+    this.out.dispose();
+    this.in.dispose();
   }
 
   protected usable(): void {

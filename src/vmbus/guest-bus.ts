@@ -59,7 +59,7 @@ export class GuestBus {
   readonly dropped: DropCounters = { tooShort: 0, tooLong: 0, unknownType: 0, wrongDirection: 0, outOfState: 0, unmatched: 0 };
   /** Host messages handled, by type. */
   readonly received: Record<string, number> = {};
-  /** Pages never reused because their GPADL teardown failed or the channel was rescinded (spec §3.5). */
+  /** Pages never reused because a GPADL's creation or teardown got no answer (spec §3.5: the host may still write them). */
   leakedPages = 0;
   onOffer: ((offer: Offer) => void) | null = null;
   onOfferRefused: ((error: SgringError) => void) | null = null;
@@ -70,7 +70,8 @@ export class GuestBus {
   private readonly drivers = new Map<string, (offer: Offer) => void>();
   private connId: number = K.VMBUS_MESSAGE_CONNECTION_ID;
   private nextGpadl = 1;
-  private readonly gpadls = new Map<number, { relid: number; pages: number }>();
+  /** Live GPADLs; `ownedGpa` marks ring pages open() took from allocPages, given back when the GPADL ends. */
+  private readonly gpadls = new Map<number, { relid: number; pages: number; ownedGpa?: number }>();
 
   constructor(transport: MessageTransport, opts: GuestBusOptions) {
     if (typeof opts?.allocPages !== 'function') throw new SgringError('InvalidArgument', 'GuestBus needs allocPages');
@@ -190,8 +191,7 @@ export class GuestBus {
       if (g.relid !== relid) continue;
       this.waiters.fail('gpadl', handle, error);
       this.waiters.fail('teardown', handle, error);
-      this.leakedPages += g.pages; // the host may still hold them: never reuse (spec §3.5)
-      this.gpadls.delete(handle);
+      this.endGpadl(handle, false); // the host revoked the channel and its GPADLs before RESCIND
     }
     const ch = this.channels.get(relid);
     this.channels.delete(relid);
@@ -252,7 +252,21 @@ export class GuestBus {
    * 26 PFNs, then bodies of 28. `buffer` is page-aligned memory ({ gpa, bytes }) or explicit PFNs.
    * Resolves with the handle; HostRefused with the host's status when it says no.
    */
-  async createGpadl(relid: number, buffer: { gpa: number; bytes: number } | { pfns: number[]; byteCount: number; byteOffset?: number }, timeoutMs = this.opts.timeoutMs): Promise<number> {
+  createGpadl(relid: number, buffer: { gpa: number; bytes: number } | { pfns: number[]; byteCount: number; byteOffset?: number }, timeoutMs = this.opts.timeoutMs): Promise<number> {
+    return this.registerGpadl(relid, buffer, timeoutMs);
+  }
+
+  /** Forgets a GPADL: its pages count as leaked when the host may still hold them, else ring pages go back to allocPages. */
+  private endGpadl(handle: number, leaked: boolean): void {
+    const g = this.gpadls.get(handle);
+    if (!g) return;
+    this.gpadls.delete(handle);
+    if (leaked) this.leakedPages += g.pages;
+    else if (g.ownedGpa !== undefined) this.opts.allocPages.free?.(g.ownedGpa);
+  }
+
+  private async registerGpadl(relid: number, buffer: { gpa: number; bytes: number } | { pfns: number[]; byteCount: number; byteOffset?: number },
+    timeoutMs: number, ownedGpa?: number): Promise<number> {
     this.mustBeConnected();
     this.liveOffer(relid);
     const desc = 'pfns' in buffer ? buffer : { pfns: pfnsOf(buffer.gpa, Math.ceil(buffer.bytes / 4096)), byteCount: buffer.bytes };
@@ -260,18 +274,18 @@ export class GuestBus {
     while (this.gpadls.has(handle)) handle = handle >= 0xffffffff ? 1 : handle + 1;
     this.nextGpadl = handle >= 0xffffffff ? 1 : handle + 1;
     const msgs = gpadlMessages(relid, handle, desc);
-    this.gpadls.set(handle, { relid, pages: desc.pfns.length });
+    this.gpadls.set(handle, { relid, pages: desc.pfns.length, ownedGpa });
     const w = this.waiters.add('gpadl', handle, relid);
     for (const m of msgs) this.post(m);
     let r: ChannelMessage & { type: 'gpadlCreated' };
     try {
       r = await this.wait<ChannelMessage & { type: 'gpadlCreated' }>(w, timeoutMs, `GPADL ${handle}`);
     } catch (e) {
-      if (this.gpadls.delete(handle)) this.leakedPages += desc.pfns.length; // the host may have it: never reuse
+      this.endGpadl(handle, e instanceof SgringError && e.code === 'Timeout'); // unanswered: the host may have it
       throw e;
     }
     if (r.status !== 0) {
-      this.gpadls.delete(handle);
+      this.endGpadl(handle, false);
       throw new SgringError('HostRefused', `GPADL ${handle}: host status 0x${r.status.toString(16)}`, { status: r.status, gpadl: handle });
     }
     return handle;
@@ -286,10 +300,10 @@ export class GuestBus {
     try {
       await this.wait(w, timeoutMs, `GPADL_TEARDOWN ${handle}`);
     } catch (e) {
-      if (this.gpadls.delete(handle)) this.leakedPages += g.pages;
+      this.endGpadl(handle, e instanceof SgringError && e.code === 'Timeout');
       throw e;
     }
-    this.gpadls.delete(handle);
+    this.endGpadl(handle, false);
   }
 
   /**
@@ -323,8 +337,15 @@ export class GuestBus {
     offer.state = 'opening';
     try {
       const gpa = this.opts.allocPages(txPages + rxPages);
-      const base = initRingPages(this.core, gpa, txPages, rxPages);
-      const gpadl = await this.createGpadl(offer.relid, { gpa, bytes: (txPages + rxPages) * 4096 }, o.timeoutMs);
+      let base: number;
+      try {
+        base = initRingPages(this.core, gpa, txPages, rxPages);
+      } catch (e) {
+        this.opts.allocPages.free?.(gpa);
+        throw e;
+      }
+      // From here the ring GPADL owns the pages: whatever ends it gives them back (or leaks them).
+      const gpadl = await this.registerGpadl(offer.relid, { gpa, bytes: (txPages + rxPages) * 4096 }, o.timeoutMs ?? this.opts.timeoutMs, gpa);
       const status = await this.requestOpen(offer.relid, gpadl, txPages, o);
       if (status !== 0) {
         await this.teardownGpadl(offer.relid, gpadl, o.timeoutMs).catch(() => {});
@@ -379,7 +400,7 @@ export class GuestBus {
     const w = this.waiters.add('unload', 0);
     this.post({ type: 'unload' });
     await this.wait(w, timeoutMs, 'UNLOAD');
-    this.gpadls.clear(); // the host released every GPADL with the connection
+    for (const handle of [...this.gpadls.keys()]) this.endGpadl(handle, false); // the host released every GPADL with the connection
     for (const o of this.offers.all()) this.offers.remove(o.relid);
     this.version = 0;
     this.offersComplete = false;

@@ -269,7 +269,7 @@ export class HostBus {
     const d = m.downstreamPageOffset;
     if (g.byteOffset !== 0 || g.byteCount !== pages * PAGE || d < 2 || d > pages - 2) return this.refuse(m, 'ringLayout', K.VMBUS_STATUS_INVALID_PARAMETER);
     if (!pfnsContiguous(g.pfns)) return this.refuse(m, 'notContiguous', K.VMBUS_STATUS_INVALID_PARAMETER);
-    let tx: VmbusRing;
+    let tx: VmbusRing | undefined;
     let rx: VmbusRing;
     try {
       const gpa = g.pfns[0]! * PAGE;
@@ -278,6 +278,7 @@ export class HostBus {
       tx = VmbusRing.attach(this.core, off, d * PAGE);
       rx = VmbusRing.attach(this.core, off + d * PAGE, (pages - d) * PAGE);
     } catch (e) {
+      tx?.dispose();
       if (!(e instanceof SgringError)) throw e;
       return this.refuse(m, e.code, K.VMBUS_STATUS_UNSUCCESSFUL);
     }

@@ -38,6 +38,13 @@ export class Outbox {
     this.arena = core.alloc(opts.bytes, 8);
   }
 
+  /** Gives the staging memory back; the outbox is unusable after. */
+  dispose(): void {
+    this.clear();
+    this.batch.dispose();
+    this.core.free(this.arena);
+  }
+
   /** Packets waiting (staged and spilled). */
   get size(): number {
     return this.batch.remaining + this.spill.length - this.spillHead;

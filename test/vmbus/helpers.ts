@@ -2,7 +2,7 @@
 // reaching guest RAM through an identity IOMMU domain.
 import { expect } from 'vitest';
 import {
-  bumpPageAllocator, GuestBus, HostBus, IommuDomain, loadCoreSync, MessageTransport,
+  bumpPageAllocator, GuestBus, pageAllocator, HostBus, IommuDomain, loadCoreSync, MessageTransport,
   type Core, type EngineName, type GuestBusOptions, type HostBusOptions, type HostOfferSpec,
 } from '../../src/index';
 import { SgringError } from '../../src/index';
@@ -16,17 +16,20 @@ export interface Pair {
   dma: IommuDomain;
   /** While true the pump does not run the host: it looks hung. */
   hostPaused: boolean;
+  /** The guest's page allocator when the pair was made with reusePages. */
+  pages: ReturnType<typeof pageAllocator> | null;
 }
 
 /** A guest and a host bus in one thread over one transport; the guest pumps the host while it waits. */
-export function busPair(o: { engine?: EngineName; shared?: boolean; guestBytes?: number; slots?: number;
+export function busPair(o: { engine?: EngineName; shared?: boolean; guestBytes?: number; slots?: number; reusePages?: boolean;
   guest?: Partial<GuestBusOptions>; host?: Partial<HostBusOptions> } = {}): Pair {
   const core = loadCoreSync({ engine: o.engine ?? 'wasm', shared: o.shared, guestBytes: o.guestBytes ?? 4 << 20, initialBytes: 16 << 20 });
   const transport = MessageTransport.create(core, { slots: o.slots });
   const dma = IommuDomain.create(core, 'vmbus-host', { mode: 'identity' });
   const host = new HostBus(transport, { dma, ...o.host });
-  const pair = { core, transport, host, dma, hostPaused: false } as Pair;
-  pair.guest = new GuestBus(transport, { allocPages: bumpPageAllocator(core), pump: () => void (pair.hostPaused || host.poll()), timeoutMs: 2000, ...o.guest });
+  const pages = o.reusePages ? pageAllocator(core) : null;
+  const pair = { core, transport, host, dma, hostPaused: false, pages } as Pair;
+  pair.guest = new GuestBus(transport, { allocPages: pages ?? bumpPageAllocator(core), pump: () => void (pair.hostPaused || host.poll()), timeoutMs: 2000, ...o.guest });
   return pair;
 }
 
