@@ -186,7 +186,7 @@ export function ringClearError(ctl: usize): void {
 export function ringWrite(ctl: usize, src: usize, len: u32, type: u32, flags: u32, tidLo: u32, tidHi: u32): i32 {
   const err = load<i32>(ctl, CTL_ERROR);
   if (err != 0) return err;
-  if (!validType(type) || flags > 0xffff || !inMemory(src, len)) return E_InvalidArgument;
+  if (!validType(type) || (flags & ~PKT_FLAG_COMPLETION_REQUESTED) != 0 || !inMemory(src, len)) return E_InvalidArgument;
   if (len > PKT_MAX_BYTES - PKT_HEADER_SIZE) return E_InvalidMessageLength;
   const ring = <usize>load<u32>(ctl, CTL_RING);
   const size = load<u32>(ctl, CTL_DATA_SIZE);
@@ -208,7 +208,7 @@ export function ringWrite(ctl: usize, src: usize, len: u32, type: u32, flags: u3
 export function ringWritev(ctl: usize, iov: usize, count: u32, type: u32, flags: u32, tidLo: u32, tidHi: u32): i32 {
   const err = load<i32>(ctl, CTL_ERROR);
   if (err != 0) return err;
-  if (!validType(type) || flags > 0xffff || count > 0xffff || !inMemory(iov, count * IOV_SIZE)) return E_InvalidArgument;
+  if (!validType(type) || (flags & ~PKT_FLAG_COMPLETION_REQUESTED) != 0 || count > 0xffff || !inMemory(iov, count * IOV_SIZE)) return E_InvalidArgument;
   let len: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const e = iov + i * IOV_SIZE;
@@ -278,7 +278,7 @@ export function ringWriteBatch(ctl: usize, desc: usize, count: u32): i32 {
     const d = desc + i * BATCH_DESC_SIZE;
     const len = load<u32>(d, BATCH_OFF_LEN);
     let st: i32 = 0;
-    if (!validType(load<u16>(d, BATCH_OFF_TYPE)) || !inMemory(<usize>load<u32>(d, BATCH_OFF_SRC), len)) st = E_InvalidArgument;
+    if (!validType(load<u16>(d, BATCH_OFF_TYPE)) || (load<u16>(d, BATCH_OFF_FLAGS) & ~PKT_FLAG_COMPLETION_REQUESTED) != 0 || !inMemory(<usize>load<u32>(d, BATCH_OFF_SRC), len)) st = E_InvalidArgument;
     else if (len > PKT_MAX_BYTES - PKT_HEADER_SIZE || ((len + PKT_HEADER_SIZE + 7) & ~7) + PKT_TRAILER_SIZE >= size) st = E_InvalidMessageLength;
     if (st != 0) {
       store<u32>(ctl, i, CTL_RES_INDEX);

@@ -4,7 +4,7 @@
 // byteOffset + pages must find every tag in order. The first difference is explained in words.
 
 import { SgringError } from '../engine/errors';
-import type { PagePlan, PageRule, Segment } from './pagelist';
+import { checkPlanShape, checkSegments, type PagePlan, type PageRule, type Segment } from './pagelist';
 
 export interface PageListVerdict {
   ok: boolean;
@@ -49,6 +49,8 @@ function locate(starts: number[], k: number): { segment: number; offset: number 
  */
 export function checkPageList(segments: readonly Segment[], plan: PagePlan, rule: PageRule, opts: { pageSize?: number } = {}): PageListVerdict {
   if (rule !== 'hyperv' && rule !== 'nvme-prp') throw new SgringError('InvalidArgument', `unknown page-list rule '${String(rule)}'`);
+  checkSegments(segments);
+  checkPlanShape(plan, 'checkPageList');
   const bad = (violation: string): PageListVerdict => ({ ok: false, violation });
   const p = plan.pageSize ?? opts.pageSize ?? 4096;
   const starts: number[] = [];

@@ -13,6 +13,7 @@ import {
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import { replace } from '../engine/region';
+import { describe, isU32 } from './args';
 import { loadCoreSync } from '../engine/load';
 
 /** One piece of a scatter-gather list: `len` bytes at guest-physical address `addr`. */
@@ -112,6 +113,11 @@ function setU64(u32: Uint32Array, at: number, v: number): void {
 
 const getU64 = (u32: Uint32Array, at: number) => u32[at >> 2]! + u32[(at >> 2) + 1]! * TWO32;
 
+/** Throws InvalidArgument unless `segments` is a list of { addr: safe integer >= 0, len: u32 }. */
+export function checkSegments(segments: readonly Segment[]): void {
+  checkNumbers(segments, []);
+}
+
 function checkNumbers(segments: readonly Segment[], pool: readonly number[]): void {
   if (!Array.isArray(segments)) throw new SgringError('InvalidArgument', 'segments must be an array of { addr, len }');
   segments.forEach((s, i) => {
@@ -187,11 +193,22 @@ export function planPageList(segments: readonly Segment[], opts: PlanOptions): P
   if (!Number.isSafeInteger(limit) || limit < 0 || limit > GPA_SPACE) throw new SgringError('InvalidArgument', `guestBytes ${limit} must be at most 2^52`);
   checkNumbers(segments, pool);
   const n = segments.length;
-  // Upper bound of the image: every entry bounced, plus one copy per segment piece.
+  // Refuse what the engine would refuse before sizing anything from the claimed lengths: a list
+  // it then rejects must not grow core memory (which never shrinks).
   let total = 0;
-  for (const s of segments) total += s.len;
+  for (let i = 0; i < n; i++) {
+    const g = segments[i]!;
+    if (g.addr > limit || g.len > limit - g.addr) {
+      throw new SgringError('OutsideGuestRam', `planPageList: segment ${i} [${g.addr}, +${g.len}) ends outside guest RAM (${limit} bytes; ` +
+        'loadCore\'s guestBytes or the guestBytes option sets the window)', { index: i });
+    }
+    total += g.len;
+  }
+  if (total >= TWO32) throw new SgringError('TransferTooLarge', `planPageList: the segments add up to ${total} bytes; a transfer must be below 4 GiB`);
+  // Upper bound of the image: every entry bounced, plus one copy per segment piece. Start from at
+  // most 64 KiB; a larger legal plan gets BufferTooSmall with its exact size, and one retry.
   const maxEntries = Math.ceil((pageSize - 1 + total) / Math.max(pageSize, 1)) + 1;
-  const outBytes = Math.min(PLAN_HEADER_SIZE + maxEntries * PAGE_ENTRY_SIZE + (maxEntries + n) * COPY_ENTRY_SIZE, 0x7fff_0000);
+  const outBytes = Math.min(PLAN_HEADER_SIZE + maxEntries * PAGE_ENTRY_SIZE + (maxEntries + n) * COPY_ENTRY_SIZE, 64 * 1024);
   const s = scratch(core, n, pool.length, outBytes);
   writeSegments(core, s.segs, segments);
   const u32 = core.u32;
@@ -242,16 +259,50 @@ function writePlanImage(core: Core, at: number, plan: PagePlan): number {
   return bytes;
 }
 
+/**
+ * A plan handed back by the caller is caller input: its shape is checked field by field before
+ * any of it is written into an engine image (InvalidPlan names the first bad field).
+ */
+export function checkPlanShape(plan: unknown, where: string): asserts plan is PagePlan {
+  const bad = (field: string, why: string): never => {
+    throw new SgringError('InvalidPlan', `${where}: plan.${field} ${why} (pass the object planPageList returned)`, { field });
+  };
+  if (plan === null || typeof plan !== 'object') bad('', `is ${describe(plan)}, not a plan object`);
+  const p = plan as Record<string, unknown>;
+  for (const k of ['byteOffset', 'byteCount', 'bouncedBytes', 'pageSize'] as const) if (!isU32(p[k])) bad(k, `is ${describe(p[k])}, not an integer in [0, 2^32)`);
+  for (const k of ['pages', 'copies', 'bounceEntries'] as const) if (!Array.isArray(p[k])) bad(k, `is ${describe(p[k])}, not an array`);
+  (p.pages as unknown[]).forEach((f, i) => {
+    if (!Number.isSafeInteger(f) || (f as number) < 0) bad(`pages[${i}]`, `is ${describe(f)}, not a frame number`);
+  });
+  (p.bounceEntries as unknown[]).forEach((j, i) => {
+    if (!isU32(j) || j >= (p.pages as unknown[]).length) bad(`bounceEntries[${i}]`, `is ${describe(j)}, not an index into pages`);
+  });
+  (p.copies as unknown[]).forEach((c, i) => {
+    if (c === null || typeof c !== 'object') bad(`copies[${i}]`, `is ${describe(c)}, not a copy`);
+    const r = c as Record<string, unknown>;
+    for (const k of ['segment', 'segmentOffset', 'length', 'streamOffset']) if (!isU32(r[k])) bad(`copies[${i}].${k}`, `is ${describe(r[k])}, not an integer in [0, 2^32)`);
+    if (!Number.isSafeInteger(r.dest) || (r.dest as number) < 0) bad(`copies[${i}].dest`, `is ${describe(r.dest)}, not a guest address`);
+  });
+}
+
 type CopyFn = 'bounceCopyOut' | 'bounceZero' | 'bounceCopyBack';
 
 function runCopies(core: Core, segments: readonly Segment[], plan: PagePlan, fn: CopyFn, actual = 0): number {
   checkNumbers(segments, []);
+  checkPlanShape(plan, fn);
   const bytes = PLAN_HEADER_SIZE + plan.pages.length * PAGE_ENTRY_SIZE + plan.copies.length * COPY_ENTRY_SIZE;
   const s = scratch(core, segments.length, 0, bytes);
   writeSegments(core, s.segs, segments);
   writePlanImage(core, s.out, plan);
   const args = [s.segs, segments.length, s.out, bytes, core.guestBase, core.guestBytes] as const;
   const st = fn === 'bounceCopyBack' ? core.fn.bounceCopyBack(...args, actual) : core.fn[fn](...args);
+  if (st === E_OutsideGuestRam) {
+    const i = segments.findIndex((g) => g.addr + g.len > core.guestBytes);
+    const c = plan.copies.findIndex((k) => k.dest + k.length > core.guestBytes);
+    const what = i >= 0 ? `segment ${i} [${segments[i]!.addr}, +${segments[i]!.len})` : c >= 0 ? `copy ${c}'s bounce destination ${plan.copies[c]!.dest}` : 'a segment or bounce page';
+    throw new SgringError('OutsideGuestRam', `${fn}: ${what} lies outside this core's guest RAM (${core.guestBytes} bytes; ` +
+      'loadCore({ guestBytes }) sets the window)', { index: i >= 0 ? i : c });
+  }
   if (st < 0) throw SgringError.fromStatus(st, fn);
   return st;
 }

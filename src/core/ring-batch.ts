@@ -9,6 +9,7 @@ import {
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import { joinTid, splitTid, type TransactionId } from './tid';
+import { bytesArg, explainHeader, isU32, u32Arg } from './args';
 import type { RingPacket } from './vmbus-ring';
 
 const tidTmp = { lo: 0, hi: 0 };
@@ -83,6 +84,11 @@ export class WriteBatch {
    */
   addRef(ptr: number, len: number, type = PKT_TYPE_INBAND, flags = 0, tidLo = 0, tidHi = 0): boolean {
     if (this.length === this.capacity) return this.full();
+    if (!(isU32(ptr) && isU32(len) && isU32(tidLo) && isU32(tidHi) && isU32(type) && isU32(flags) && type <= 0xffff && flags <= 1)) {
+      u32Arg(ptr, 'ptr', 'WriteBatch.add');
+      u32Arg(len, 'len', 'WriteBatch.add');
+      throw explainHeader(type, flags, tidLo, tidHi, 'WriteBatch.add') ?? new SgringError('InvalidArgument', 'WriteBatch.add: type is a u16 field');
+    }
     const d = this.desc + this.length * BATCH_DESC_SIZE;
     const u32 = this.core.u32;
     u32[(d + BATCH_OFF_SRC) >> 2] = ptr;
@@ -100,6 +106,7 @@ export class WriteBatch {
    */
   add(payload: Uint8Array, type = PKT_TYPE_INBAND, flags = 0, transactionId?: TransactionId): boolean {
     if (this.length === this.capacity) return this.full();
+    if (!(payload instanceof Uint8Array)) bytesArg(payload, 'payload', 'WriteBatch.add');
     splitTid(transactionId, tidTmp);
     const u8 = this.core.u8;
     const at = this.arena + this.arenaUsed;

@@ -5,7 +5,7 @@
 
 import {
   CTL_ERROR, CTL_PKT_FLAGS, CTL_PKT_HLEN_BYTES, CTL_PKT_TID_HI, CTL_PKT_TID_LO, CTL_PKT_TLEN_BYTES,
-  CTL_PKT_TYPE, CTL_RES_BYTES, CTL_RES_INDEX, CTL_RES_SIGNAL, CTL_SIZE, E_BufferTooSmall, E_Disposed, IOV_SIZE, PAGE_SIZE,
+  CTL_PKT_TYPE, CTL_RES_BYTES, CTL_RES_INDEX, CTL_RES_SIGNAL, CTL_SIZE, E_BufferTooSmall, E_Disposed, E_InvalidArgument, E_InvalidMessageLength, IOV_SIZE, PAGE_SIZE,
   PKT_HEADER_SIZE, PKT_MAX_BYTES, PKT_TRAILER_SIZE, PKT_TYPE_INBAND, READ_NO_COPY, READ_PAYLOAD_ONLY, READ_PEEK,
   RING_FEATURE_PENDING_SEND_SIZE, RING_HEADER_SIZE, RING_OFF_FEATURE_BITS, RING_OFF_INTERRUPT_MASK,
   RING_OFF_PENDING_SEND_SIZE, RING_OFF_READ_INDEX, RING_OFF_WRITE_INDEX, STATUS, WRITE_SIGNAL, WRITE_WRITTEN,
@@ -16,6 +16,7 @@ import type { EngineFunctions } from '../engine/types';
 import { SgringError } from '../engine/errors';
 import type { ReadBatch, WriteBatch } from './ring-batch';
 import { joinTid, splitTid, type TransactionId } from './tid';
+import { bytesArg, coreArg, describe, explainHeader, isU32, u32Arg } from './args';
 
 export interface RingWriteResult {
   /** False when the ring is full (nothing was written; never a partial packet). */
@@ -94,6 +95,13 @@ export class VmbusRing {
   private bytesView: Uint8Array | null = null;
 
   private constructor(core: Core, ptr: number, totalBytes: number, ownsBytes: boolean) {
+    if (!isU32(ptr) || !isU32(totalBytes)) {
+      throw new SgringError('InvalidRingMemory', `ring at ${describe(ptr)} of ${describe(totalBytes)} bytes: both must be integers in [0, 2^32)`);
+    }
+    if (totalBytes > core.byteLength || ptr > core.byteLength - totalBytes) {
+      throw new SgringError('InvalidRingMemory', `ring [${ptr}, +${totalBytes}) is not inside this core's memory (${core.byteLength} bytes): ` +
+        'attach with a Core over the memory that holds the ring');
+    }
     this.core = core;
     this.ctl = core.alloc(CTL_SIZE, 8);
     this.fnWrite = core.fn.ringWrite;
@@ -111,6 +119,7 @@ export class VmbusRing {
 
   /** Allocates a page-aligned ring of header page + dataSize bytes, zeroed, with feature bits set. */
   static create(core: Core, opts: CreateRingOptions): VmbusRing {
+    coreArg(core, 'VmbusRing.create');
     const dataSize = opts?.dataSize;
     if (!Number.isInteger(dataSize) || dataSize <= 0 || dataSize % PAGE_SIZE !== 0) {
       throw new SgringError('InvalidRingMemory', `dataSize ${dataSize} must be a positive multiple of ${PAGE_SIZE}`);
@@ -130,6 +139,7 @@ export class VmbusRing {
 
   /** A new endpoint over existing ring bytes (e.g. the peer's ring, in this or another thread). */
   static attach(core: Core, ptr: number, totalBytes: number): VmbusRing {
+    coreArg(core, 'VmbusRing.attach');
     return new VmbusRing(core, ptr, totalBytes, false);
   }
 
@@ -172,6 +182,9 @@ export class VmbusRing {
    * never fit (InvalidMessageLength) or a corrupt ring (code with broken=true).
    */
   writePacket(p: { type: number; flags?: number; transactionId?: TransactionId; payload: Uint8Array | Uint8Array[] }): RingWriteResult {
+    if (p === null || typeof p !== 'object') throw new SgringError('InvalidArgument', `writePacket takes { type, flags?, transactionId?, payload } (got ${describe(p)})`);
+    if (Array.isArray(p.payload)) p.payload.forEach((b, i) => bytesArg(b, `payload[${i}]`, 'writePacket'));
+    else bytesArg(p.payload, 'payload', 'writePacket');
     const r = Array.isArray(p.payload)
       ? this.writev(p.payload, p.type, p.flags ?? 0, p.transactionId)
       : (splitTid(p.transactionId, tidTmp), this.write(p.payload, p.type, p.flags ?? 0, tidTmp.lo, tidTmp.hi));
@@ -183,6 +196,7 @@ export class VmbusRing {
    * signal), or 0 when full.
    */
   write(payload: Uint8Array, type = PKT_TYPE_INBAND, flags = 0, tidLo = 0, tidHi = 0): number {
+    if (!(payload instanceof Uint8Array)) bytesArg(payload, 'payload', 'ring write');
     const n = payload.length;
     const src = n <= this.scratchCap ? this.scratch : this.stage(n);
     this.core.u8.set(payload, src);
@@ -194,9 +208,30 @@ export class VmbusRing {
    * core.alloc). Same results as write().
    */
   writeFrom(ptr: number, len: number, type = PKT_TYPE_INBAND, flags = 0, tidLo = 0, tidHi = 0): number {
+    if (!(isU32(ptr) && isU32(len) && isU32(type) && isU32(flags) && isU32(tidLo) && isU32(tidHi))) {
+      u32Arg(ptr, 'ptr', 'ring write');
+      u32Arg(len, 'len', 'ring write');
+      throw explainHeader(type, flags, tidLo, tidHi, 'ring write')!;
+    }
     const st = this.fnWrite(this.ctl, ptr, len, type, flags, tidLo, tidHi);
-    if (st < 0) throw SgringError.fromStatus(st, 'ring write', { needed: len + PKT_HEADER_SIZE + PKT_TRAILER_SIZE });
+    if (st < 0) throw this.writeError(st, 'ring write', len + PKT_HEADER_SIZE + PKT_TRAILER_SIZE, type, flags, tidLo, tidHi, ptr, len);
     return st;
+  }
+
+  /** The error for a refused write, naming the argument or the size limit that refused it. */
+  private writeError(st: number, where: string, needed: number, type: unknown, flags: unknown, tidLo: unknown, tidHi: unknown, ptr: number, len: number): SgringError {
+    if (st === E_InvalidArgument) {
+      const e = explainHeader(type, flags, tidLo, tidHi, where);
+      if (e) return e;
+      if (len > this.core.byteLength || ptr > this.core.byteLength - len) {
+        return new SgringError('InvalidArgument', `${where}: source [${ptr}, +${len}) is outside core memory (${this.core.byteLength} bytes)`);
+      }
+    }
+    if (st === E_InvalidMessageLength) {
+      return new SgringError('InvalidMessageLength', `${where}: a ${needed}-byte record can never fit in this ring of ${this.dataSize} data bytes; ` +
+        `the largest payload it takes is ${this.maxPayload} bytes`, { needed, maxPayload: this.maxPayload });
+    }
+    return SgringError.fromStatus(st, where, { needed });
   }
 
   /**
@@ -205,6 +240,7 @@ export class VmbusRing {
    * checked; len8 is set from its length (a multiple of 8). Results as write().
    */
   writeRaw(image: Uint8Array): number {
+    if (!(image instanceof Uint8Array)) bytesArg(image, 'image', 'ring raw write');
     const n = image.length;
     const src = n <= this.scratchCap ? this.scratch : this.stage(n);
     this.core.u8.set(image, src);
@@ -213,6 +249,8 @@ export class VmbusRing {
 
   /** Zero-copy form of writeRaw: the image is `len` bytes of core memory at `ptr`. */
   writeRawFrom(ptr: number, len: number): number {
+    u32Arg(ptr, 'ptr', 'ring raw write');
+    u32Arg(len, 'len', 'ring raw write');
     const st = this.core.fn.ringWriteRaw(this.ctl, ptr, len);
     if (st < 0) throw SgringError.fromStatus(st, 'ring raw write', { needed: len + PKT_TRAILER_SIZE });
     return st;
@@ -220,6 +258,8 @@ export class VmbusRing {
 
   private writev(pieces: Uint8Array[], type: number, flags: number, tid: TransactionId | undefined): number {
     splitTid(tid, tidTmp);
+    const bad = explainHeader(type, flags, 0, 0, 'ring gather write');
+    if (bad) throw bad;
     let staged = 0;
     for (const p of pieces) staged += (p.length + 7) & ~7;
     const base = this.stage(pieces.length * IOV_SIZE + staged);
@@ -233,7 +273,7 @@ export class VmbusRing {
       at += (p.length + 7) & ~7;
     });
     const st = this.core.fn.ringWritev(this.ctl, base, pieces.length, type, flags, tidTmp.lo, tidTmp.hi);
-    if (st < 0) throw SgringError.fromStatus(st, 'ring gather write');
+    if (st < 0) throw this.writeError(st, 'ring gather write', staged + PKT_HEADER_SIZE + PKT_TRAILER_SIZE, type, flags, 0, 0, base, 0);
     return st;
   }
 
@@ -324,6 +364,10 @@ export class VmbusRing {
    * returns its length, or -1 when empty. Otherwise as readInto().
    */
   readAt(ptr: number, cap: number): number {
+    if (!(isU32(ptr) && isU32(cap))) {
+      u32Arg(ptr, 'ptr', 'ring read');
+      u32Arg(cap, 'cap', 'ring read');
+    }
     const st = this.fnRead(this.ctl, ptr, cap, READ_PAYLOAD_ONLY);
     if (st > 0) return st - this.ctlU32(CTL_PKT_HLEN_BYTES);
     if (st === 0) return -1;

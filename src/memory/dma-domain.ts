@@ -5,6 +5,13 @@
 
 export type DmaAccess = 'read' | 'write';
 
+/**
+ * A device's access to guest RAM. Every failure is reported in one order, whatever else is also
+ * wrong with the request: first the arguments (a gpa or length that is not a non-negative integer,
+ * a length of 2 GiB or more, an unknown access, a destination buffer shorter than the transfer:
+ * InvalidArgument or BufferTooSmall), then the bounds (OutsideGuestRam, DmaDeviceWindow), then the
+ * permissions (IommuFault, DmaStale). A caller's bug is named before the guest's.
+ */
 export interface DmaDomain {
   /**
    * Core-memory offset of guest-physical [gpa, gpa+len) for zero-copy access, after checking that

@@ -183,8 +183,9 @@ export class IommuDomain implements DmaDomain {
   /** Core offset of [gpa, gpa+len) after checking every page for `access` (zero-copy). */
   translate(gpa: number, len: number, access: DmaAccess, opts: DmaRequestOptions = {}): number {
     const bits = accessBits(access);
-    // A length no guest RAM can hold (the engine's limit is 2 GiB) is a guest-RAM fault, not a bad argument.
-    if (Number.isSafeInteger(len) && len > this.core.guestBytes && Number.isSafeInteger(gpa) && gpa >= 0) {
+    // Errors come in one order (DmaDomain): arguments, then bounds, then permissions. A valid
+    // length (below the engine's 2 GiB) longer than guest RAM is a bounds fault.
+    if (Number.isSafeInteger(len) && len > this.core.guestBytes && len < 2 ** 31 && Number.isSafeInteger(gpa) && gpa >= 0) {
       throw new SgringError('OutsideGuestRam', `${this.device}: translate of ${len} bytes is larger than guest RAM`, { address: gpa });
     }
     runCheck(this.core, this.caller(opts.context), [{ addr: gpa, len }], bits, len);

@@ -159,7 +159,7 @@ export function createReferenceRing(core: Core) {
       const err = ctlErr(ctl);
       if (err !== 0) return err;
       len >>>= 0;
-      if (!validType(type) || flags >>> 0 > 0xffff || !inMemory(src, len)) return E_InvalidArgument;
+      if (!validType(type) || (flags & ~PKT_FLAG_COMPLETION_REQUESTED) !== 0 || !inMemory(src, len)) return E_InvalidArgument;
       if (len > MAX_PAYLOAD) return E_InvalidMessageLength;
       const ring = ctlGet(ctl, CTL_RING);
       const size = ctlGet(ctl, CTL_DATA_SIZE);
@@ -177,7 +177,7 @@ export function createReferenceRing(core: Core) {
       const err = ctlErr(ctl);
       if (err !== 0) return err;
       count >>>= 0;
-      if (!validType(type) || flags >>> 0 > 0xffff || count > 0xffff || !inMemory(iov, count * IOV_SIZE)) return E_InvalidArgument;
+      if (!validType(type) || (flags & ~PKT_FLAG_COMPLETION_REQUESTED) !== 0 || count > 0xffff || !inMemory(iov, count * IOV_SIZE)) return E_InvalidArgument;
       let len = 0;
       for (let i = 0; i < count; i++) {
         const n = core.u32[(iov + i * IOV_SIZE + 4) >>> 2];
@@ -239,7 +239,7 @@ export function createReferenceRing(core: Core) {
         const d = desc + i * BATCH_DESC_SIZE;
         const len = lenOf(i);
         let s = 0;
-        if (!validType(dv.getUint16(d + BATCH_OFF_TYPE, true)) || !inMemory(dv.getUint32(d + BATCH_OFF_SRC, true), len)) s = E_InvalidArgument;
+        if (!validType(dv.getUint16(d + BATCH_OFF_TYPE, true)) || (dv.getUint16(d + BATCH_OFF_FLAGS, true) & ~PKT_FLAG_COMPLETION_REQUESTED) !== 0 || !inMemory(dv.getUint32(d + BATCH_OFF_SRC, true), len)) s = E_InvalidArgument;
         else if (len > MAX_PAYLOAD || recordBytes(len) >= size) s = E_InvalidMessageLength;
         if (s !== 0) {
           ctlSet(ctl, CTL_RES_INDEX, i);
