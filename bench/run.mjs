@@ -1,9 +1,10 @@
-// npm run bench [-- --quick] [-- suite...]: runs every suite (or the named ones) over the built
-// package, prints meta + a markdown table + key figures to stdout (progress goes to stderr),
-// and writes bench/results/latest.json (a run of named suites writes partial.json instead, so the
-// full record is not replaced by a part of it). Exits 1 when any case failed.
+// npm run bench [-- --quick] [-- --out FILE] [-- suite...]: runs every suite (or the named ones)
+// over the built package, prints meta + a markdown table + key figures to stdout (progress goes
+// to stderr), and writes the run's JSON to bench/results/run.json (git-ignored) or to --out FILE.
+// The committed figures the README quotes are bench/results/latest.json: a full run writes them
+// only when asked (--out bench/results/latest.json). Exits 1 when any case failed.
 
-import { fileURLToPath } from 'node:url';
+import { parseBenchArgs } from './lib/args.mjs';
 import { collectMeta } from './lib/meta.mjs';
 import { writeResults } from './lib/json.mjs';
 import { casesTable, keyFigures, keyFiguresLines, metaLines } from './lib/table.mjs';
@@ -19,14 +20,12 @@ const SUITES = await Promise.all(
   readdirSync(suiteDir).filter((f) => f.endsWith('.mjs')).sort().map(async (f) => (await import(new URL(f, suiteDir))).default),
 );
 
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const only = args.filter((a) => !a.startsWith('--'));
-const unknown = only.filter((n) => !SUITES.some((s) => s.name === n));
-if (unknown.length > 0) {
-  console.error(`unknown suite(s): ${unknown.join(', ')}; known: ${SUITES.map((s) => s.name).join(', ')}`);
+const parsed = parseBenchArgs(process.argv.slice(2), SUITES.map((s) => s.name));
+if (parsed.error) {
+  console.error(parsed.error);
   process.exit(2);
 }
+const { quick, only, jsonPath } = parsed;
 const suites = only.length > 0 ? SUITES.filter((s) => only.includes(s.name)) : SUITES;
 
 const failures = [];
@@ -59,7 +58,6 @@ const out = [
 ];
 console.log(out.join('\n'));
 
-const jsonPath = fileURLToPath(new URL(only.length > 0 ? './results/partial.json' : './results/latest.json', import.meta.url));
 writeResults(jsonPath, meta, cases);
 ctx.log(`wrote ${jsonPath}`);
 

@@ -1,4 +1,4 @@
-// Writes a run as bench/results/latest.json ({ meta, cases }, schema in DESIGN "Benchmarks").
+// Writes a run as JSON ({ meta, cases }, schema in DESIGN "Benchmarks"): bench/results/run.json or --out FILE.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';

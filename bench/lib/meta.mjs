@@ -1,4 +1,4 @@
-// Where and when a run happened: the "meta" object of bench/results/latest.json.
+// Where and when a run happened: the "meta" object of a run's JSON (bench/results/*.json).
 
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
