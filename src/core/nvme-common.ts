@@ -14,7 +14,11 @@ import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import { replace } from '../engine/region';
 
-/** A guest-physical range (the shared segment format, as numbers). */
+/**
+ * A guest-physical range a walk mapped. `addr` is an exact number: a walk fails with Data
+ * Transfer Error (DataOutsideGuest) before it maps anything outside guest RAM, which is below
+ * 2 GiB, so no mapped address is ever near 2^53.
+ */
 export interface NvmeSegment {
   addr: number;
   len: number;
@@ -237,6 +241,17 @@ export function walkResult(core: Core, ws: Workspace, st: number, what: string):
   // The output array holds maxMappings segments, so BufferTooSmall cannot happen; anything
   // else is a bad argument.
   throw SgringError.fromStatus(st, what);
+}
+
+/** The u64 at `at` in core memory, exact. */
+export function readU64(core: Core, at: number): bigint {
+  const u32 = core.u32;
+  return (BigInt(u32[(at >> 2) + 1]!) << 32n) | BigInt(u32[at >> 2]!);
+}
+
+/** An address as the exact bigint it is (a list page as the caller gave it, number or bigint). */
+export function toBigAddress(a: NvmeAddress): bigint {
+  return typeof a === 'bigint' ? a : BigInt(a);
 }
 
 /** Writes u64 guest addresses (a list-page pool) at `ptr`. */

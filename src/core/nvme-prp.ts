@@ -7,14 +7,13 @@ import { NVME_CMD_LENGTH, NVME_CMD_PRP1, NVME_CMD_PRP2, SEG_SIZE } from '../gene
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import {
-  checkLength, ensure, resolveOptions, splitAddress, walkResult, workspace, writeConfig, writePool, writeSegments,
+  checkLength, ensure, readU64, resolveOptions, splitAddress, toBigAddress, walkResult, workspace, writeConfig, writePool, writeSegments,
   type NvmeAddress, type NvmeWalkOptions, type NvmeWalkResult,
 } from './nvme-common';
 
 export { decodeNvmeStatus, isNvmeStatus } from './nvme-common';
 export type { NvmeAddress, NvmeSegment, NvmeStatus, NvmeWalkOptions, NvmeWalkResult } from './nvme-common';
 
-const TWO32 = 0x1_0000_0000;
 
 /** §3.1 rule 10: PRP entries of a transfer of `length` bytes whose PRP1 sits at `offset`. */
 export function prpEntryCount(length: number, offset: number, mps = 4096): number {
@@ -38,14 +37,15 @@ export interface BuildPrpInput extends Pick<NvmeWalkOptions, 'mps' | 'mdts' | 'm
   listPages?: readonly NvmeAddress[];
 }
 
+/** A built data pointer. Bus addresses are bigints: exact over the whole 64-bit range. */
 export interface BuiltPrp {
-  prp1: number;
-  prp2: number;
+  prp1: bigint;
+  prp2: bigint;
   length: number;
   /** PRP entries (data pointers) of the transfer, §3.1 rule 10. */
   entries: number;
   /** The list pages used, in chain order (a prefix of listPages). */
-  listPages: number[];
+  listPages: bigint[];
 }
 
 function prpSegments(input: BuildPrpInput, mps: number): readonly { addr: NvmeAddress; len: number }[] {
@@ -81,14 +81,12 @@ export function buildPrp(core: Core, input: BuildPrpInput): BuiltPrp {
   writeConfig(core, ws, r);
   const st = core.fn.prpBuild(ws.cfg, segPtr, segs.length, pool, listPages.length, ws.rec);
   if (st < 0) throw SgringError.fromStatus(st, 'buildPrp');
-  const u32 = core.u32;
-  const rec = ws.rec >> 2;
-  const prp1 = u32[rec + (NVME_CMD_PRP1 >> 2)]! + u32[rec + (NVME_CMD_PRP1 >> 2) + 1]! * TWO32;
-  const length = u32[rec + (NVME_CMD_LENGTH >> 2)]!;
+  const length = core.u32[(ws.rec + NVME_CMD_LENGTH) >> 2]!;
+  const prp1Low = core.u32[(ws.rec + NVME_CMD_PRP1) >> 2]!; // mps divides 2^32: the low word has the offset
   return {
-    prp1, prp2: u32[rec + (NVME_CMD_PRP2 >> 2)]! + u32[rec + (NVME_CMD_PRP2 >> 2) + 1]! * TWO32, length,
-    entries: prpEntryCount(length, prp1 % r.mps, r.mps),
-    listPages: listPages.slice(0, st).map((p) => Number(p)),
+    prp1: readU64(core, ws.rec + NVME_CMD_PRP1), prp2: readU64(core, ws.rec + NVME_CMD_PRP2), length,
+    entries: prpEntryCount(length, prp1Low % r.mps, r.mps),
+    listPages: listPages.slice(0, st).map(toBigAddress),
   };
 }
 

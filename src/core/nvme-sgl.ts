@@ -11,7 +11,7 @@ import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import {
   checkLength, decodeNvmeStatus, ensure, readSegments, resolveOptions, splitAddress, walkResult,
-  workspace, writeAddresses, writeConfig, writePool, writeSegments, type NvmeAddress, type NvmeStatus, type NvmeWalkOptions,
+  toBigAddress, workspace, writeAddresses, writeConfig, writePool, writeSegments, type NvmeAddress, type NvmeStatus, type NvmeWalkOptions,
   type NvmeWalkResult, type ResolvedOptions, type NvmeSegment,
 } from './nvme-common';
 
@@ -22,7 +22,8 @@ const TYPE_CODES: Record<SglType, number> = {
 
 /** One SGL descriptor (16 bytes on the wire). */
 export interface SglDescriptor {
-  addr: number;
+  /** The 64-bit address field, exact. */
+  addr: bigint;
   length: number;
   /** The identifier byte: type in bits 7:4, sub-type in 3:0. */
   id: number;
@@ -57,7 +58,7 @@ export function decodeSglDescriptor(b: Uint8Array): SglDescriptor {
   const dv = new DataView(b.buffer, b.byteOffset, SGL_DESC_SIZE);
   const id = b[SGL_OFF_ID]!;
   const name = (Object.keys(TYPE_CODES) as SglType[]).find((k) => TYPE_CODES[k] === id >> 4);
-  return { addr: dv.getUint32(0, true) + dv.getUint32(4, true) * 0x1_0000_0000, length: dv.getUint32(SGL_OFF_LEN, true), id, type: name ?? `type0x${(id >> 4).toString(16)}` };
+  return { addr: dv.getBigUint64(0, true), length: dv.getUint32(SGL_OFF_LEN, true), id, type: name ?? `type0x${(id >> 4).toString(16)}` };
 }
 
 const toBytes = (d: Uint8Array | SglDescriptorInput) => (d instanceof Uint8Array ? d : encodeSglDescriptor(d));
@@ -76,7 +77,7 @@ export interface BuiltSgl {
   sgl1Bytes: Uint8Array;
   length: number;
   /** The pages used for descriptor segments, in chain order. */
-  listPages: number[];
+  listPages: bigint[];
 }
 
 /** Builds SGL1 and any descriptor segments (written into guest memory) for the segments. */
@@ -93,7 +94,7 @@ export function buildSgl(core: Core, input: BuildSglInput): BuiltSgl {
   const sgl1Bytes = core.u8.slice(ws.rec + NVME_CMD_DPTR, ws.rec + NVME_CMD_DPTR + SGL_DESC_SIZE);
   return {
     sgl1: decodeSglDescriptor(sgl1Bytes), sgl1Bytes, length: core.u32[(ws.rec + NVME_CMD_LENGTH) >> 2]!,
-    listPages: listPages.slice(0, st).map((p) => Number(p)),
+    listPages: listPages.slice(0, st).map(toBigAddress),
   };
 }
 

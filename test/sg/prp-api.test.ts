@@ -47,7 +47,7 @@ describe.each(ENGINES)('PRP / SGL façade (%s)', (engine) => {
     const a = buildPrp(c, { addr: 0x100800n, length: 3 * K4, pages: [0x300000n, 0x200000, 0x201000], listPages: [0x10000n] });
     const b = buildPrp(c, { segments: [{ addr: 0x100800, len: 2048 }, { addr: 0x300000, len: K4 }, { addr: 0x200000, len: K4 + 2048 }], listPages: [0x10000] });
     expect(a).toEqual(b);
-    expect(a).toMatchObject({ prp1: 0x100800, prp2: 0x10000, length: 3 * K4, entries: 4, listPages: [0x10000] });
+    expect(a).toMatchObject({ prp1: 0x100800n, prp2: 0x10000n, length: 3 * K4, entries: 4, listPages: [0x10000n] });
     expect(segmentsOf(walkPrp(c, { prp1: BigInt(a.prp1), prp2: BigInt(a.prp2), length: a.length }))).toEqual([
       { addr: 0x100800, len: 2048 }, { addr: 0x300000, len: K4 }, { addr: 0x200000, len: K4 }, { addr: 0x201000, len: 2048 },
     ].reduce((acc, s) => {
@@ -56,7 +56,7 @@ describe.each(ENGINES)('PRP / SGL façade (%s)', (engine) => {
       else acc.push({ ...s });
       return acc;
     }, [] as { addr: number; len: number }[]));
-    expect(buildPrp(c, { segments: [] })).toMatchObject({ prp1: 0, prp2: 0, length: 0, entries: 0 });
+    expect(buildPrp(c, { segments: [] })).toMatchObject({ prp1: 0n, prp2: 0n, length: 0, entries: 0 });
   });
 
   it('converts mdts (units of 4 KiB, a power of two) and maxTransferBytes into the MDTS check', () => {

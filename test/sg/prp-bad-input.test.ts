@@ -60,10 +60,10 @@ describe.each(ENGINES)('PRP bad input (%s)', (engine) => {
     it('[H19] more pages than the list pool can describe is refused (NvmeListPoolTooSmall); chaining stretches a pool', () => {
       const pages = (n: number) => [{ addr: 0x100000, len: n * K4 }];
       // One list page: 512 entries after PRP1 (exact fit); 514 pages need a chain.
-      expect(build(pages(513), [0x10000]).listPages).toEqual([0x10000]);
+      expect(build(pages(513), [0x10000]).listPages).toEqual([0x10000n]);
       unchanged(() => expectCode(() => build(pages(514), [0x10000]), 'NvmeListPoolTooSmall'));
       // Two pages: 511 + chain, then 512 (exact fit again): 1 + 1023 entries at most.
-      expect(build(pages(1024), [0x10000, 0x11000]).listPages).toEqual([0x10000, 0x11000]);
+      expect(build(pages(1024), [0x10000, 0x11000]).listPages).toEqual([0x10000n, 0x11000n]);
       unchanged(() => expectCode(() => build(pages(1025), [0x10000, 0x11000]), 'NvmeListPoolTooSmall'));
       unchanged(() => expectCode(() => build([{ addr: 0x100800, len: 2 * K4 }], []), 'NvmeListPoolTooSmall'));
     });

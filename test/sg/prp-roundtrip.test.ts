@@ -67,15 +67,15 @@ describe.each(ENGINES)('PRP build -> walk round trip (%s)', (engine) => {
       expect(entries).toEqual(pages);
       expect(prpEntryCount(length, t.offset, t.mps)).toBe(pages.length);
       const b = buildPrp(c, { segments: input, listPages: pool, mps: t.mps });
-      expect(b.prp1).toBe(pages[0]!.addr);
+      expect(b.prp1).toBe(BigInt(pages[0]!.addr));
       expect(b.length).toBe(length);
       expect(b.entries).toBe(pages.length);
-      if (pages.length === 1) expect([b.prp2, b.listPages]).toEqual([0, []]);
-      else if (pages.length === 2) expect([b.prp2, b.listPages]).toEqual([pages[1]!.addr, []]);
+      if (pages.length === 1) expect([b.prp2, b.listPages]).toEqual([0n, []]);
+      else if (pages.length === 2) expect([b.prp2, b.listPages]).toEqual([BigInt(pages[1]!.addr), []]);
       else {
-        expect(b.prp2).toBe(pool[0]);
+        expect(b.prp2).toBe(BigInt(pool[0]!));
         const model = prpListModel(pages.slice(1).map((p) => p.addr), pool, t.mps);
-        expect(b.listPages).toEqual(model.map((p) => p.page));
+        expect(b.listPages).toEqual(model.map((p) => BigInt(p.page)));
         for (const p of model) expect(getU64(c, p.page, p.words.length)).toEqual(p.words.map(BigInt));
       }
       const walked = segmentsOf(walkPrp(c, { prp1: b.prp1, prp2: b.prp2, length, mps: t.mps, merge: t.merge, maxMappings: 2048 }));

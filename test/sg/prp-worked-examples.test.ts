@@ -11,21 +11,21 @@ const dataPage = (i: number) => 0x80_0000 + 2 * i * K4;
 describe.each(ENGINES)('spec §3.4 worked PRP examples (%s)', (engine) => {
   let c: Core;
   const fresh = () => (c = guestCore(engine));
-  const walk = (prp1: number, prp2: number, length: number, merge = false) => walkPrp(c, { prp1, prp2, length, merge });
+  const walk = (prp1: number | bigint, prp2: number | bigint, length: number, merge = false) => walkPrp(c, { prp1, prp2, length, merge });
 
   it('A: 512 bytes at 0x123400 -> one segment; PRP2 is ignored', () => {
     fresh();
     expect(segmentsOf(walk(0x123400, 0, 512))).toEqual([{ addr: 0x123400, len: 512 }]);
     expect(segmentsOf(walk(0x123400, 0xdead_beef, 512))).toEqual([{ addr: 0x123400, len: 512 }]);
     const b = buildPrp(c, { segments: [{ addr: 0x123400, len: 512 }] });
-    expect(b).toMatchObject({ prp1: 0x123400, prp2: 0, entries: 1, listPages: [] });
+    expect(b).toMatchObject({ prp1: 0x123400n, prp2: 0n, entries: 1, listPages: [] });
   });
 
   it('B: 8192 bytes aligned -> PRP2 is the second data pointer', () => {
     fresh();
     expect(segmentsOf(walk(0xa0000, 0xf0000, 8192))).toEqual([{ addr: 0xa0000, len: 4096 }, { addr: 0xf0000, len: 4096 }]);
     const b = buildPrp(c, { segments: [{ addr: 0xa0000, len: 4096 }, { addr: 0xf0000, len: 4096 }], listPages: [0x50000] });
-    expect(b).toMatchObject({ prp1: 0xa0000, prp2: 0xf0000, entries: 2, listPages: [] });
+    expect(b).toMatchObject({ prp1: 0xa0000n, prp2: 0xf0000n, entries: 2, listPages: [] });
   });
 
   it('C: the same 8192 bytes from offset 0x800 need a list of two entries', () => {
@@ -35,7 +35,7 @@ describe.each(ENGINES)('spec §3.4 worked PRP examples (%s)', (engine) => {
     expect(segmentsOf(walk(0xa0800, 0x50000, 8192))).toEqual(want);
     putU64(c, 0x50000, [0, 0]);
     const b = buildPrp(c, { segments: want, listPages: [0x50000] });
-    expect(b).toMatchObject({ prp1: 0xa0800, prp2: 0x50000, entries: 3, listPages: [0x50000] });
+    expect(b).toMatchObject({ prp1: 0xa0800n, prp2: 0x50000n, entries: 3, listPages: [0x50000n] });
     expect(getU64(c, 0x50000, 2)).toEqual([0xf0000n, 0x30000n]);
   });
 
@@ -43,7 +43,7 @@ describe.each(ENGINES)('spec §3.4 worked PRP examples (%s)', (engine) => {
     fresh();
     const want = [{ addr: 0xa0010, len: 4080 }, { addr: 0xf0000, len: 16 }];
     expect(segmentsOf(walk(0xa0010, 0xf0000, 4096))).toEqual(want);
-    expect(buildPrp(c, { segments: want })).toMatchObject({ prp1: 0xa0010, prp2: 0xf0000, entries: 2 });
+    expect(buildPrp(c, { segments: want })).toMatchObject({ prp1: 0xa0010n, prp2: 0xf0000n, entries: 2 });
   });
 
   it('E: a list pointer with an in-page offset; contiguous entries merge when asked', () => {
@@ -55,7 +55,7 @@ describe.each(ENGINES)('spec §3.4 worked PRP examples (%s)', (engine) => {
     expect(mergeModel(pages)[1]).toEqual({ addr: 0x30000, len: 8192 });
     putU64(c, 0x200100, [0, 0, 0]);
     const b = buildPrp(c, { segments: [pages[0]!, { addr: 0x30000, len: 8192 }, pages[3]!], listPages: [0x200100] });
-    expect(b).toMatchObject({ prp1: 0x100f9c, prp2: 0x200100, entries: 4, listPages: [0x200100] });
+    expect(b).toMatchObject({ prp1: 0x100f9cn, prp2: 0x200100n, entries: 4, listPages: [0x200100n] });
     expect(getU64(c, 0x200100, 3)).toEqual([0x30000n, 0x31000n, 0x7000n]);
   });
 
@@ -70,7 +70,7 @@ describe.each(ENGINES)('spec §3.4 worked PRP examples (%s)', (engine) => {
     expect(segs.every((s, i) => s.addr === dataPage(i) && s.len === K4)).toBe(true);
     putU64(c, 0x200000, new Array(512).fill(0));
     const b = buildPrp(c, { addr: dataPage(0), length: 513 * K4, pages: entries, listPages: [0x200000, 0x201000] });
-    expect(b.listPages).toEqual([0x200000]);
+    expect(b.listPages).toEqual([0x200000n]);
     expect(getU64(c, 0x200000, 512)).toEqual(entries.map(BigInt));
   });
 
@@ -85,7 +85,7 @@ describe.each(ENGINES)('spec §3.4 worked PRP examples (%s)', (engine) => {
     putU64(c, 0x200000, new Array(512).fill(0));
     putU64(c, 0x205000, [0, 0]);
     const b = buildPrp(c, { addr: dataPage(0), length: 514 * K4, pages: entries, listPages: [0x200000, 0x205000, 0x206000] });
-    expect(b).toMatchObject({ prp2: 0x200000, entries: 514, listPages: [0x200000, 0x205000] });
+    expect(b).toMatchObject({ prp2: 0x200000n, entries: 514, listPages: [0x200000n, 0x205000n] });
     expect(getU64(c, 0x200000, 512)).toEqual([...entries.slice(0, 511), 0x205000].map(BigInt));
     expect(getU64(c, 0x205000, 2)).toEqual(entries.slice(511).map(BigInt));
     expect(segmentsOf(walk(b.prp1, b.prp2, b.length))).toEqual(segs);
@@ -98,12 +98,12 @@ describe.each(ENGINES)('spec §3.4 worked PRP examples (%s)', (engine) => {
     const entries = Array.from({ length: 512 }, (_, i) => dataPage(i + 1));
     // Aligned list pointer: exact fit (example F again).
     const aligned = buildPrp(c, { addr: prp1, length, pages: entries, listPages: [0x200000, 0x201000] });
-    expect(aligned).toMatchObject({ prp2: 0x200000, entries: 513, listPages: [0x200000] });
+    expect(aligned).toMatchObject({ prp2: 0x200000n, entries: 513, listPages: [0x200000n] });
     const want = [{ addr: prp1, len: 3584 }, ...entries.map((a, i) => ({ addr: a, len: i === 511 ? 512 : K4 }))];
     expect(segmentsOf(walk(aligned.prp1, aligned.prp2, length))).toEqual(want);
     // List pointer at offset 0x100: 480 slots, so slot 479 chains and the second page holds 33.
     const offset = buildPrp(c, { addr: prp1, length, pages: entries, listPages: [0x300100, 0x301000] });
-    expect(offset).toMatchObject({ prp2: 0x300100, listPages: [0x300100, 0x301000] });
+    expect(offset).toMatchObject({ prp2: 0x300100n, listPages: [0x300100n, 0x301000n] });
     expect(getU64(c, 0x300100 + 479 * 8, 1)).toEqual([0x301000n]);
     expect(getU64(c, 0x301000, 33)).toEqual(entries.slice(479).map(BigInt));
     expect(segmentsOf(walk(offset.prp1, offset.prp2, length))).toEqual(want);

@@ -11,7 +11,7 @@ describe('SGL descriptor encoding', () => {
   it('encodes address, length and identifier little-endian with zero reserved bytes', () => {
     const b = encodeSglDescriptor({ addr: 0x1_2345_6789n, length: 0x1000, type: 'lastSegment' });
     expect(Array.from(b)).toEqual([0x89, 0x67, 0x45, 0x23, 1, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0x30]);
-    expect(decodeSglDescriptor(b)).toEqual({ addr: 0x1_2345_6789, length: 0x1000, id: 0x30, type: 'lastSegment' });
+    expect(decodeSglDescriptor(b)).toEqual({ addr: 0x1_2345_6789n, length: 0x1000, id: 0x30, type: 'lastSegment' });
     expect(decodeSglDescriptor(encodeSglDescriptor({ addr: 0, length: 1, id: 0x5a })).type).toBe('type0x5');
   });
 });
@@ -21,7 +21,7 @@ describe.each(ENGINES)('SGL build and walk (%s)', (engine) => {
 
   it('one segment: a Data Block inline in SGL1, no list page used', () => {
     const b = buildSgl(c, { segments: [{ addr: 0x12345, len: 777 }], listPages: [0x10000] });
-    expect(b.sgl1).toEqual({ addr: 0x12345, length: 777, id: 0x00, type: 'data' });
+    expect(b.sgl1).toEqual({ addr: 0x12345n, length: 777, id: 0x00, type: 'data' });
     expect(b.listPages).toEqual([]);
     expect(segmentsOf(walkSgl(c, { sgl1: b.sgl1Bytes, length: 777 }))).toEqual([{ addr: 0x12345, len: 777 }]);
     // A longer Data Block than the transfer maps only the transfer (QEMU: min of both).
@@ -31,8 +31,8 @@ describe.each(ENGINES)('SGL build and walk (%s)', (engine) => {
   it('several segments: SGL1 is a Last Segment over one descriptor array', () => {
     const segs = [{ addr: 0x20001, len: 3 }, { addr: 0x30000, len: 5000 }, { addr: 0x7, len: 9 }];
     const b = buildSgl(c, { segments: segs, listPages: [0x10000, 0x11000] });
-    expect(b.sgl1).toMatchObject({ addr: 0x10000, length: 48, type: 'lastSegment' });
-    expect(b.listPages).toEqual([0x10000]);
+    expect(b.sgl1).toMatchObject({ addr: 0x10000n, length: 48, type: 'lastSegment' });
+    expect(b.listPages).toEqual([0x10000n]);
     expect(getU64(c, 0x10000, 6)).toEqual([0x20001n, 3n | (0n << 56n), 0x30000n, 5000n, 0x7n, 9n]);
     expect(segmentsOf(walkSgl(c, { sgl1: b.sgl1Bytes, length: 5012, merge: false }))).toEqual(segs);
   });
@@ -40,12 +40,12 @@ describe.each(ENGINES)('SGL build and walk (%s)', (engine) => {
   it('exact fit: 256 descriptors fill a 4 KiB page as data; 257 chain through a Last Segment', () => {
     const segs = Array.from({ length: 257 }, (_, i) => ({ addr: 0x100000 + 32 * i, len: 16 }));
     const fit = buildSgl(c, { segments: segs.slice(0, 256), listPages: [0x10000, 0x11000] });
-    expect(fit.sgl1).toMatchObject({ addr: 0x10000, length: 4096, type: 'lastSegment' });
-    expect(fit.listPages).toEqual([0x10000]);
+    expect(fit.sgl1).toMatchObject({ addr: 0x10000n, length: 4096, type: 'lastSegment' });
+    expect(fit.listPages).toEqual([0x10000n]);
     expect(segmentsOf(walkSgl(c, { sgl1: fit.sgl1Bytes, length: 256 * 16 }))).toEqual(segs.slice(0, 256));
     const chained = buildSgl(c, { segments: segs, listPages: [0x10000, 0x11000] });
-    expect(chained.sgl1).toMatchObject({ addr: 0x10000, length: 4096, type: 'segment' });
-    expect(chained.listPages).toEqual([0x10000, 0x11000]);
+    expect(chained.sgl1).toMatchObject({ addr: 0x10000n, length: 4096, type: 'segment' });
+    expect(chained.listPages).toEqual([0x10000n, 0x11000n]);
     // Slot 255 of the first page: a Last Segment of 2 descriptors at the second page.
     const dv = new DataView(c.u8.buffer, c.guestBase);
     expect([dv.getUint32(0x10000 + 255 * 16, true), dv.getUint32(0x10000 + 255 * 16 + 8, true), c.u8[c.guestBase + 0x10000 + 255 * 16 + 15]]).toEqual([0x11000, 32, 0x30]);
@@ -56,8 +56,8 @@ describe.each(ENGINES)('SGL build and walk (%s)', (engine) => {
     // 16 slots after offset 0xF00 (15 data + pointer), 255 + pointer, then exactly 256: 526.
     const segs = Array.from({ length: 526 }, (_, i) => ({ addr: 0x200000 + 64 * i, len: 48 }));
     const b = buildSgl(c, { segments: segs, listPages: [0x10f00, 0x11000, 0x12000, 0x13000] });
-    expect(b.sgl1).toMatchObject({ addr: 0x10f00, length: 256, type: 'segment' }); // 16 slots after 0xF00
-    expect(b.listPages).toEqual([0x10f00, 0x11000, 0x12000]);
+    expect(b.sgl1).toMatchObject({ addr: 0x10f00n, length: 256, type: 'segment' }); // 16 slots after 0xF00
+    expect(b.listPages).toEqual([0x10f00n, 0x11000n, 0x12000n]);
     expect(c.u8[c.guestBase + 0x10f00 + 15 * 16 + 15]).toBe(0x20);
     expect(c.u8[c.guestBase + 0x11000 + 255 * 16 + 15]).toBe(0x30);
     expect(new DataView(c.u8.buffer, c.guestBase).getUint32(0x11000 + 255 * 16 + 8, true)).toBe(4096);
