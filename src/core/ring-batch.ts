@@ -10,7 +10,7 @@ import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import { joinTid, splitTid, type TransactionId } from './tid';
 import { bytesArg, explainHeader, isU32, u32Arg } from './args';
-import type { RingPacket } from './vmbus-ring';
+import type { RingPacket } from './ring-packet';
 
 const tidTmp = { lo: 0, hi: 0 };
 

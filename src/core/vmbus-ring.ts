@@ -15,23 +15,16 @@ import type { Core } from '../engine/core';
 import type { EngineFunctions } from '../engine/types';
 import { SgringError } from '../engine/errors';
 import type { ReadBatch, WriteBatch } from './ring-batch';
+import type { RingPacket } from './ring-packet';
 import { joinTid, splitTid, type TransactionId } from './tid';
 import { bytesArg, coreArg, describe, explainHeader, isU32, u32Arg } from './args';
+
+export type { RingPacket } from './ring-packet';
 
 export interface RingWriteResult {
   /** False when the ring is full (nothing was written; never a partial packet). */
   written: boolean;
   /** True when the rules of spec §1.9.1 say the consumer must be interrupted now. */
-  signal: boolean;
-}
-
-export interface RingPacket {
-  type: number;
-  flags: number;
-  transactionId: bigint;
-  /** Bytes [hlen*8, tlen*8) of the packet, sender padding included, as the wire gives them. */
-  payload: Uint8Array;
-  /** True when the flow-control rule of spec §1.9.2 says the producer must be interrupted now. */
   signal: boolean;
 }
 

@@ -12,18 +12,7 @@ import {
   E_TransferTooLarge, E_TooManyPages, E_BouncePoolTooSmall, E_BadBouncePage, E_InvalidPageSize, E_InvalidPlan,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
-
-export interface BounceFunctions {
-  /** Plans a page list: see assembly/bounce.ts planPages. */
-  planPages(segs: number, n: number, pageSize: number, rule: number, maxPages: number, pool: number, poolCount: number,
-    limitLo: number, limitHi: number, out: number, outCap: number): number;
-  /** Write direction: segments -> bounce pages, zeroing uncovered bounce bytes. Returns bytes copied. */
-  bounceCopyOut(segs: number, n: number, plan: number, planBytes: number, guestBase: number, guestBytes: number): number;
-  /** Read direction, before the device writes: zero every bounce page. */
-  bounceZero(segs: number, n: number, plan: number, planBytes: number, guestBase: number, guestBytes: number): number;
-  /** Read direction, afterwards: bounce pages -> segments, at most `actual` stream bytes. Returns bytes copied. */
-  bounceCopyBack(segs: number, n: number, plan: number, planBytes: number, guestBase: number, guestBytes: number, actual: number): number;
-}
+import type { BounceFunctions } from '../engine/types';
 
 const TWO32 = 0x1_0000_0000;
 const GPA_LIMIT_MAX = GPA_LIMIT_MAX_HI * TWO32 + GPA_LIMIT_MAX_LO;

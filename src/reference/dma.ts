@@ -12,18 +12,7 @@ import {
   E_DmaDeviceWindow, E_InvalidDomain, E_DmaOverrun,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
-
-export interface DmaFunctions {
-  /** Checks the first `len` stream bytes of a segment list for `access` (DMA_READ | DMA_WRITE). Returns len. */
-  dmaCheck(dom: number, gen: number, guestBase: number, guestBytes: number, segs: number, n: number, access: number,
-    len: number, res: number): number;
-  /** Device reads guest memory: list -> buf, every page checked first. Returns len. */
-  dmaGather(dom: number, gen: number, guestBase: number, guestBytes: number, segs: number, n: number, buf: number,
-    len: number, res: number): number;
-  /** Device writes guest memory: buf -> list, every page checked first. Returns len. */
-  dmaScatter(dom: number, gen: number, guestBase: number, guestBytes: number, segs: number, n: number, buf: number,
-    len: number, res: number): number;
-}
+import type { DmaFunctions } from '../engine/types';
 
 const MAX_LEN = 0x7fffffff;
 const PAGE = 2 ** DOM_PAGE_SHIFT;

@@ -12,16 +12,7 @@ import {
   E_GpaPfnTooLarge, E_GpaPfnCountMismatch,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
-
-/** The page-list functions of an engine (assembly/pagelist.ts); all arguments are u32. */
-export interface PageListFunctions {
-  pageListClassify(segs: number, n: number, pageSize: number, rule: number, classes: number): number;
-  gpaEncode(segs: number, n: number, out: number, cap: number, res: number): number;
-  gpaEncodeRange(byteOffset: number, byteCount: number, pfns: number, npfn: number, out: number, cap: number, res: number): number;
-  gpaEncodePages(segs: number, n: number, out: number, cap: number, res: number): number;
-  gpaEncodeMulti(segs: number, n: number, mode: number, out: number, cap: number, res: number): number;
-  gpaDecode(src: number, len: number, rangeCount: number, flags: number, out: number, cap: number, res: number): number;
-}
+import type { PageListFunctions } from '../engine/types';
 
 const TWO32 = 0x1_0000_0000;
 const PAGE_MASK = PAGE_SIZE - 1;

@@ -13,18 +13,8 @@ import {
   SEG_OFF_FLAGS, SEG_OFF_LEN, SEG_SIZE,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
+import type { PrpFunctions } from '../engine/types';
 import { guestRange, memoryOps, nvmeStatus, overflows64, pagesOf, TWO32, type NvmeConfig, builders, reserveListPages } from './nvme';
-
-export interface PrpFunctions {
-  /** Walks PRP1/PRP2 at dptr for len bytes -> segment count at out, or a negative status. */
-  prpWalk(cfg: number, dptr: number, len: number, out: number, outCap: number): number;
-  /** Walks `count` command records -> commands done (stops early when out fills up). */
-  prpWalkBatch(cfg: number, cmds: number, count: number, out: number, outCap: number): number;
-  /** Builds PRPs for nsegs segments -> record rec (DPTR, LENGTH); returns pool pages used. */
-  prpBuild(cfg: number, segs: number, nsegs: number, pool: number, poolCount: number, rec: number): number;
-  /** Builds `count` command records (segments FIRST..FIRST+COUNT) -> pool pages used in total. */
-  prpBuildBatch(cfg: number, cmds: number, count: number, segs: number, segCount: number, pool: number, poolCount: number): number;
-}
 
 export function createReferencePrp(core: Core): PrpFunctions {
   const m = memoryOps(core);

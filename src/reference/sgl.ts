@@ -15,18 +15,8 @@ import {
   SGL_CHUNK_DESCRIPTORS, SGL_DESC_SIZE, SGL_OFF_ID, SGL_OFF_LEN, SGL_TYPE_LAST_SEGMENT, SGL_TYPE_SEGMENT,
 } from '../generated/constants';
 import type { Core } from '../engine/core';
+import type { SglFunctions } from '../engine/types';
 import { guestRange, memoryOps, nvmeStatus, overflows64, type NvmeConfig, builders, reserveListPages } from './nvme';
-
-export interface SglFunctions {
-  /** Walks SGL1 at dptr for len bytes -> segment count at out, or a negative status. */
-  sglWalk(cfg: number, dptr: number, len: number, out: number, outCap: number): number;
-  /** Walks `count` command records -> commands done (stops early when out fills up). */
-  sglWalkBatch(cfg: number, cmds: number, count: number, out: number, outCap: number): number;
-  /** Builds an SGL for nsegs segments -> record rec (SGL1, LENGTH); returns pool pages used. */
-  sglBuild(cfg: number, segs: number, nsegs: number, pool: number, poolCount: number, rec: number): number;
-  /** Builds `count` command records (segments FIRST..FIRST+COUNT) -> pool pages used in total. */
-  sglBuildBatch(cfg: number, cmds: number, count: number, segs: number, segCount: number, pool: number, poolCount: number): number;
-}
 
 const ID_DATA = 0x00;
 const ID_SEGMENT = SGL_TYPE_SEGMENT << 4;

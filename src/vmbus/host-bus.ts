@@ -17,38 +17,11 @@ import type { DmaDomain } from '../memory/dma-domain';
 import { encodeMessage, type ChannelMessage, type OpenChannelMessage } from './messages';
 import type { MessageEnd, MessageTransport } from './transport';
 import { GpadlTable, pfnsContiguous, type Gpadl, type GpadlLimits } from './gpadl';
-import { HostChannel } from './host-channel';
-import type { ChannelEndOptions } from './channel-end';
-import { classGuid, instanceGuid, normalizeGuid, type DeviceClassName, type Guid } from './guid';
+import { HostChannel, type HostOffer, type HostOfferSpec } from './host-channel';
+import { classGuid, instanceGuid, normalizeGuid } from './guid';
 import { pollBus, receivedMessage, VMBUS_VERSIONS, type DropCounters } from './bus-common';
 
-export interface HostOfferSpec {
-  classId: DeviceClassName | Guid;
-  /** Default: a stable GUID derived from the relid. */
-  instanceId?: Guid;
-  subChannelIndex?: number;
-  /** Default: the lowest free relid from 1. */
-  relid?: number;
-  /** Channel flags (spec §3.4); default 0. */
-  flags?: number;
-  mmioMegabytes?: number;
-  userDefined?: Uint8Array;
-  /** Called when the guest opens the channel: set the channel's handlers here. */
-  onOpen?: (ch: HostChannel) => void;
-  channel?: ChannelEndOptions;
-}
-
-export interface HostOffer {
-  relid: number;
-  classId: Guid;
-  instanceId: Guid;
-  subChannelIndex: number;
-  flags: number;
-  mmioMegabytes: number;
-  userDefined: Uint8Array;
-  state: 'offered' | 'opened' | 'rescinding';
-  spec: HostOfferSpec;
-}
+export type { HostOffer, HostOfferSpec } from './host-channel';
 
 export interface HostBusOptions extends GpadlLimits {
   /** How the device side reaches guest memory. */

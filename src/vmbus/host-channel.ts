@@ -5,7 +5,36 @@
 
 import type { SgringError } from '../engine/errors';
 import { ChannelEnd, type ChannelEndInit, type ChannelEndOptions, type ChannelState } from './channel-end';
-import type { HostOffer } from './host-bus';
+import type { DeviceClassName, Guid } from './guid';
+
+/** What a device offers: HostBus.offer takes the spec and keeps the offer. */
+export interface HostOfferSpec {
+  classId: DeviceClassName | Guid;
+  /** Default: a stable GUID derived from the relid. */
+  instanceId?: Guid;
+  subChannelIndex?: number;
+  /** Default: the lowest free relid from 1. */
+  relid?: number;
+  /** Channel flags (spec §3.4); default 0. */
+  flags?: number;
+  mmioMegabytes?: number;
+  userDefined?: Uint8Array;
+  /** Called when the guest opens the channel: set the channel's handlers here. */
+  onOpen?: (ch: HostChannel) => void;
+  channel?: ChannelEndOptions;
+}
+
+export interface HostOffer {
+  relid: number;
+  classId: Guid;
+  instanceId: Guid;
+  subChannelIndex: number;
+  flags: number;
+  mmioMegabytes: number;
+  userDefined: Uint8Array;
+  state: 'offered' | 'opened' | 'rescinding';
+  spec: HostOfferSpec;
+}
 
 export class HostChannel<C = unknown> extends ChannelEnd<C> {
   readonly offer: HostOffer;
