@@ -1,7 +1,8 @@
 // Hands FreeBSD storvsc's S/G bounce check (a faithful model) to the policy fuzzer and prints
 // the smallest scatter-gather list it maps wrongly, then what our planner does with that list.
 //   node examples/fuzz-bounce-policy.mjs [seed]
-import { bouncePolicies, checkPageList, findCounterexample, formatCounterexample, planPageList } from 'sgring';
+import { bouncePolicies, checkPageList, planPageList } from 'sgring';
+import { findCounterexample, formatCounterexample } from 'sgring/fuzz';
 
 const seed = Number(process.argv[2] ?? 3);
 const ce = findCounterexample(bouncePolicies.freebsdSgBounce, { rule: 'hyperv', seed, runs: 2000 });

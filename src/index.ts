@@ -15,7 +15,6 @@ export {
 export { checkPageList, type PageListVerdict } from './core/check-pagelist';
 export { BouncePool, type BouncePoolOptions } from './core/bounce-pool';
 export { bouncePolicies, freebsdSgBounce, linuxLegacyBounce, type BouncePolicy } from './fuzz/policies';
-export { findCounterexample, formatCounterexample, type Counterexample, type FuzzOptions } from './fuzz/counterexample';
 export * from './core/gpa-range';
 export * from './core/nvme-prp';
 export * from './core/nvme-sgl';

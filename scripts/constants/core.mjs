@@ -31,4 +31,5 @@ export const statuses = [
   { name: 'OutOfMemory', value: -3, breaks: false, message: 'core memory cannot grow to satisfy the allocation' },
   { name: 'Timeout', value: -4, breaks: false, message: 'the wait ended before the peer acted' },
   { name: 'Disposed', value: -5, breaks: false, message: 'the object was disposed and its memory given back' },
+  { name: 'SharedMemoryUnavailable', value: -6, breaks: false, message: 'shared memory needs a cross-origin isolated page (crossOriginIsolated)' },
 ];

@@ -6,6 +6,9 @@
 import { PKT_FLAG_COMPLETION_REQUESTED, PKT_TYPE_COMPLETION, PKT_TYPE_GPA, PKT_TYPE_INBAND, PKT_TYPE_RXBUF } from '../generated/constants';
 import { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
+import { describe } from '../engine/describe';
+
+export { describe };
 
 /** True for an integer in [0, 2^32). */
 export function isU32(v: unknown): v is number {
@@ -25,13 +28,6 @@ export function bytesArg(v: unknown, name: string, where: string): Uint8Array {
       'encode strings with TextEncoder and arrays with Uint8Array.from', { argument: name });
   }
   return v;
-}
-
-export function describe(v: unknown): string {
-  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 20 ? v.slice(0, 20) + '…' : v)}`;
-  if (Array.isArray(v)) return `an array of ${v.length}`;
-  if (v === null || v === undefined || typeof v !== 'object') return String(v);
-  return (v as object).constructor?.name ?? 'an object';
 }
 
 /** Packet types a VMBus ring carries both ways (spec §1.4): what the reader accepts, the writer accepts. */

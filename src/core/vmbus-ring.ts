@@ -57,7 +57,7 @@ const tidTmp = { lo: 0, hi: 0 };
 
 // One control block per memory whose error is Disposed: a disposed endpoint points at it, so
 // the engine refuses every later call on it before touching memory that may be reused.
-const deadControls = new WeakMap<WebAssembly.Memory, number>();
+const deadControls = new WeakMap<object, number>();
 function disposedControl(core: Core): number {
   let ctl = deadControls.get(core.memory);
   if (ctl === undefined) {

@@ -2,6 +2,7 @@ import {
   CB_GUEST_BASE, CB_GUEST_BYTES, CB_MAGIC, CB_MAGIC_VALUE, CB_VERSION, CB_VERSION_VALUE, MEM_CONTROL_BASE, PAGE_SIZE,
 } from '../generated/constants';
 import { SgringError } from './errors';
+import { isSharedBuffer, type WasmMemory } from './wasm-types';
 import { heapAlloc, heapFree, heapInit, heapReserve, heapStats, type HeapStats } from './heap';
 import type { EngineFunctions, EngineName } from './types';
 
@@ -15,7 +16,7 @@ const WASM_PAGE = 65536;
  */
 export class Core {
   readonly engine: EngineName;
-  readonly memory: WebAssembly.Memory;
+  readonly memory: WasmMemory;
   readonly shared: boolean;
   /** The engine's functions (Wasm exports or their reference twins). */
   readonly fn: EngineFunctions;
@@ -32,11 +33,11 @@ export class Core {
   private _dv: DataView;
 
   /** @internal use loadCore / loadCoreSync */
-  constructor(engine: EngineName, memory: WebAssembly.Memory, makeFn: (core: Core) => EngineFunctions, guestBytes: number) {
+  constructor(engine: EngineName, memory: WasmMemory, makeFn: (core: Core) => EngineFunctions, guestBytes: number) {
     this.engine = engine;
     this.memory = memory;
     this.buf = memory.buffer;
-    this.shared = typeof SharedArrayBuffer !== 'undefined' && this.buf instanceof SharedArrayBuffer;
+    this.shared = isSharedBuffer(this.buf);
     this._u8 = new Uint8Array(this.buf);
     this._u32 = new Uint32Array(this.buf);
     this._i32 = new Int32Array(this.buf);

@@ -4,9 +4,14 @@ import { createReferenceEngine } from '../reference/engine';
 import { Core } from './core';
 import { SgringError } from './errors';
 import type { EngineFunctions, EngineName } from './types';
+import { isSharedBuffer, type WasmMemory, type WasmModule } from './wasm-types';
+import { describe } from './describe';
 
-/** Where the Wasm engine comes from when the embedded copy is not wanted (e.g. a strict CSP). */
-export type WasmSource = BufferSource | WebAssembly.Module | URL | string;
+/**
+ * Where the Wasm engine comes from when the embedded copy is not wanted: its bytes, a compiled
+ * WebAssembly.Module, or a URL (a URL object or a string; fetched by loadCore).
+ */
+export type WasmSource = ArrayBuffer | ArrayBufferView | WasmModule | { readonly href: string } | string;
 
 export interface LoadCoreOptions {
   /** 'wasm' (default) or 'reference' (the pure-TypeScript twin, same memory, same results). */
@@ -16,8 +21,12 @@ export interface LoadCoreOptions {
    * one made in another thread) is attached to; any other memory is laid out afresh.
    * At most 32768 pages (2 GiB) maximum.
    */
-  memory?: WebAssembly.Memory;
-  /** Create a shared memory (SharedArrayBuffer) for use from several threads. */
+  memory?: WasmMemory;
+  /**
+   * Create a shared memory (SharedArrayBuffer) for use from several threads. In a browser this
+   * needs a cross-origin isolated page (COOP + COEP headers); elsewhere it throws
+   * SharedMemoryUnavailable.
+   */
   shared?: boolean;
   /** Size of the guest RAM window reserved at creation, in bytes (default 0). */
   guestBytes?: number;
@@ -32,6 +41,32 @@ export interface LoadCoreOptions {
 }
 
 const WASM_PAGE = 65536;
+const OPTION_NAMES = ['engine', 'memory', 'shared', 'guestBytes', 'initialBytes', 'wasm'];
+
+/** Refuses option names loadCore does not know (a typo would otherwise be silently ignored). */
+function checkOptions(opts: LoadCoreOptions): void {
+  if (opts === null || typeof opts !== 'object') throw new SgringError('InvalidArgument', 'loadCore options must be an object');
+  const unknown = Object.keys(opts).filter((k) => !OPTION_NAMES.includes(k));
+  if (unknown.length > 0) {
+    throw new SgringError('InvalidArgument', `unknown loadCore option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}; known: ${OPTION_NAMES.join(', ')}`);
+  }
+}
+
+/**
+ * Shared memory exists only where SharedArrayBuffer does: in Node, in workers, and in browser
+ * pages served cross-origin isolated. Elsewhere a shared WebAssembly.Memory may still be created
+ * but cannot be handed to a worker, so asking for one is refused here, once, with the fix.
+ */
+function checkSharedAvailable(): void {
+  const g = globalThis as { crossOriginIsolated?: boolean };
+  if (typeof SharedArrayBuffer === 'undefined' || g.crossOriginIsolated === false) {
+    throw new SgringError('SharedMemoryUnavailable',
+      'shared memory needs SharedArrayBuffer, which a browser gives only to a cross-origin isolated page ' +
+      '(crossOriginIsolated is false here): serve the page with the headers ' +
+      '"Cross-Origin-Opener-Policy: same-origin" and "Cross-Origin-Embedder-Policy: require-corp", ' +
+      'or load without { shared: true } and keep every ring in one thread');
+  }
+}
 const moduleCache = new Map<string, WebAssembly.Module>();
 
 function decodeBase64(b64: string): Uint8Array {
@@ -65,22 +100,28 @@ async function embeddedModuleAsync(shared: boolean): Promise<WebAssembly.Module>
 }
 
 function makeMemory(opts: LoadCoreOptions): WebAssembly.Memory {
-  if (opts.memory) {
-    if (!(opts.memory instanceof WebAssembly.Memory)) throw new SgringError('InvalidArgument', 'options.memory must be a WebAssembly.Memory');
+  if (opts.memory !== undefined) {
+    if (!(opts.memory instanceof WebAssembly.Memory)) throw new SgringError('InvalidArgument', `options.memory must be a WebAssembly.Memory (got ${describe(opts.memory)})`);
     return opts.memory;
   }
   const guest = opts.guestBytes ?? 0;
   if (!Number.isInteger(guest) || guest < 0 || guest > MEM_MAX_PAGES * WASM_PAGE - MEM_HEAP_BASE) {
-    throw new SgringError('InvalidArgument', `guestBytes ${guest} must be a non-negative integer below 2 GiB`);
+    throw new SgringError('InvalidArgument', `guestBytes ${describe(guest)} must be a non-negative integer below 2 GiB`);
   }
-  const want = Math.max(opts.initialBytes ?? 1 << 20, MEM_HEAP_BASE + guest + 4096);
+  const init = opts.initialBytes ?? 1 << 20;
+  if (!Number.isInteger(init) || init < 0 || init > MEM_MAX_PAGES * WASM_PAGE) {
+    throw new SgringError('InvalidArgument', `initialBytes ${describe(init)} must be a non-negative integer of at most 2 GiB`);
+  }
+  if (opts.shared !== undefined && typeof opts.shared !== 'boolean') throw new SgringError('InvalidArgument', `shared must be true or false (got ${describe(opts.shared)})`);
+  if (opts.shared) checkSharedAvailable();
+  const want = Math.max(init, MEM_HEAP_BASE + guest + 4096);
   const initial = Math.min(Math.ceil(want / WASM_PAGE), MEM_MAX_PAGES);
   const desc = { initial, maximum: MEM_MAX_PAGES, shared: !!opts.shared };
   return new WebAssembly.Memory(desc as WebAssembly.MemoryDescriptor);
 }
 
 function isShared(memory: WebAssembly.Memory): boolean {
-  return typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+  return isSharedBuffer(memory.buffer);
 }
 
 function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): EngineFunctions {
@@ -94,7 +135,6 @@ function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): En
 
 function build(opts: LoadCoreOptions, module: WebAssembly.Module | null): Core {
   const engine = opts.engine ?? 'wasm';
-  if (engine !== 'wasm' && engine !== 'reference') throw new SgringError('InvalidArgument', `unknown engine '${String(engine)}'`);
   const memory = makeMemory(opts);
   const makeFn = engine === 'wasm'
     ? () => instantiate(module ?? embeddedModule(isShared(memory)), memory)
@@ -102,36 +142,46 @@ function build(opts: LoadCoreOptions, module: WebAssembly.Module | null): Core {
   return new Core(engine, memory, makeFn, opts.guestBytes ?? 0);
 }
 
+/** Checks the options; returns the engine source to compile, or null for the embedded one or the reference engine. */
+function engineSource(opts: LoadCoreOptions): WasmSource | null {
+  checkOptions(opts);
+  const engine = opts.engine ?? 'wasm';
+  if (engine !== 'wasm' && engine !== 'reference') throw new SgringError('InvalidArgument', `unknown engine '${String(engine)}' (use 'wasm' or 'reference')`);
+  if (opts.shared && opts.memory === undefined) checkSharedAvailable();
+  return engine === 'wasm' && opts.wasm !== undefined ? opts.wasm : null;
+}
+
+const isUrl = (src: WasmSource): src is { readonly href: string } | string =>
+  typeof src === 'string' || (typeof URL !== 'undefined' && src instanceof URL);
+
 /**
  * Loads an engine synchronously (Node, workers, and browsers for the small embedded module).
  * A URL in options.wasm needs the async loadCore.
  */
 export function loadCoreSync(opts: LoadCoreOptions = {}): Core {
+  const src = engineSource(opts);
   let module: WebAssembly.Module | null = null;
-  if ((opts.engine ?? 'wasm') === 'wasm' && opts.wasm !== undefined) {
-    const src = opts.wasm;
+  if (src !== null) {
     if (src instanceof WebAssembly.Module) module = src;
-    else if (src instanceof URL || typeof src === 'string') {
-      throw new SgringError('InvalidArgument', 'loadCoreSync cannot fetch a URL; use loadCore');
-    } else module = new WebAssembly.Module(src);
+    else if (isUrl(src)) throw new SgringError('InvalidArgument', 'loadCoreSync cannot fetch a URL; use loadCore');
+    else module = new WebAssembly.Module(src as BufferSource);
   }
   return build(opts, module);
 }
 
 /** Loads an engine; compiles asynchronously, and may fetch the engine from a URL. */
 export async function loadCore(opts: LoadCoreOptions = {}): Promise<Core> {
+  const src = engineSource(opts);
   let module: WebAssembly.Module | null = null;
   if ((opts.engine ?? 'wasm') === 'wasm') {
-    const src = opts.wasm;
-    if (src === undefined) {
-      const shared = opts.memory ? isShared(opts.memory) : !!opts.shared;
-      module = await embeddedModuleAsync(shared);
+    if (src === null) {
+      module = await embeddedModuleAsync(opts.memory ? isShared(opts.memory as WebAssembly.Memory) : !!opts.shared);
     } else if (src instanceof WebAssembly.Module) module = src;
-    else if (src instanceof URL || typeof src === 'string') {
-      const res = await fetch(src);
+    else if (isUrl(src)) {
+      const res = await fetch(String(src));
       if (!res.ok) throw new SgringError('InvalidArgument', `fetching the engine from ${String(src)} failed: HTTP ${res.status}`);
       module = await WebAssembly.compile(await res.arrayBuffer());
-    } else module = await WebAssembly.compile(src);
+    } else module = await WebAssembly.compile(src as BufferSource);
   }
   return build(opts, module);
 }

@@ -102,3 +102,29 @@ describe('loading the engine', () => {
     expect(() => c.alloc(2 ** 31)).toThrow(expect.objectContaining({ code: 'OutOfMemory' }));
   });
 });
+
+describe('loadCore options', () => {
+  it('refuses unknown option names and wrongly typed values, naming them', async () => {
+    expect(() => loadCoreSync({ sharedd: true } as never)).toThrow(/unknown loadCore option 'sharedd'; known: engine, memory, shared/);
+    await expect(loadCore({ guestbytes: 4096 } as never)).rejects.toMatchObject({ code: 'InvalidArgument' });
+    expect(() => loadCoreSync({ shared: 'yes' } as never)).toThrow(/shared must be true or false/);
+    expect(() => loadCoreSync({ initialBytes: NaN })).toThrow(/initialBytes NaN/);
+    expect(() => loadCoreSync({ memory: {} as never })).toThrow(/options.memory must be a WebAssembly.Memory \(got Object\)/);
+    expect(() => loadCoreSync(null as never)).toThrow(SgringError);
+  });
+
+  it('asking for shared memory where the page is not cross-origin isolated is SharedMemoryUnavailable, naming the fix', async () => {
+    const g = globalThis as { crossOriginIsolated?: boolean };
+    g.crossOriginIsolated = false;
+    try {
+      for (const f of [() => loadCoreSync({ shared: true }), () => loadCoreSync({ shared: true, engine: 'reference' })]) {
+        expect(f).toThrow(expect.objectContaining({ code: 'SharedMemoryUnavailable' }));
+      }
+      await expect(loadCore({ shared: true })).rejects.toThrow(/crossOriginIsolated.*Cross-Origin-Opener-Policy: same-origin.*Cross-Origin-Embedder-Policy: require-corp/);
+      expect(loadCoreSync().shared).toBe(false);
+    } finally {
+      delete g.crossOriginIsolated;
+    }
+    expect(loadCoreSync({ shared: true }).shared).toBe(true);
+  });
+});

@@ -1,7 +1,7 @@
 // The published shape: one import works from ESM and from CJS through the exports map, with
 // the engine embedded (no .wasm file to locate), and the bundled types exist.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -26,18 +26,29 @@ describe('package', () => {
 
   it('ships bundled types, the engine files for CSP users, and a bin', () => {
     const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8'));
-    expect(pkg.exports['.']).toMatchObject({ types: './dist/index.d.ts', import: './dist/index.mjs', require: './dist/index.cjs' });
+    for (const n of ['index', 'fuzz']) {
+      expect(pkg.exports[n === 'index' ? '.' : `./${n}`]).toEqual({
+        import: { types: `./dist/${n}.d.ts`, default: `./dist/${n}.mjs` }, require: { types: `./dist/${n}.d.cts`, default: `./dist/${n}.cjs` },
+      });
+    }
+    expect(pkg.exports['./core.wasm']).toBe('./dist/core.wasm');
+    expect(pkg.exports['./core-threads.wasm']).toBe('./dist/core-threads.wasm');
     expect(pkg.bin.sgring).toBe('./dist/cli.mjs');
-    for (const f of ['index.d.ts', 'core.wasm', 'core-threads.wasm']) expect(existsSync(`${root}dist/${f}`)).toBe(true);
+    for (const f of ['index.d.ts', 'index.d.cts', 'fuzz.d.ts', 'fuzz.d.cts', 'core.wasm', 'core-threads.wasm']) expect(existsSync(`${root}dist/${f}`)).toBe(true);
     const dts = readFileSync(`${root}dist/index.d.ts`, 'utf8');
     for (const name of ['loadCore', 'loadCoreSync', 'VmbusRing', 'SgringError', 'WriteBatch', 'ReadBatch', 'Doorbell']) expect(dts).toContain(name);
     expect(readFileSync(`${root}dist/cli.mjs`, 'utf8').startsWith('#!/usr/bin/env node')).toBe(true);
   });
 
-  it('keeps Node-only modules out of the library bundle (it must run unchanged in a browser)', () => {
-    for (const f of ['index.mjs', 'index.cjs']) {
+  it('keeps Node-only modules out of the library bundle (it must run unchanged in a browser), and fast-check out of the main entry', () => {
+    const chunks = readdirSync(`${root}dist/chunks`).map((f) => `chunks/${f}`);
+    for (const f of ['index.mjs', 'index.cjs', ...chunks.filter((c) => /\.[cm]js$/.test(c))]) {
       const code = readFileSync(`${root}dist/${f}`, 'utf8');
       expect(code).not.toMatch(/node:|require\(['"](fs|worker_threads|path)['"]\)|\bBuffer\./);
+      expect(code, f).not.toMatch(/fast-check/);
     }
+    expect(readFileSync(`${root}dist/fuzz.mjs`, 'utf8')).toMatch(/from 'fast-check'/);
+    expect(run(['--input-type=module', '-e', `await import('sgring'); console.log(Object.keys(await import('sgring/fuzz')).sort().join(','))`]).trim())
+      .toBe('bouncePolicies,findCounterexample,formatCounterexample,freebsdSgBounce,linuxLegacyBounce');
   });
 });

@@ -2,9 +2,10 @@
 // and find nothing wrong with the optimal planner.
 import { describe, expect, it } from 'vitest';
 import {
-  bouncePolicies, checkPageList, findCounterexample, formatCounterexample, freebsdSgBounce, linuxLegacyBounce,
+  bouncePolicies, checkPageList, freebsdSgBounce, linuxLegacyBounce,
   type BouncePolicy,
 } from '../../src/index';
+import { findCounterexample, formatCounterexample } from '../../src/fuzz/index';
 
 const SEED = 3;
 const POOL = Array.from({ length: 8 }, (_, k) => 0x100_0000 + k * 4096);
