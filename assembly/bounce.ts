@@ -142,6 +142,12 @@ export function planPages(segs: usize, n: u32, pageSize: u32, rule: u32, maxPage
   let bestBounce: u64 = 0;
   let found = false;
   let blocked: i32 = 0; // why the last rejected candidate was rejected
+  let poolNeed: u64 = 0xffffffff; // fewest bounce pages a candidate the pool refused needed
+  // Phases already offered, one bit each, in the output area behind the header (it is written
+  // only once the search is over); for short lists, or without room, a scan of the earlier ones.
+  const seenMap = out + PLAN_HEADER_SIZE;
+  const useMap = n > PHASE_SCAN_MAX && <u64>outCap >= <u64>PLAN_HEADER_SIZE + (p >> 3);
+  if (useMap) memory.fill(seenMap, 0, <usize>(p >> 3));
   let s: u64 = 0;
   for (let c: u32 = 0; c <= n; c++) {
     let o: u64 = 0;
@@ -150,16 +156,24 @@ export function planPages(segs: usize, n: u32, pageSize: u32, rule: u32, maxPage
       s += segLen(segs, c);
       if (rule == RULE_NVME_PRP && (o & 3) != 0) continue;
       // Skip a phase an earlier segment already offered.
-      let seen = false;
-      let s2: u64 = 0;
-      for (let d: u32 = 0; d < c; d++) {
-        if (((segAddr(segs, d) - s2) & (p - 1)) == o) {
-          seen = true;
-          break;
+      if (useMap) {
+        const at = seenMap + <usize>(o >> 3);
+        const bit = <u8>(1 << <u8>(o & 7));
+        const v = load<u8>(at);
+        if ((v & bit) != 0) continue;
+        store<u8>(at, v | bit);
+      } else {
+        let seen = false;
+        let s2: u64 = 0;
+        for (let d: u32 = 0; d < c; d++) {
+          if (((segAddr(segs, d) - s2) & (p - 1)) == o) {
+            seen = true;
+            break;
+          }
+          s2 += segLen(segs, d);
         }
-        s2 += segLen(segs, d);
+        if (seen) continue;
       }
-      if (seen) continue;
     }
     const pages = (o + total + p - 1) / p;
     if (pages > <u64>maxPages) {
@@ -171,6 +185,7 @@ export function planPages(segs: usize, n: u32, pageSize: u32, rule: u32, maxPage
     const bounce = r & 0xffffffff;
     if (bounce > <u64>poolCount) {
       blocked = E_BouncePoolTooSmall;
+      if (bounce < poolNeed) poolNeed = bounce;
       continue;
     }
     let better = !found;
@@ -188,27 +203,95 @@ export function planPages(segs: usize, n: u32, pageSize: u32, rule: u32, maxPage
       bestBounce = bounce;
     }
   }
-  if (!found) return blocked;
-
-  // The pool pages this plan uses must be distinct and must not overlap the caller's data,
-  // or a copy would overwrite what another copy still has to read.
-  for (let k: u32 = 0; k < <u32>bestBounce; k++) {
-    const b = load<u64>(pool + <usize>k * 8);
-    store<u32>(out, k, PLAN_BAD_INDEX);
-    for (let k2: u32 = 0; k2 < k; k2++) if (load<u64>(pool + <usize>k2 * 8) == b) return E_BadBouncePage;
-    for (let i: u32 = 0; i < n; i++) {
-      const a = segAddr(segs, i);
-      if (a < b + p && b < a + <u64>segLen(segs, i)) return E_BadBouncePage;
-    }
+  if (!found) {
+    if (blocked == E_BouncePoolTooSmall) store<u32>(out, <u32>poolNeed, PLAN_NEEDED);
+    return blocked;
   }
-  store<u32>(out, 0, PLAN_BAD_INDEX);
 
   // Room for the image: header, page entries, and at most one copy per segment piece in a
   // bounced page (each segment starts at most one piece in a page it shares).
   const needed = <u64>PLAN_HEADER_SIZE + bestPages * PAGE_ENTRY_SIZE + (bestBounce + <u64>n) * COPY_ENTRY_SIZE;
   store<u32>(out, <u32>(needed > 0xffffffff ? 0xffffffff : needed), PLAN_NEEDED);
   if (needed > <u64>outCap) return E_BufferTooSmall;
+  const st = checkPool(segs, n, p, pool, <u32>bestBounce, out, outCap);
+  if (st < 0) return st;
   return writePlan(segs, n, p, bestO, total, <u32>bestPages, pool, out);
+}
+
+/** Up to this many segments, finding repeated phases by a scan costs less than clearing a bitmap. */
+const PHASE_SCAN_MAX: u32 = 32;
+
+/** Hash slot of a frame key: both halves folded, then Fibonacci hashing to `bits` bits. */
+// @ts-ignore: decorator
+@inline function slotOf(key: u64, bits: u32): u32 {
+  return ((<u32>key ^ <u32>(key >> 32)) * 0x9e3779b9) >>> (32 - bits);
+}
+
+/**
+ * The pool pages a plan uses must be distinct and must not overlap the caller's data, or a copy
+ * would overwrite what another copy still has to read. A hash set of their frame numbers, built
+ * in the output area before the plan is written there (it holds at least 40 bytes per bounce
+ * page: room for twice as many slots as pages), makes this linear in pages and segments.
+ * Returns 0, or E_BadBouncePage with PLAN_BAD_INDEX = the first pool index at fault.
+ */
+function checkPool(segs: usize, n: u32, p: u64, pool: usize, count: u32, out: usize, outCap: u32): i32 {
+  store<u32>(out, 0, PLAN_BAD_INDEX);
+  if (count == 0) return 0;
+  const room = (outCap - PLAN_HEADER_SIZE) / 12; // a u64 key and a u32 index per slot
+  let slots: u32 = 2;
+  while (slots < count * 2 && slots <= room >> 1) slots <<= 1; // load at most 1/2 (or what room allows: < 0.6)
+  const bits = ctz<u32>(slots);
+  const keys = out + PLAN_HEADER_SIZE; // frame + 1; 0 = empty
+  const idx = keys + <usize>slots * 8;
+  memory.fill(keys, 0, <usize>slots * 8);
+  const shift = ctz<u64>(p);
+  let bad = count;
+  for (let k: u32 = 0; k < count; k++) {
+    const key = (load<u64>(pool + <usize>k * 8) >> shift) + 1;
+    let h = slotOf(key, bits);
+    for (;;) {
+      const at = keys + <usize>h * 8;
+      const v = load<u64>(at);
+      if (v == 0) {
+        store<u64>(at, key);
+        store<u32>(idx + <usize>h * 4, k);
+        break;
+      }
+      if (v == key) {
+        if (k < bad) bad = k; // a later copy of an earlier page
+        break;
+      }
+      h = (h + 1) & (slots - 1);
+    }
+  }
+  for (let i: u32 = 0; i < n; i++) {
+    const f0 = segAddr(segs, i) >> shift;
+    const f1 = (segAddr(segs, i) + <u64>segLen(segs, i) - 1) >> shift;
+    if (f1 - f0 >= <u64>count) {
+      // A segment longer than the pool: test each pool page against it instead.
+      for (let k: u32 = 0; k < count && k < bad; k++) {
+        const f = load<u64>(pool + <usize>k * 8) >> shift;
+        if (f >= f0 && f <= f1) bad = k;
+      }
+      continue;
+    }
+    for (let f = f0; f <= f1; f++) {
+      let h = slotOf(f + 1, bits);
+      for (;;) {
+        const v = load<u64>(keys + <usize>h * 8);
+        if (v == 0) break;
+        if (v == f + 1) {
+          const k = load<u32>(idx + <usize>h * 4);
+          if (k < bad) bad = k;
+          break;
+        }
+        h = (h + 1) & (slots - 1);
+      }
+    }
+  }
+  if (bad == count) return 0;
+  store<u32>(out, bad, PLAN_BAD_INDEX);
+  return E_BadBouncePage;
 }
 
 /** Second pass for the chosen byteOffset: page entries, then the copies for bounced windows. */

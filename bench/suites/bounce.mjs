@@ -1,4 +1,4 @@
-// Suite "bounce": the page-list planner on 1 to 256-segment lists (aligned, and misaligned so
+// Suite "bounce": the page-list planner on 1 to 1024-segment lists (aligned, and misaligned so
 // that it must choose what to bounce), and the bounce copies against the copy limit, on the
 // wasm and reference engines. Each engine's cases are timed in their own isolate.
 
@@ -7,10 +7,10 @@ import { timeGroupsIsolated } from '../lib/isolate.mjs';
 
 const SUITE = 'bounce';
 const P = 4096;
-const SIZES = [1, 8, 32, 256];
+const SIZES = [1, 8, 32, 256, 1024];
 const GROUPS = ['wasm', 'reference', 'copy-limit'];
 const GUEST = 64 << 20;
-const POOL_BASE = 32 << 20;
+const POOL_BASE = 48 << 20; // above every list frame (16 + 2 * 4095 pages)
 const COPY_PAGES = 16;
 
 const check = (ok, what) => {
@@ -35,7 +35,8 @@ function rig(engine, segments, poolPages) {
   writeSegments(core, segs, segments);
   const pool = core.alloc(poolPages * 8, 8);
   for (let k = 0; k < poolPages; k++) core.dv.setBigUint64(pool + 8 * k, BigInt(POOL_BASE + k * P), true);
-  const outCap = 64 + 16 * (2 * poolPages + 4) + 24 * (2 * poolPages + segments.length + 4);
+  // As planPageList sizes it: room for the plan, and at least for the bitmap of phases tried.
+  const outCap = Math.max(64 + 16 * (2 * poolPages + 4) + 24 * (2 * poolPages + segments.length + 4), 40 + P / 8);
   return { core, segs, pool, out: core.alloc(outCap, 8), outCap };
 }
 
@@ -74,7 +75,7 @@ function copyLimitCase() {
 const planName = (misaligned) => `plan a list (${misaligned ? 'misaligned' : 'aligned'})`;
 const COPY_NAME = `bounce copy out, ${COPY_PAGES} pages of 4 KiB`;
 
-/** The quick run plans the 1, 32 and 256-segment lists (misaligned) and the 32-segment aligned one. */
+/** The quick run plans the 1, 32, 256 and 1024-segment lists (misaligned) and the 32-segment aligned one. */
 function cases(group, { quick = false } = {}) {
   const out = [];
   const add = (name, payloadBytes, ops, fn) => out.push({ suite: SUITE, name, engine: group, payloadBytes, ops, fn });
@@ -100,6 +101,7 @@ export default {
   keyFigures: [
     { label: '32-segment planning (misaligned), wasm / reference', of: key(`${planName(true)}, 32 segments`, 'wasm', 32), over: key(`${planName(true)}, 32 segments`, 'reference', 32) },
     { label: '256-segment planning (misaligned), wasm, lists/s', of: key(`${planName(true)}, 256 segments`, 'wasm', 256) },
+    { label: '1024-segment planning (misaligned), wasm, lists/s', of: key(`${planName(true)}, 1024 segments`, 'wasm', 1024) },
     { label: 'bounce copy out (4 KiB pages), wasm / copy-limit', of: key(COPY_NAME, 'wasm', COPY_PAGES * P), over: key(COPY_NAME, 'copy-limit', COPY_PAGES * P) },
   ],
   cases,

@@ -6,7 +6,7 @@
 
 import {
   COPY_ENTRY_SIZE, COPY_OFF_DEST, COPY_OFF_LENGTH, COPY_OFF_SEGMENT, COPY_OFF_SEGMENT_OFFSET, COPY_OFF_STREAM,
-  E_BadBouncePage, E_BufferTooSmall, E_OutsideGuestRam, E_ZeroLengthSegment, NOT_BOUNCED, NO_PAGE_LIMIT, PAGE_ENTRY_SIZE, PAGE_OFF_BOUNCE, PAGE_OFF_FRAME, PAGE_SIZE,
+  E_BadBouncePage, E_BouncePoolTooSmall, E_BufferTooSmall, E_OutsideGuestRam, E_ZeroLengthSegment, NOT_BOUNCED, NO_PAGE_LIMIT, PAGE_ENTRY_SIZE, PAGE_OFF_BOUNCE, PAGE_OFF_FRAME, PAGE_SIZE,
   PLAN_BAD_INDEX, PLAN_BOUNCED_BYTES, PLAN_BYTE_COUNT, PLAN_BYTE_OFFSET, PLAN_COPY_COUNT, PLAN_HEADER_SIZE,
   PLAN_NEEDED, PLAN_PAGE_COUNT, PLAN_PAGE_SIZE, RULE_HYPERV, RULE_NVME_PRP, SEG_OFF_ADDR, SEG_OFF_LEN, SEG_SIZE,
 } from '../generated/constants';
@@ -208,7 +208,9 @@ export function planPageList(segments: readonly Segment[], opts: PlanOptions): P
   // Upper bound of the image: every entry bounced, plus one copy per segment piece. Start from at
   // most 64 KiB; a larger legal plan gets BufferTooSmall with its exact size, and one retry.
   const maxEntries = Math.ceil((pageSize - 1 + total) / Math.max(pageSize, 1)) + 1;
-  const outBytes = Math.min(PLAN_HEADER_SIZE + maxEntries * PAGE_ENTRY_SIZE + (maxEntries + n) * COPY_ENTRY_SIZE, 64 * 1024);
+  // At least room for the engine's bitmap of phases already tried (one bit per in-page offset).
+  const outBytes = Math.max(Math.min(PLAN_HEADER_SIZE + maxEntries * PAGE_ENTRY_SIZE + (maxEntries + n) * COPY_ENTRY_SIZE, 64 * 1024),
+    PLAN_HEADER_SIZE + (Number.isInteger(pageSize) && pageSize > 0 && pageSize <= 65536 ? pageSize >>> 3 : 0));
   const s = scratch(core, n, pool.length, outBytes);
   writeSegments(core, s.segs, segments);
   const u32 = core.u32;
@@ -222,7 +224,8 @@ export function planPageList(segments: readonly Segment[], opts: PlanOptions): P
     const index = core.u32[(s.out + PLAN_BAD_INDEX) >> 2]!;
     const what = st === E_ZeroLengthSegment ? ` (segment ${index})`
       : st === E_BadBouncePage ? ` (bounce page ${index})`
-        : st === E_OutsideGuestRam ? ` (segment or bounce page ${index}; guest RAM is ${limit} bytes)` : '';
+        : st === E_OutsideGuestRam ? ` (segment or bounce page ${index}; guest RAM is ${limit} bytes)`
+          : st === E_BouncePoolTooSmall ? `: it needs ${core.u32[(s.out + PLAN_NEEDED) >> 2]!} bounce pages, bouncePages holds ${pool.length}` : '';
     throw SgringError.fromStatus(st, `planPageList${what}`, { index });
   }
   return readPlan(core, s.out);

@@ -201,6 +201,64 @@ export function createReferenceBounce(core: Core): BounceFunctions {
 
   const copy = (dst: number, src: number, n: number) => void core.u8.copyWithin(dst, src, src + n);
 
+  const slotOf = (key: number, bits: number) => Math.imul(((key % TWO32) ^ Math.floor(key / TWO32)) >>> 0, 0x9e3779b9) >>> (32 - bits);
+
+  /**
+   * The pool pages used must be distinct and outside the caller's data: the Wasm engine's hash
+   * set of frame numbers, the same table in the same bytes of the output area (see there).
+   */
+  const checkPool = (segs: number, n: number, p: number, pool: number, count: number, out: number, outCap: number): number => {
+    setU32(out + PLAN_BAD_INDEX, 0);
+    if (count === 0) return 0;
+    const room = Math.floor((outCap - PLAN_HEADER_SIZE) / 12);
+    let slots = 2;
+    while (slots < count * 2 && slots <= Math.floor(room / 2)) slots *= 2;
+    const bits = 31 - Math.clz32(slots);
+    const keys = out + PLAN_HEADER_SIZE;
+    const idx = keys + slots * 8;
+    core.u8.fill(0, keys, keys + slots * 8);
+    let bad = count;
+    for (let k = 0; k < count; k++) {
+      const key = Math.floor(u64(pool + k * 8) / p) + 1;
+      for (let h = slotOf(key, bits); ; h = (h + 1) & (slots - 1)) {
+        const v = u64(keys + h * 8);
+        if (v === 0) {
+          setU64(keys + h * 8, key);
+          setU32(idx + h * 4, k);
+          break;
+        }
+        if (v === key) {
+          bad = Math.min(bad, k);
+          break;
+        }
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      const f0 = Math.floor(segAddr(segs, i) / p);
+      const f1 = Math.floor((segAddr(segs, i) + segLen(segs, i) - 1) / p);
+      if (f1 - f0 >= count) {
+        for (let k = 0; k < count && k < bad; k++) {
+          const f = Math.floor(u64(pool + k * 8) / p);
+          if (f >= f0 && f <= f1) bad = k;
+        }
+        continue;
+      }
+      for (let f = f0; f <= f1; f++) {
+        for (let h = slotOf(f + 1, bits); ; h = (h + 1) & (slots - 1)) {
+          const v = u64(keys + h * 8);
+          if (v === 0) break;
+          if (v === f + 1) {
+            bad = Math.min(bad, u32(idx + h * 4));
+            break;
+          }
+        }
+      }
+    }
+    if (bad === count) return 0;
+    setU32(out + PLAN_BAD_INDEX, bad);
+    return E_BadBouncePage;
+  };
+
   return {
     planPages(segs, n, pageSize, rule, maxPages, pool, poolCount, limitLo, limitHi, out, outCap): number {
       n >>>= 0;
@@ -239,6 +297,10 @@ export function createReferenceBounce(core: Core): BounceFunctions {
       const first = mod(segAddr(segs, 0), p);
       let best: { o: number; cost: number; pages: number; bounce: number } | null = null;
       let blocked = 0;
+      let poolNeed = 0xffffffff;
+      const seenMap = out + PLAN_HEADER_SIZE; // as the Wasm engine: a bit per phase, or a scan
+      const useMap = n > 32 && outCap >= PLAN_HEADER_SIZE + (p >>> 3); // PHASE_SCAN_MAX in assembly/bounce.ts
+      if (useMap) core.u8.fill(0, seenMap, seenMap + (p >>> 3));
       let s = 0;
       for (let c = 0; c <= n; c++) {
         let o = 0;
@@ -246,14 +308,22 @@ export function createReferenceBounce(core: Core): BounceFunctions {
           o = mod(segAddr(segs, c) - s, p);
           s += segLen(segs, c);
           if (rule === RULE_NVME_PRP && (o & 3) !== 0) continue;
-          let seen = false;
-          for (let d = 0, s2 = 0; d < c; s2 += segLen(segs, d), d++) {
-            if (mod(segAddr(segs, d) - s2, p) === o) {
-              seen = true;
-              break;
+          if (useMap) {
+            const u8 = core.u8;
+            const at = seenMap + (o >>> 3);
+            const bit = 1 << (o & 7);
+            if ((u8[at]! & bit) !== 0) continue;
+            u8[at] = u8[at]! | bit;
+          } else {
+            let seen = false;
+            for (let d = 0, s2 = 0; d < c; s2 += segLen(segs, d), d++) {
+              if (mod(segAddr(segs, d) - s2, p) === o) {
+                seen = true;
+                break;
+              }
             }
+            if (seen) continue;
           }
-          if (seen) continue;
         }
         const pages = Math.ceil((o + total) / p);
         if (pages > maxPages) {
@@ -263,6 +333,7 @@ export function createReferenceBounce(core: Core): BounceFunctions {
         const { cost, pages: bounce } = evaluate(segs, n, p, o, total);
         if (bounce > poolCount) {
           blocked = E_BouncePoolTooSmall;
+          poolNeed = Math.min(poolNeed, bounce);
           continue;
         }
         const better = best === null ||
@@ -272,22 +343,16 @@ export function createReferenceBounce(core: Core): BounceFunctions {
                 : o < best.o);
         if (better) best = { o, cost, pages, bounce };
       }
-      if (best === null) return blocked;
-
-      for (let k = 0; k < best.bounce; k++) {
-        const b = u64(pool + k * 8);
-        setU32(out + PLAN_BAD_INDEX, k);
-        for (let k2 = 0; k2 < k; k2++) if (u64(pool + k2 * 8) === b) return E_BadBouncePage;
-        for (let i = 0; i < n; i++) {
-          const a = segAddr(segs, i);
-          if (a < b + p && b < a + segLen(segs, i)) return E_BadBouncePage;
-        }
+      if (best === null) {
+        if (blocked === E_BouncePoolTooSmall) setU32(out + PLAN_NEEDED, poolNeed);
+        return blocked;
       }
-      setU32(out + PLAN_BAD_INDEX, 0);
 
       const needed = PLAN_HEADER_SIZE + best.pages * PAGE_ENTRY_SIZE + (best.bounce + n) * COPY_ENTRY_SIZE;
       setU32(out + PLAN_NEEDED, Math.min(needed, 0xffffffff));
       if (needed > outCap) return E_BufferTooSmall;
+      const st = checkPool(segs, n, p, pool, best.bounce, out, outCap);
+      if (st < 0) return st;
       return writePlan(segs, n, p, best.o, total, best.pages, pool, out);
     },
 
