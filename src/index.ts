@@ -5,6 +5,7 @@ export type { HeapStats } from './engine/heap';
 export { SgringError, type SgringErrorCode } from './engine/errors';
 export type { EngineFunctions, EngineName } from './engine/types';
 export { VmbusRing, type RingPacket, type RingState, type RingWriteResult, type CreateRingOptions } from './core/vmbus-ring';
+export { frameMessage, unframeMessage, MESSAGE_PREFIX_BYTES } from './core/message';
 export { WriteBatch, ReadBatch } from './core/ring-batch';
 export type { TransactionId } from './core/tid';
 export { Doorbell, canBlock, expectWoken } from './sync/doorbell';

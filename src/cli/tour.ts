@@ -9,6 +9,7 @@ import { VmbusRing } from '../core/vmbus-ring';
 import { ReadBatch, WriteBatch } from '../core/ring-batch';
 import { Doorbell, expectWoken } from '../sync/doorbell';
 import { PKT_FLAG_COMPLETION_REQUESTED, PKT_TYPE_COMPLETION, PKT_TYPE_INBAND } from '../generated/constants';
+import { frameMessage, unframeMessage } from '../core/message';
 
 interface Shared {
   memory: WebAssembly.Memory;
@@ -22,7 +23,8 @@ interface Shared {
 
 interface Report {
   role: 'guest' | 'host';
-  log: { t: number; line: string }[];
+  /** Lines keyed by a logical clock (4 * tid + step), so the two threads' lines print in protocol order. */
+  log: { at: number; line: string }[];
   sent: number;
   received: number;
   signalsRaised: number;
@@ -98,7 +100,7 @@ function guest(s: Shared): Report {
   const r: Report = { role: 'guest', log: [], sent: 0, received: 0, signalsRaised: 0, waits: 0, fullStalls: 0, seconds: 0 };
   const out = new WriteBatch(core, { capacity: 256, arenaBytes: 256 * 64 });
   const inb = new ReadBatch(core, { bytes: 64 * 1024 });
-  const say = (line: string) => r.log.push({ t: performance.now(), line });
+  const say = (tid: number, step: number, line: string) => r.log.push({ at: 4 * tid + step, line });
 
   /** Takes every completion already in RX without blocking. */
   const drainRx = () => {
@@ -118,14 +120,14 @@ function guest(s: Shared): Report {
   // Part 1: a short conversation, one request at a time.
   const greetings = ['hello host', 'read sector 0', 'flush', 'goodbye'];
   greetings.forEach((msg, i) => {
-    out.add(text.encode(msg), PKT_TYPE_INBAND, PKT_FLAG_COMPLETION_REQUESTED, BigInt(i + 1));
+    out.add(frameMessage(text.encode(msg)), PKT_TYPE_INBAND, PKT_FLAG_COMPLETION_REQUESTED, BigInt(i + 1));
     const signalsBefore = r.signalsRaised;
     sendAll(tx, out, hostBell, guestBell, r);
-    say(`guest -> host  in-band  tid=${i + 1} "${msg}" (${msg.length} B)  signal=${r.signalsRaised > signalsBefore ? 'raised' : 'suppressed'}`);
+    say(i + 1, 0, `guest -> host  in-band  tid=${i + 1} "${msg}" (${msg.length} B)  signal=${r.signalsRaised > signalsBefore ? 'raised' : 'suppressed'}`);
     receive(rx, inb, hostBell, guestBell, r, (b) => {
       while (b.next()) {
-        const reply = untext.decode(core.view(b.payloadOffset, b.payloadLength)).replace(/\0+$/, '');
-        say(`guest <- host  completion tid=${b.transactionIdLo} "${reply}"`);
+        const reply = untext.decode(unframeMessage(core.view(b.payloadOffset, b.payloadLength)));
+        say(b.transactionIdLo, 3, `guest <- host  completion tid=${b.transactionIdLo} "${reply}"`);
       }
     });
   });
@@ -155,22 +157,24 @@ function host(s: Shared): Report {
   const r: Report = { role: 'host', log: [], sent: 0, received: 0, signalsRaised: 0, waits: 0, fullStalls: 0, seconds: 0 };
   const out = new WriteBatch(core, { capacity: 1024, arenaBytes: 1024 * 32 });
   const inb = new ReadBatch(core, { bytes: 64 * 1024 });
-  const say = (line: string) => r.log.push({ t: performance.now(), line });
+  const say = (tid: number, step: number, line: string) => r.log.push({ at: 4 * tid + step, line });
 
   let conversation = 4;
+  let tid = 0;
   while (conversation > 0) {
     receive(tx, inb, guestBell, hostBell, r, (b) => {
       while (b.next()) {
-        const msg = untext.decode(core.view(b.payloadOffset, b.payloadLength)).replace(/\0+$/, '');
+        const msg = untext.decode(unframeMessage(core.view(b.payloadOffset, b.payloadLength)));
         const reply = `ok: ${msg}`;
-        out.add(text.encode(reply), PKT_TYPE_COMPLETION, 0, b.transactionId);
-        say(`host  <- guest in-band  tid=${b.transactionIdLo} flags=${b.flags} "${msg}"`);
+        out.add(frameMessage(text.encode(reply)), PKT_TYPE_COMPLETION, 0, b.transactionId);
+        tid = b.transactionIdLo;
+        say(tid, 1, `host  <- guest in-band  tid=${tid} flags=${b.flags} "${msg}"`);
         conversation--;
       }
     });
     const before = r.signalsRaised;
     sendAll(rx, out, guestBell, hostBell, r);
-    say(`host  -> guest completion (${conversation === 0 ? 'last' : 'reply'})  signal=${r.signalsRaised > before ? 'raised' : 'suppressed'}`);
+    say(tid, 2, `host  -> guest completion tid=${tid} (${conversation === 0 ? 'last' : 'reply'})  signal=${r.signalsRaised > before ? 'raised' : 'suppressed'}`);
   }
 
   const t0 = performance.now();
@@ -223,12 +227,13 @@ export async function tour(opts: { packets: number; script: URL; print?: (line: 
       w.once('exit', (code) => code !== 0 && reject(new Error(`${role} worker exited with ${code}`)));
     });
   const [g, h] = await Promise.all([run('guest'), run('host')]);
-  for (const { line } of [...g.log, ...h.log].sort((a, b) => a.t - b.t)) print(line);
+  for (const { line } of [...g.log, ...h.log].sort((a, b) => a.at - b.at)) print(line);
   const rate = (n: number, sec: number) => `${(n / sec / 1e6).toFixed(2)} M/s`;
-  print(`\nstream: ${opts.packets.toLocaleString('en-US')} requests of 64 B, each answered by a completion`);
+  print(`\nstream (rates and counts depend on the machine and its load):`);
+  print(`  ${opts.packets.toLocaleString('en-US')} requests of 64 B, each answered by a completion`);
   print(`  guest sent ${g.sent.toLocaleString('en-US')} and got ${g.received.toLocaleString('en-US')} completions in ${g.seconds.toFixed(2)} s: ${rate(g.sent, g.seconds)} requests, ${rate(g.sent + g.received, g.seconds)} packets both ways`);
   print(`  host checked ${h.received.toLocaleString('en-US')} sequence numbers: all in order`);
-  print(`signals (doorbell rings decided by the ring rules, spec §1.9):`);
+  print(`signals (doorbell rings decided by the ring rules, spec §1.9; counts vary with thread timing):`);
   print(`  guest raised ${g.signalsRaised} (${((1000 * g.signalsRaised) / (g.sent + g.received)).toFixed(2)} per 1000 packets), slept ${g.waits} times, found TX full ${g.fullStalls} times`);
   print(`  host  raised ${h.signalsRaised} (${((1000 * h.signalsRaised) / (h.sent + h.received)).toFixed(2)} per 1000 packets), slept ${h.waits} times, found RX full ${h.fullStalls} times`);
   return { guest: g, host: h };

@@ -1,5 +1,6 @@
 // `npm start` runs `sgring demo`: the built CLI with two worker threads over shared memory.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -21,8 +22,26 @@ describe('sgring demo (the tour)', () => {
     expect(raised[0]! + raised[1]!).toBeLessThan(50_000);
   });
 
-  it('prints help and rejects unknown commands', () => {
-    expect(execFileSync(process.execPath, [cli, 'help'], { encoding: 'utf8' })).toContain('usage: sgring');
-    expect(() => execFileSync(process.execPath, [cli, 'nope'], { stdio: 'pipe' })).toThrow();
+  it('prints the conversation in protocol order whatever the threads did, with the sender\'s exact text', () => {
+    const lines = (n: number) => execFileSync(process.execPath, [cli, 'demo', '--packets', String(n)], { encoding: 'utf8', timeout: 60_000 })
+      .split('\n').filter((l) => / tid=\d /.test(l) || /tid=\d$/.test(l) || /tid=\d \(/.test(l));
+    const a = lines(2000);
+    expect(a).toHaveLength(16);
+    expect(a.map((l) => l.slice(0, 20).trim())).toEqual(Array(4).fill(['guest -> host  in-ba', 'host  <- guest in-ba', 'host  -> guest compl', 'guest <- host  compl']).flat());
+    expect(a[3]).toBe('guest <- host  completion tid=1 "ok: hello host"');
+    const strip = (ls: string[]) => ls.map((l) => l.replace(/signal=\w+/, ''));
+    expect(strip(lines(3000))).toEqual(strip(a));
+  });
+
+  it('prints help and the version, and refuses unknown commands and flags', () => {
+    const run = (...args: string[]) => execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: 'pipe' });
+    expect(run('help')).toContain('usage: sgring');
+    expect(run('demo', '--help')).toContain('usage: sgring');
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(run('--version').trim()).toBe(pkg.version);
+    expect(run('demo', '-v').trim()).toBe(pkg.version);
+    for (const bad of [['nope'], ['demo', '--pakcets', '5'], ['demo', '--packets'], ['help', '--packets', '3'], ['demo', 'extra']]) {
+      expect(() => run(...bad), bad.join(' ')).toThrow();
+    }
   });
 });

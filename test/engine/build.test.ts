@@ -1,7 +1,9 @@
 // The built Wasm modules: the export surface, no data segments or globals (no AssemblyScript
 // statics a second instance could re-initialise, ecosystem §1.2 #8), the memory import per
 // build, and [H9] atomic index publication in the shared-memory build.
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadCoreSync } from '../../src/index';
 
@@ -46,5 +48,12 @@ describe('engine build artifacts', () => {
     }
     expect(func(text, 'ringRead')).toMatch(/i32\.atomic\.store offset=4\n/);
     expect(func(text, 'ringWrite')).toMatch(/i32\.atomic\.store\n/);
+  });
+});
+
+describe('npm run build', () => {
+  it('does nothing when dist/ is newer than every input (npm test after npm start does not rebuild)', () => {
+    const out = execFileSync(process.execPath, [fileURLToPath(new URL('scripts/build.mjs', root))], { cwd: fileURLToPath(root), encoding: 'utf8' });
+    expect(out).toMatch(/dist\/ is up to date/);
   });
 });

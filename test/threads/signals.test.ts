@@ -108,11 +108,11 @@ describe('[H71] single-writer rule: only the consumer stores the read index (J8)
         if (performance.now() > deadline) throw new Error('the writer never reached the full path');
         await sleep(0);
       }
-      for (const stop = performance.now() + 30; performance.now() < stop; samples++) {
+      // At least 30 ms and 1000 samples (a loaded machine may deschedule us for the whole 30 ms).
+      for (const stop = performance.now() + 30; performance.now() < stop || samples < 1000; samples++) {
         expect(Atomics.load(u32, h + H_READ)).toBe(SENTINEL);
         expect(Atomics.load(u32, h + H_MASK)).toBe(1);
       }
-      expect(samples).toBeGreaterThan(100);
       const full = s.ring.state();
       expect(full.writeIndex).not.toBe(SENTINEL); // it did write
       expect(full.availableToWrite).toBeLessThanOrEqual(full.pendingSendSize); // and is blocked for room
