@@ -1,0 +1,28 @@
+// The README's code is the examples/ folder: every example runs as written (node, importing the
+// built package by its name, each checking its own results), and every README block marked
+// `<!-- example: examples/NAME.mjs -->` is that file, byte for byte.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const examples = readdirSync(`${root}examples`).filter((f) => f.endsWith('.mjs')).sort();
+const readme = readFileSync(`${root}README.md`, 'utf8');
+
+describe('examples', () => {
+  it.each(examples)('examples/%s runs to completion', (name) => {
+    const out = execFileSync(process.execPath, [`examples/${name}`], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(out.length).toBeGreaterThan(0);
+  });
+
+  it('each README block marked as an example is that file, and each such file is in the README', () => {
+    const marked = [...readme.matchAll(/<!-- example: examples\/([\w-]+\.mjs)[^>]*-->\n```js\n([\s\S]*?)```\n/g)];
+    expect(marked.length).toBeGreaterThanOrEqual(9);
+    for (const [, name, body] of marked) expect(body, name).toBe(readFileSync(`${root}examples/${name}`, 'utf8'));
+    const inReadme = new Set(marked.map((m) => m[1]));
+    expect(examples.filter((e) => !inReadme.has(e) && e !== 'fuzz-bounce-policy.mjs')).toEqual([]);
+    expect(readme).toContain('node examples/fuzz-bounce-policy.mjs');
+    expect(readme).not.toMatch(/```ts\n/); // every block a user may paste into a .mjs is plain JavaScript
+  });
+});
