@@ -5,7 +5,8 @@ import { dirname } from 'node:path';
 
 export function writeResults(path, meta, cases) {
   mkdirSync(dirname(path), { recursive: true });
-  const rows = cases.map(({ suite, name, engine, payloadBytes, opsPerSec, bytesPerSec }) =>
-    ({ suite, name, engine, payloadBytes, opsPerSec, bytesPerSec }));
+  // `rounds`: the ops/s of each interleaved round (lib/isolate.mjs), for ratios paired by round.
+  const rows = cases.map(({ suite, name, engine, payloadBytes, opsPerSec, bytesPerSec, rounds }) =>
+    ({ suite, name, engine, payloadBytes, opsPerSec, bytesPerSec, ...(rounds ? { rounds } : {}) }));
   writeFileSync(path, `${JSON.stringify({ meta, cases: rows }, null, 2)}\n`);
 }

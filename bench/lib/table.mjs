@@ -19,6 +19,26 @@ function si(x) {
 export const formatRate = (x) => `${si(x)}/s`;
 export const formatThroughput = (x) => `${si(x)}B/s`;
 const formatRatio = (x) => (x === undefined ? '–' : `${x.toFixed(2)}×`);
+/** "1.93× (1.80–2.05)": the median ratio over rounds and its range, when there were rounds. */
+const formatPaired = (r) => (r === undefined ? '–' : r.min === undefined ? formatRatio(r.value)
+  : `${formatRatio(r.value)} (${r.min.toFixed(2)}–${r.max.toFixed(2)})`);
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/**
+ * a / b as the median of the per-round ratios when both rows were timed in the same rounds
+ * (lib/isolate.mjs), with their range; else the ratio of the two medians.
+ */
+export function pairedRatio(a, b) {
+  if (a.rounds && b.rounds && a.rounds.length === b.rounds.length && a.rounds.length > 1) {
+    const rs = a.rounds.map((x, i) => x / b.rounds[i]);
+    return { value: median(rs), min: Math.min(...rs), max: Math.max(...rs) };
+  }
+  return { value: a.opsPerSec / b.opsPerSec };
+}
 
 const sameRow = (a, b) => a.suite === b.suite && a.name === b.name && a.payloadBytes === b.payloadBytes;
 
@@ -27,10 +47,10 @@ export function findCase(cases, key) {
   return cases.find((c) => sameRow(c, key) && c.engine === key.engine);
 }
 
-/** opsPerSec of `c` over the reference engine's in the same suite, case and payload. */
+/** `c` over the reference engine in the same suite, case and payload (paired by round). */
 function ratioVsReference(cases, c) {
   const ref = findCase(cases, { ...c, engine: 'reference' });
-  return ref ? c.opsPerSec / ref.opsPerSec : undefined;
+  return ref ? pairedRatio(c, ref) : undefined;
 }
 
 export function metaLines(meta) {
@@ -44,12 +64,12 @@ export function metaLines(meta) {
 
 export function casesTable(cases) {
   const lines = [
-    '| suite | case | payload | engine | ops/s | bytes/s | ratio vs reference |',
+    '| suite | case | payload | engine | ops/s | bytes/s | ratio vs reference (range over rounds) |',
     '|---|---|---:|---|---:|---:|---:|',
   ];
   for (const c of cases) {
     lines.push(`| ${c.suite} | ${c.name} | ${formatBytes(c.payloadBytes)} | ${c.engine} | ${formatRate(c.opsPerSec)} | ` +
-      `${formatThroughput(c.bytesPerSec)} | ${formatRatio(ratioVsReference(cases, c))} |`);
+      `${formatThroughput(c.bytesPerSec)} | ${formatPaired(ratioVsReference(cases, c))} |`);
   }
   return lines;
 }
@@ -64,8 +84,9 @@ export function keyFigures(cases, figures) {
     const a = findCase(cases, of);
     const b = over && findCase(cases, over);
     if (!a || (over && !b)) return { label, value: undefined, text: 'n/a (case missing)' };
-    const value = over ? a.opsPerSec / b.opsPerSec : a.opsPerSec;
-    return { label, value, text: over ? formatRatio(value) : formatRate(value) };
+    if (!over) return { label, value: a.opsPerSec, text: formatRate(a.opsPerSec) };
+    const r = pairedRatio(a, b);
+    return { label, value: r.value, min: r.min, max: r.max, text: formatPaired(r) };
   });
 }
 

@@ -34,15 +34,19 @@ function callsPerSample(fn, sampleMs) {
  * a wrong result. opsPerSec is 1000 / median per-op latency: the median shrugs off GC pauses
  * and scheduler hiccups that would pull the mean.
  */
-export function timeCases(cases, { quick, log = () => {} }) {
+export function timeCases(cases, { quick, log = () => {}, rounds = 1, sizing = new Map() }) {
   const { time, warmupTime, sampleMs } = budgets(quick);
-  const bench = new Bench({ time, warmupTime, throws: true });
+  // A round gets its share of the budget (at least 50 ms of samples after 25 ms of warmup).
+  const bench = new Bench({ time: Math.max(50, time / rounds), warmupTime: Math.max(25, warmupTime / rounds), throws: true });
   return cases.map((c) => {
     const { fn, ops } = c;
-    // Sized right before the run, so code warmed by earlier cases doesn't skew the estimate.
-    const calls = callsPerSample(fn, sampleMs);
+    // Sized right before the first run, so code warmed by earlier cases doesn't skew the
+    // estimate; later rounds keep the size so their samples compare.
+    const key = label(c);
+    if (!sizing.has(key)) sizing.set(key, callsPerSample(fn, sampleMs));
+    const calls = sizing.get(key);
     const opsPerSample = calls * ops;
-    bench.add(label(c), () => {
+    bench.add(key, () => {
       const t0 = now();
       for (let i = 0; i < calls; i++) fn();
       const dt = now() - t0;

@@ -128,39 +128,55 @@ function arrange(rows) {
 
 // ---- two threads over one shared memory ----
 
-/** One writer worker and one reader worker over a fresh shared memory; returns packets/s. */
-async function crossThreadOnce({ packets, warmupPackets, payloadBytes, timeoutMs, log }) {
-  const core = loadCoreSync({ shared: true, initialBytes: 16 << 20 }); // no growth once workers run
-  const ring = VmbusRing.create(core, { dataSize: 1 << 20 });
+/**
+ * One writer worker and one reader worker over a fresh 1 MiB ring in shared memory: sgring's
+ * VMBus ring (engine 'wasm') or a ringbuf.js RingBuffer, its intended use. Returns packets/s.
+ */
+async function crossThreadOnce(engine, { packets, warmupPackets, payloadBytes, timeoutMs, log }) {
   const total = warmupPackets + packets;
-  const common = { memory: core.memory, ringPtr: ring.ptr, ringBytes: ring.totalBytes, packets: total, payloadBytes };
+  const worker = (name) => new URL(`../workers/${name}.mjs`, import.meta.url);
+  let common;
+  let names;
+  if (engine === 'wasm') {
+    const core = loadCoreSync({ shared: true, initialBytes: 16 << 20 }); // no growth once workers run
+    const ring = VmbusRing.create(core, { dataSize: 1 << 20 });
+    common = { memory: core.memory, ringPtr: ring.ptr, ringBytes: ring.totalBytes, packets: total, payloadBytes };
+    names = ['ring-writer', 'ring-reader'];
+  } else {
+    common = { sab: RingBuffer.getStorageForCapacity(1 << 20, Uint8Array), packets: total, payloadBytes };
+    names = ['ringbuf-writer', 'ringbuf-reader'];
+  }
   const [writer, reader] = await runWorkers([
-    { url: new URL('../workers/ring-writer.mjs', import.meta.url), data: { ...common, batchSize: 256 } },
-    { url: new URL('../workers/ring-reader.mjs', import.meta.url), data: { ...common, warmupPackets, readBytes: 64 * 1024 } },
+    { url: worker(names[0]), data: { ...common, batchSize: 256 } },
+    { url: worker(names[1]), data: { ...common, warmupPackets, readBytes: 64 * 1024 } },
   ], { timeoutMs });
-  if (reader.received !== total || writer.sent !== total) {
-    throw new Error(`reader got ${reader.received} of ${total} packets, writer sent ${writer.sent}`);
+  if (reader.error || reader.received !== total || writer.sent !== total) {
+    throw new Error(`${engine}: reader got ${reader.received} of ${total} packets (${reader.error ?? 'no error'}), writer sent ${writer.sent}`);
   }
   const rate = (reader.timedPackets / reader.ms) * 1000;
-  log(`  ${CROSS_THREAD}: ${(rate / 1e6).toFixed(2)} M packets/s over the last ${reader.timedPackets} of ${total} packets ` +
+  log(`  ${CROSS_THREAD} (${engine}): ${(rate / 1e6).toFixed(2)} M packets/s over the last ${reader.timedPackets} of ${total} packets ` +
     `(${reader.ms.toFixed(0)} ms; ${reader.emptyPolls} empty polls, ${writer.fullPolls} full polls)`);
   return rate;
 }
 
 /**
- * Median of 5 runs: on a 2-core machine both workers need a core each, and one descheduled
- * worker (another process, a vCPU the host takes away) turns polling into taking turns,
- * which can cost 2-10x.
+ * Five rounds of sgring then ringbuf.js, taking turns so that both see the same machine; each
+ * row is the median of its runs and keeps the runs for the paired ratio. On a 2-core machine
+ * both workers need a core each, and one descheduled worker turns polling into taking turns,
+ * which can cost 2-10x: that spread is what the rounds expose.
  */
 async function crossThread({ quick, log }) {
   const opts = {
     packets: quick ? 2e6 : 1e7, warmupPackets: 2e6, payloadBytes: 64, timeoutMs: quick ? 30_000 : 120_000, log,
   };
-  const rates = [];
-  for (let i = 0; i < 5; i++) rates.push(await crossThreadOnce(opts));
-  rates.sort((a, b) => a - b);
-  if (rates[4] > 2 * rates[0]) log(`  ${CROSS_THREAD}: runs differ more than 2x; is something else using the CPUs?`);
-  return makeCase({ suite: SUITE, name: CROSS_THREAD, engine: 'wasm', payloadBytes: opts.payloadBytes }, rates[2]);
+  const engines = ['wasm', 'ringbuf.js'];
+  const runs = engines.map(() => []);
+  for (let i = 0; i < 5; i++) for (let e = 0; e < engines.length; e++) runs[e].push(await crossThreadOnce(engines[e], opts));
+  return engines.map((engine, e) => {
+    const sorted = [...runs[e]].sort((a, b) => a - b);
+    if (sorted[4] > 2 * sorted[0]) log(`  ${CROSS_THREAD} (${engine}): runs differ more than 2x; is something else using the CPUs?`);
+    return { ...makeCase({ suite: SUITE, name: CROSS_THREAD, engine, payloadBytes: opts.payloadBytes }, sorted[2]), rounds: runs[e] };
+  });
 }
 
 const key = (name, engine, payloadBytes) => ({ suite: SUITE, name, engine, payloadBytes });
@@ -173,12 +189,13 @@ export default {
     { label: '64 B per packet, wasm / ringbuf.js', of: key(PER_PACKET, 'wasm', 64), over: key(PER_PACKET, 'ringbuf.js', 64) },
     { label: '64 KiB batch, wasm / copy-limit', of: key(BATCH, 'wasm', 65536), over: key(BATCH, 'copy-limit', 65536) },
     { label: 'cross-thread 64 B, packets/s', of: key(CROSS_THREAD, 'wasm', 64) },
+    { label: 'cross-thread 64 B, wasm / ringbuf.js', of: key(CROSS_THREAD, 'wasm', 64), over: key(CROSS_THREAD, 'ringbuf.js', 64) },
   ],
   cases,
   async run(ctx) {
     const rows = arrange(await timeGroupsIsolated(import.meta.url, GROUPS, ctx));
     try {
-      rows.push(await crossThread(ctx));
+      rows.push(...await crossThread(ctx));
     } catch (e) {
       ctx.fail(`${SUITE} / ${CROSS_THREAD}: ${e.message}`);
     }
