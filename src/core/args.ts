@@ -6,7 +6,7 @@
 import { PKT_FLAG_COMPLETION_REQUESTED, PKT_TYPE_COMPLETION, PKT_TYPE_GPA, PKT_TYPE_INBAND, PKT_TYPE_RXBUF } from '../generated/constants';
 import { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
-import { describe } from '../engine/describe';
+import { checkOptionNames, describe } from '../engine/describe';
 
 export { describe };
 
@@ -53,4 +53,9 @@ export function explainHeader(type: unknown, flags: unknown, tidLo: unknown, tid
 export function coreArg(core: unknown, where: string): Core {
   if (!(core instanceof Core)) throw new SgringError('InvalidArgument', `${where}: the first argument must be a Core from loadCore() or loadCoreSync() (got ${describe(core)})`);
   return core;
+}
+
+/** Throws InvalidArgument for option names `where` does not take. */
+export function optionNames(opts: unknown, known: readonly string[], where: string): void {
+  checkOptionNames(opts, known, where, (m) => new SgringError('InvalidArgument', m));
 }

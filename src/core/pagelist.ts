@@ -13,7 +13,7 @@ import {
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import { replace } from '../engine/region';
-import { describe, isU32 } from './args';
+import { describe, isU32, optionNames } from './args';
 import { loadCoreSync } from '../engine/load';
 
 /** One piece of a scatter-gather list: `len` bytes at guest-physical address `addr`. */
@@ -183,6 +183,7 @@ function ruleCode(rule: PageRule): number {
  * or a bounce page from `bouncePages`. Throws SgringError when it cannot comply.
  */
 export function planPageList(segments: readonly Segment[], opts: PlanOptions): PagePlan {
+  optionNames(opts, ['rule', 'pageSize', 'maxPages', 'bouncePages', 'core', 'guestBytes'], 'planPageList');
   const rule = ruleCode(opts?.rule);
   const core = opts.core ?? defaultPlanningCore();
   const pageSize = opts.pageSize ?? PAGE_SIZE;

@@ -9,7 +9,7 @@ import {
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import { joinTid, splitTid, type TransactionId } from './tid';
-import { bytesArg, explainHeader, isU32, u32Arg } from './args';
+import { bytesArg, coreArg, explainHeader, isU32, optionNames, u32Arg } from './args';
 import type { RingPacket } from './ring-packet';
 
 const tidTmp = { lo: 0, hi: 0 };
@@ -36,6 +36,8 @@ export class WriteBatch {
   needed = 0;
 
   constructor(core: Core, opts: { capacity?: number; arenaBytes?: number } = {}) {
+    coreArg(core, 'WriteBatch');
+    optionNames(opts, ['capacity', 'arenaBytes'], 'WriteBatch');
     this.core = core;
     this.capacity = opts.capacity ?? 256;
     this.arenaBytes = opts.arenaBytes ?? 64 * 1024;
@@ -156,6 +158,8 @@ export class ReadBatch {
   packetBytes = 0;
 
   constructor(core: Core, opts: { bytes?: number } = {}) {
+    coreArg(core, 'ReadBatch');
+    optionNames(opts, ['bytes'], 'ReadBatch');
     this.core = core;
     this.bytes = opts.bytes ?? 256 * 1024;
     if (!Number.isInteger(this.bytes) || this.bytes < 16) throw new SgringError('InvalidArgument', 'ReadBatch bytes must be an integer >= 16');

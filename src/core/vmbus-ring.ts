@@ -17,7 +17,7 @@ import { SgringError } from '../engine/errors';
 import type { ReadBatch, WriteBatch } from './ring-batch';
 import type { RingPacket } from './ring-packet';
 import { joinTid, splitTid, type TransactionId } from './tid';
-import { bytesArg, coreArg, describe, explainHeader, isU32, u32Arg } from './args';
+import { bytesArg, coreArg, describe, explainHeader, isU32, optionNames, u32Arg } from './args';
 
 export type { RingPacket } from './ring-packet';
 
@@ -113,6 +113,7 @@ export class VmbusRing {
   /** Allocates a page-aligned ring of header page + dataSize bytes, zeroed, with feature bits set. */
   static create(core: Core, opts: CreateRingOptions): VmbusRing {
     coreArg(core, 'VmbusRing.create');
+    optionNames(opts, ['dataSize', 'featureBits'], 'VmbusRing.create');
     const dataSize = opts?.dataSize;
     if (!Number.isInteger(dataSize) || dataSize <= 0 || dataSize % PAGE_SIZE !== 0) {
       throw new SgringError('InvalidRingMemory', `dataSize ${dataSize} must be a positive multiple of ${PAGE_SIZE}`);

@@ -7,3 +7,15 @@ export function describe(v: unknown): string {
   if (v === null || v === undefined || typeof v !== 'object') return String(v);
   return (v as object).constructor?.name ?? 'an object';
 }
+
+/**
+ * Throws InvalidArgument naming option keys `where` does not know: a misspelt option would
+ * otherwise be ignored without a word (`{ sharedd: true }`).
+ */
+export function checkOptionNames(opts: unknown, known: readonly string[], where: string, make: (msg: string) => Error): void {
+  if (opts === null || typeof opts !== 'object') return;
+  const unknown = Object.keys(opts).filter((k) => !known.includes(k));
+  if (unknown.length > 0) {
+    throw make(`${where}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}; known: ${known.join(', ')}`);
+  }
+}

@@ -5,7 +5,7 @@ import { Core } from './core';
 import { SgringError } from './errors';
 import type { EngineFunctions, EngineName } from './types';
 import { isSharedBuffer, type WasmMemory, type WasmModule } from './wasm-types';
-import { describe } from './describe';
+import { checkOptionNames, describe } from './describe';
 
 /**
  * Where the Wasm engine comes from when the embedded copy is not wanted: its bytes, a compiled
@@ -46,10 +46,7 @@ const OPTION_NAMES = ['engine', 'memory', 'shared', 'guestBytes', 'initialBytes'
 /** Refuses option names loadCore does not know (a typo would otherwise be silently ignored). */
 function checkOptions(opts: LoadCoreOptions): void {
   if (opts === null || typeof opts !== 'object') throw new SgringError('InvalidArgument', 'loadCore options must be an object');
-  const unknown = Object.keys(opts).filter((k) => !OPTION_NAMES.includes(k));
-  if (unknown.length > 0) {
-    throw new SgringError('InvalidArgument', `unknown loadCore option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}; known: ${OPTION_NAMES.join(', ')}`);
-  }
+  checkOptionNames(opts, OPTION_NAMES, 'loadCore', (m) => new SgringError('InvalidArgument', m));
 }
 
 /**

@@ -7,6 +7,7 @@
 
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
+import { optionNames } from '../core/args';
 
 const PAGE = 4096;
 
@@ -34,6 +35,7 @@ export interface FreeingPageAllocator extends PageAllocator {
 }
 
 function windowOf(core: Core, opts: { startGpa?: number; endGpa?: number }): [number, number] {
+  optionNames(opts, ['startGpa', 'endGpa'], 'page allocator');
   const start = opts.startGpa ?? 0;
   const end = opts.endGpa ?? core.guestBytes;
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start % PAGE !== 0 || start < 0 || end > core.guestBytes || end < start) {

@@ -105,7 +105,7 @@ describe('loading the engine', () => {
 
 describe('loadCore options', () => {
   it('refuses unknown option names and wrongly typed values, naming them', async () => {
-    expect(() => loadCoreSync({ sharedd: true } as never)).toThrow(/unknown loadCore option 'sharedd'; known: engine, memory, shared/);
+    expect(() => loadCoreSync({ sharedd: true } as never)).toThrow(/loadCore: unknown option 'sharedd'; known: engine, memory, shared/);
     await expect(loadCore({ guestbytes: 4096 } as never)).rejects.toMatchObject({ code: 'InvalidArgument' });
     expect(() => loadCoreSync({ shared: 'yes' } as never)).toThrow(/shared must be true or false/);
     expect(() => loadCoreSync({ initialBytes: NaN })).toThrow(/initialBytes NaN/);

@@ -3,7 +3,7 @@
 // reader would refuse, and errors that name the argument and the limit. Both engines, same answers.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { loadCoreSync, ReadBatch, SgringError, VmbusRing, WriteBatch, type Core } from '../../src/index';
+import { loadCoreSync, pageAllocator, planPageList, ReadBatch, SgringError, VmbusRing, WriteBatch, type Core } from '../../src/index';
 import { expectCode } from '../util/errors';
 import { check } from '../util/fc';
 import { ENGINES } from '../util/engines';
@@ -137,5 +137,17 @@ describe.each(ENGINES)('ring arguments (%s)', (engine) => {
     expect(e.message).toMatch(/largest payload it takes is 4064 bytes/);
     expect(e.details).toMatchObject({ maxPayload: 4064 });
     expect(ring.writePacket({ type: 6, payload: new Uint8Array(4064) }).written).toBe(true);
+  });
+});
+
+describe('option names', () => {
+  it('a misspelt option is refused by name, not ignored', () => {
+    const core = loadCoreSync({ guestBytes: 1 << 20 });
+    expect(expectCode(() => VmbusRing.create(core, { dataSize: 4096, featurebits: 0 } as never), 'InvalidArgument').message)
+      .toMatch(/VmbusRing.create: unknown option 'featurebits'; known: dataSize, featureBits/);
+    expectCode(() => new WriteBatch(core, { capacty: 4 } as never), 'InvalidArgument');
+    expectCode(() => new ReadBatch(core, { byte: 4096 } as never), 'InvalidArgument');
+    expectCode(() => planPageList([{ addr: 0, len: 8 }], { rule: 'hyperv', core, bouncepages: [] } as never), 'InvalidArgument');
+    expectCode(() => pageAllocator(core, { start: 0 } as never), 'InvalidArgument');
   });
 });
