@@ -64,3 +64,5 @@ export { HostBus, type HostBusOptions, type HostOffer, type HostOfferSpec } from
 export { VMBUS_VERSIONS, type DropCounters } from './vmbus/bus-common';
 export { bumpPageAllocator, pageAllocator, type FreeingPageAllocator, type PageAllocator, type PageStats } from './vmbus/guest-pages';
 export { Watchdog, type WatchdogOptions } from './vmbus/watchdog';
+export * from './taps/index';
+export * from './trace/index';

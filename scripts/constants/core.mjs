@@ -32,4 +32,5 @@ export const statuses = [
   { name: 'Timeout', value: -4, breaks: false, message: 'the wait ended before the peer acted' },
   { name: 'Disposed', value: -5, breaks: false, message: 'the object was disposed and its memory given back' },
   { name: 'SharedMemoryUnavailable', value: -6, breaks: false, message: 'shared memory needs a cross-origin isolated page (crossOriginIsolated)' },
+  { name: 'TapFailed', value: -7, breaks: false, message: 'a tap threw: only its own request failed' },
 ];
