@@ -1,7 +1,7 @@
 // How a device's events become frames in a trace. Each device declares one encoder with its
 // stages (TapRegistry.declare); a trace tap asks it for the frames of every event it records.
 
-import type { IoKind, TapCompletion } from '../taps/context';
+import type { IoKind, TapCompletion } from '../taps/event';
 
 /** One event at a stage, as recorded after every tap of the event has run. */
 export interface TraceRecord {
@@ -26,6 +26,20 @@ export interface TraceEncoder {
   createState(device: string): unknown;
   /** The frames for one event (possibly none). */
   encode(r: TraceRecord, state: unknown): Uint8Array[];
+}
+
+const setup = new WeakSet<Uint8Array>();
+
+/** Marks a frame an encoder adds for the protocol's sake (a connection's set-up), not the event's own. */
+export function setupFrame(frame: Uint8Array): Uint8Array {
+  setup.add(frame);
+  return frame;
+}
+
+/** Index of the first frame that belongs to the event itself (where its comments go). */
+export function firstEventFrame(frames: readonly Uint8Array[]): number {
+  const i = frames.findIndex((f) => !setup.has(f));
+  return i < 0 ? 0 : i;
 }
 
 /** The data of a record as one contiguous view (copied only when it is in several pieces). */

@@ -1,5 +1,5 @@
 // Traces that unmodified Wireshark and tshark decode: a pcapng writer, its sinks, the device encoders and the trace tap.
-export { PcapngWriter, MemorySink, BlobSink, LINKTYPE_ETHERNET, type TraceSink, type InterfaceOptions } from './pcapng';
+export { PcapngWriter, MemorySink, BlobSink, LINKTYPE_ETHERNET, type TraceSink, type TraceBlob, type InterfaceOptions } from './pcapng';
 export { TcpFlow, TCP_MAX_PAYLOAD, type FlowEnds } from './tcp';
 export { nvmeTcpEncoder, NVME_TCP_PORT } from './nvme-tcp';
 export { iscsiEncoder, ISCSI_PORT } from './iscsi';

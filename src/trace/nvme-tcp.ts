@@ -6,7 +6,7 @@
 
 import { LINKTYPE_ETHERNET } from './pcapng';
 import { TcpFlow } from './tcp';
-import { joinData, stageStep, type TraceEncoder, type TraceRecord } from './encoder';
+import { joinData, setupFrame, stageStep, type TraceEncoder, type TraceRecord } from './encoder';
 
 export const NVME_TCP_PORT = 4420;
 const PDU_CAPSULE_CMD = 0x04;
@@ -105,8 +105,8 @@ export const nvmeTcpEncoder: TraceEncoder = {
     if (!flow) {
       flow = new TcpFlow({ clientIp: [10, 0, 0, 1], serverIp: [10, 0, 1, s.index], clientPort: 50000 + qid, serverPort: NVME_TCP_PORT });
       s.queues.set(qid, flow);
-      out.push(flow.frame(true, pdu(PDU_CAPSULE_CMD, 0, 72, 0, connectSqe(qid, Number(r.detail?.queueSize ?? 64) - 1), null)));
-      out.push(flow.frame(false, pdu(PDU_CAPSULE_RESP, 0, 24, 0, cqe(1, 0, qid, CONNECT_CID, 0), null)));
+      out.push(setupFrame(flow.frame(true, pdu(PDU_CAPSULE_CMD, 0, 72, 0, connectSqe(qid, Number(r.detail?.queueSize ?? 64) - 1), null))));
+      out.push(setupFrame(flow.frame(false, pdu(PDU_CAPSULE_RESP, 0, 24, 0, cqe(1, 0, qid, CONNECT_CID, 0), null))));
     }
     const cid = new DataView(r.command.buffer, r.command.byteOffset, 64).getUint16(2, true);
     const data = joinData(r.data);

@@ -31,14 +31,26 @@ export class MemorySink implements TraceSink {
   }
 }
 
-/** A browser download: `blob()` is an application/vnd.tcpdump.pcap Blob of the trace. */
+/** The part of a Blob a download needs (named here so the types compile without the DOM lib). */
+export interface TraceBlob {
+  readonly size: number;
+  readonly type: string;
+  arrayBuffer(): Promise<ArrayBuffer>;
+}
+
+/**
+ * For a browser download: `blob()` is the trace as an application/vnd.tcpdump.pcap Blob, for
+ * `URL.createObjectURL` and an `<a download="trace.pcapng">`.
+ */
 export class BlobSink implements TraceSink {
   private parts: Uint8Array[] = [];
   write(bytes: Uint8Array): void {
     this.parts.push(bytes.slice());
   }
-  blob(): Blob {
-    return new Blob(this.parts as BlobPart[], { type: 'application/vnd.tcpdump.pcap' });
+  blob(): TraceBlob {
+    const B = (globalThis as { Blob?: new (parts: Uint8Array[], o: { type: string }) => TraceBlob }).Blob;
+    if (!B) throw new SgringError('InvalidArgument', 'this runtime has no Blob: use MemorySink');
+    return new B(this.parts, { type: 'application/vnd.tcpdump.pcap' });
   }
 }
 

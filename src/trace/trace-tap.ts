@@ -7,6 +7,7 @@ import { SgringError } from '../engine/errors';
 import type { EventContext, TapContext } from '../taps/context';
 import type { Tap } from '../taps/registry';
 import type { PcapngWriter } from './pcapng';
+import { firstEventFrame } from './encoder';
 
 export interface TraceTapStats {
   /** Events recorded. */
@@ -42,7 +43,8 @@ export function traceTap(writer: PcapngWriter, opts: { name?: string } = {}): Ta
         ...c.outcome.notes.map((n) => `note at ${c.stage}: ${n}`),
         ...(c.outcome.error ? [`error at ${c.stage}: ${c.outcome.error.message}`] : []),
       ];
-      frames.forEach((f, i) => writer.writePacket(d.iface, c.timeNs, f, i === 0 ? comments : []));
+      const at = firstEventFrame(frames);
+      frames.forEach((f, i) => writer.writePacket(d.iface, c.timeNs, f, i === at ? comments : []));
       stats.events++;
     });
   }) as Tap & { stats: TraceTapStats };

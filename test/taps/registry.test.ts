@@ -47,8 +47,10 @@ describe('tap registry', () => {
     // A tap detached by an earlier tap of the same event is not called for it.
     const late: string[] = [];
     let other: { detach(): void } | null = null;
-    taps.attach('nvme:io:decode', () => other!.detach());
-    other = taps.attach('nvme:io:decode', () => late.push('called'));
+    taps.attach('nvme:io:decode', () => void other!.detach());
+    other = taps.attach('nvme:io:decode', () => {
+      late.push('called');
+    });
     await dev.submit(1, writeCmd(2, 0, 1), block(3));
     expect(late).toEqual([]);
   });
