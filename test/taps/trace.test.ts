@@ -2,7 +2,7 @@
 // and captures of each encoder that Debian's unmodified tshark decodes with no malformed packet
 // and no expert error, its decoded fields equal to what the model logged.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import {
   ethernetEncoder, iscsiEncoder, MemorySink, PcapngWriter, readOnlyAfter, TapRegistry, traceTap, vendorCommand, type DeviceStatuses,
   type TraceSink,
 } from '../../src/index';
+import { FileSink } from '../../src/node/index';
 import { expectCode } from '../util/errors';
 import { BLOCK, MockNvme, readCmd, sqe, writeCmd } from './mock-nvme';
 
@@ -60,6 +61,23 @@ describe('pcapng writer', () => {
     expect(epb.options).toEqual([[1, 'first'], [1, 'second note']]);
     expect(w.packets).toBe(2);
     expectCode(() => new PcapngWriter(new MemorySink()).writePacket(0, 0n, new Uint8Array(1)), 'InvalidArgument');
+  });
+
+  it('FileSink (sgring/node) writes each block to the file as it comes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sgring-file-'));
+    try {
+      const sink = new FileSink(join(dir, 't.pcapng'));
+      const w = new PcapngWriter(sink);
+      const i = w.addInterface({ name: 'dev' });
+      for (let k = 0; k < 100; k++) w.writePacket(i, BigInt(k), new Uint8Array(60).fill(k));
+      expect(statSync(sink.path).size).toBe(w.bytes); // on disk before close
+      w.close();
+      const blocks = parseBlocks(new Uint8Array(readFileSync(sink.path)));
+      expect(blocks.filter((b) => b.type === 6)).toHaveLength(100);
+      expect(() => sink.write(new Uint8Array(4))).toThrow(/closed/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('streams 10^5 packets through a sink with bounded memory: each block is handed over whole, nothing is kept', () => {

@@ -1,0 +1,2 @@
+// sgring/node: what only Node can do (files). Everything else is in the main entry.
+export { FileSink } from './file-sink';
