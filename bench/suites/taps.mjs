@@ -8,7 +8,7 @@ import { loadCoreSync, TapRegistry, VmbusRing } from '../../dist/index.mjs';
 import { timeGroupsIsolated } from '../lib/isolate.mjs';
 
 const SUITE = 'taps';
-const VARIANTS = ['no stages', 'stages, no tap', 'stages, no-op tap'];
+const VARIANTS = ['stages, no tap', 'no stages', 'stages, no-op tap'];
 const name = (v) => `request through a ring, 64 B: ${v}`;
 const STATUSES = { success: 0, readOnly: 1, mediaError: 2, internal: 3 };
 
