@@ -66,3 +66,4 @@ export { bumpPageAllocator, pageAllocator, type FreeingPageAllocator, type PageA
 export { Watchdog, type WatchdogOptions } from './vmbus/watchdog';
 export * from './taps/index';
 export * from './trace/index';
+export * from './devices/block/index';

@@ -1,0 +1,3 @@
+// Block backends: the disks behind the storage devices.
+export { checkGeometry, type BlockBackend, type DiskGeometry, type Lba } from './backend';
+export { MemoryDisk, type MemoryDiskOptions } from './memory-disk';
