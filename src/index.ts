@@ -67,3 +67,4 @@ export { Watchdog, type WatchdogOptions } from './vmbus/watchdog';
 export * from './taps/index';
 export * from './trace/index';
 export * from './devices/block/index';
+export * from './devices/nvme/index';

@@ -1,0 +1,579 @@
+// The NVMe controller model (spec/nvme.md §1-2, §5): BAR0 registers through mmioRead /
+// mmioWrite, the enable / reset / shutdown state machine, the admin queue and up to `maxQueues`
+// I/O queue pairs in guest memory reached only through a DMA domain, phase tags, SQ head
+// reporting, completions held while a CQ is full, doorbell validation (a bad doorbell is an
+// Asynchronous Event, never a fetch out of range), interrupts per CQ vector. Commands run
+// through the pipeline stages of the frankendrive talk, each a tap point:
+// nvme:{admin,io}:{fetch,decode,execute,writeback}, pci:regread:writeback, pci:regwrite:decode.
+
+import type { Core } from '../../engine/core';
+import { SgringError } from '../../engine/errors';
+import { optionNames } from '../../core/args';
+import { walkPrp } from '../../core/nvme-prp';
+import { walkSgl } from '../../core/nvme-sgl';
+import type { NvmeSegment } from '../../core/nvme-common';
+import type { IommuDomain } from '../../memory/iommu';
+import type { Region } from '../../core/gpa-range';
+import type { StagePoint, TapRegistry } from '../../taps/registry';
+import type { TapEvent } from '../../taps/event';
+import { nvmeTcpEncoder } from '../../trace/nvme-tcp';
+import type { BlockBackend } from '../block/backend';
+import { executeAdmin, FID } from './admin';
+import { isPromise, makeCommand, type Command, type Result } from './command';
+import type { ControllerIdentity, HealthCounters } from './identify';
+import { executeIo } from './io';
+import { cqeImage, cqFull, drainHeld, fetchSqe, postCqe, sqEmpty, type CompletionQueue, type SubmissionQueue } from './queues';
+import { bar0Size, capability, cc, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE, REG, VERSION_1_4 } from './registers';
+import { NVME_SC, NVME_TAP_STATUSES } from './status';
+
+export interface NvmeControllerOptions {
+  /** How the controller reaches guest memory (queues and data): a strict domain maps only what the driver granted. */
+  dma: IommuDomain;
+  /** Namespaces 1..n, each over a block backend. */
+  namespaces: { backend: BlockBackend }[];
+  /** I/O queue pairs (default 16). */
+  maxQueues?: number;
+  /** Entries per queue at most, MQES + 1 (default 1024). */
+  maxQueueEntries?: number;
+  /** Max data transfer, 2^mdts pages of 4 KiB (default 9: 2 MiB). */
+  mdts?: number;
+  /** Interrupt vectors (default maxQueues + 1). */
+  vectors?: number;
+  /** Called when a CQ with interrupts enabled gets completions (vector as given at its creation; 0 for admin). */
+  onInterrupt?: (vector: number) => void;
+  taps?: TapRegistry;
+  /** Device instance name for taps and traces (default 'nvme0'). */
+  name?: string;
+  serial?: string;
+  model?: string;
+  /** Run commands as soon as a doorbell is written (default true); false: only process() runs them. */
+  processOnDoorbell?: boolean;
+}
+
+interface Stages {
+  fetch: StagePoint; decode: StagePoint; execute: StagePoint; writeback: StagePoint;
+}
+
+const EVENT_ERROR = 0;
+const INFO_INVALID_DOORBELL = 1;
+const INFO_INVALID_DOORBELL_VALUE = 2;
+const LOG_ERROR = 0x01;
+
+export class NvmeController {
+  readonly core: Core;
+  readonly name: string;
+  readonly maxIoQueues: number;
+  readonly maxQueueEntries: number;
+  readonly vectors: number;
+  readonly mdts: number;
+  /** BAR0 size in bytes. */
+  readonly barSize: number;
+  readonly sqs = new Map<number, SubmissionQueue>();
+  readonly cqs = new Map<number, CompletionQueue>();
+  readonly features = new Map<number, number>();
+  readonly health: HealthCounters = { blocksRead: 0n, blocksWritten: 0n, readCommands: 0n, writeCommands: 0n, errors: 0n };
+  /** What the controller ignored or refused, by reason (bad doorbells, MMIO outside the registers...). */
+  readonly counters: Record<string, number> = {};
+  onInterrupt: ((vector: number) => void) | null;
+  private readonly dma: IommuDomain;
+  private readonly disks: BlockBackend[];
+  private readonly taps: TapRegistry | null;
+  private readonly admin: Stages | null;
+  private readonly io: Stages | null;
+  private readonly regread: StagePoint | null;
+  private readonly regwrite: StagePoint | null;
+  private readonly opts: NvmeControllerOptions;
+  private cc = 0;
+  private csts = 0;
+  private aqa = 0;
+  private asq = 0n;
+  private acq = 0n;
+  private intms = 0;
+  private aers: Command[] = [];
+  private events: number[] = [];
+  private errors: Uint8Array[] = [];
+  private inflight = 0;
+  private processing = false;
+  private generation = 0;
+  private clock = 0n;
+
+  constructor(core: Core, opts: NvmeControllerOptions) {
+    optionNames(opts, ['dma', 'namespaces', 'maxQueues', 'maxQueueEntries', 'mdts', 'vectors', 'onInterrupt', 'taps', 'name', 'serial', 'model', 'processOnDoorbell'], 'NvmeController');
+    if (!opts?.dma || typeof opts.dma.gather !== 'function') throw new SgringError('InvalidArgument', 'NvmeController needs dma: an IommuDomain');
+    if (!Array.isArray(opts.namespaces) || opts.namespaces.length === 0 || opts.namespaces.some((n) => !n?.backend)) {
+      throw new SgringError('InvalidArgument', 'NvmeController needs namespaces: [{ backend }, ...]');
+    }
+    const int = (v: number | undefined, d: number, lo: number, hi: number, what: string) => {
+      const x = v ?? d;
+      if (!Number.isInteger(x) || x < lo || x > hi) throw new SgringError('InvalidArgument', `NvmeController: ${what} ${String(v)} must be an integer in [${lo}, ${hi}]`);
+      return x;
+    };
+    this.core = core;
+    this.opts = opts;
+    this.dma = opts.dma;
+    this.disks = opts.namespaces.map((n) => n.backend);
+    this.maxIoQueues = int(opts.maxQueues, 16, 1, 1024, 'maxQueues');
+    this.maxQueueEntries = int(opts.maxQueueEntries, 1024, 2, 65536, 'maxQueueEntries');
+    this.mdts = int(opts.mdts, 9, 1, 12, 'mdts');
+    this.vectors = int(opts.vectors, this.maxIoQueues + 1, 1, 2048, 'vectors');
+    this.barSize = bar0Size(this.maxIoQueues + 1);
+    this.name = opts.name ?? 'nvme0';
+    this.onInterrupt = opts.onInterrupt ?? null;
+    this.taps = opts.taps ?? null;
+    if (this.taps) {
+      const stage = (s: string) => ({ name: s, description: '' });
+      const points = this.taps.declare(this.name, [
+        ...['fetch', 'decode', 'execute', 'writeback'].map((s) => stage(`nvme:admin:${s}`)),
+        ...['fetch', 'decode', 'execute', 'writeback'].map((s) => stage(`nvme:io:${s}`)),
+        stage('pci:regread:writeback'), stage('pci:regwrite:decode'),
+      ], { encoder: nvmeTcpEncoder });
+      const group = (o: number): Stages => ({ fetch: points[o]!, decode: points[o + 1]!, execute: points[o + 2]!, writeback: points[o + 3]! });
+      this.admin = group(0);
+      this.io = group(4);
+      this.regread = points[8]!;
+      this.regwrite = points[9]!;
+    } else {
+      this.admin = this.io = null;
+      this.regread = this.regwrite = null;
+    }
+    this.reset();
+  }
+
+  /** Namespace `nsid` (1-based), or undefined. */
+  namespace(nsid: number): BlockBackend | undefined {
+    return nsid >= 1 && nsid <= this.disks.length ? this.disks[nsid - 1] : undefined;
+  }
+
+  get namespaceCount(): number {
+    return this.disks.length;
+  }
+
+  /** True while CSTS.RDY is set. */
+  get ready(): boolean {
+    return (this.csts & CSTS_RDY) !== 0;
+  }
+
+  identity(): ControllerIdentity {
+    return {
+      vendorId: 0x1b36, serial: this.opts.serial ?? `SGR${this.name}`, model: this.opts.model ?? 'sgring NVMe', firmware: '1.0',
+      mdts: this.mdts, namespaces: this.disks.length, maxQueueEntries: this.maxQueueEntries, cntlid: 1,
+      subnqn: `nqn.2026-12.sgring:${this.name}`, aerl: 3, acl: 3,
+    };
+  }
+
+  // ---- BAR0 ----
+
+  /** Reads a BAR0 register: size 4 gives a number, 8 (CAP, ASQ, ACQ) a bigint. Outside the registers: 0. */
+  mmioRead(offset: number, size: 4 | 8): number | bigint {
+    let v = this.readRegister(offset, size);
+    if (this.regread?.taps) {
+      const completion = { status: 0, cdw0: typeof v === 'bigint' ? Number(v & 0xffff_ffffn) : v };
+      const o = this.taps!.run(this.regread, this.regEvent(offset, completion));
+      if (o.action === 'complete' && typeof v === 'number') v = completion.cdw0 >>> 0;
+    }
+    return v;
+  }
+
+  /** Writes a BAR0 register (4 bytes; 8 for ASQ / ACQ). Misaligned, narrow or read-only writes are ignored and counted. */
+  mmioWrite(offset: number, size: 4 | 8, value: number | bigint): void {
+    if (this.regwrite?.taps) {
+      const completion = { status: 0, cdw0: Number(BigInt(value) & 0xffff_ffffn) };
+      const o = this.taps!.run(this.regwrite, this.regEvent(offset, completion));
+      if (o.action === 'drop' || o.action === 'complete') return;
+    }
+    if (!Number.isInteger(offset) || offset < 0 || (size !== 4 && size !== 8) || offset % 4 !== 0 || offset > this.barSize - size) return this.count('mmioIgnored');
+    const v = BigInt.asUintN(64, BigInt(value));
+    if (offset >= REG.DOORBELLS) {
+      if (size !== 4) return this.count('mmioIgnored');
+      return this.doorbell((offset - REG.DOORBELLS) >> 2, Number(v & 0xffff_ffffn));
+    }
+    const lo = Number(v & 0xffff_ffffn);
+    switch (offset) {
+      case REG.INTMS: this.intms |= lo; return;
+      case REG.INTMC: this.intms &= ~lo; return;
+      case REG.CC: return this.writeCc(lo);
+      case REG.AQA: if (!this.enabled) this.aqa = lo & 0x0fff0fff; return;
+      case REG.ASQ: if (!this.enabled) this.asq = size === 8 ? v : (this.asq & 0xffff_ffff_0000_0000n) | v; return;
+      case REG.ASQ + 4: if (!this.enabled) this.asq = (this.asq & 0xffff_ffffn) | (v << 32n); return;
+      case REG.ACQ: if (!this.enabled) this.acq = size === 8 ? v : (this.acq & 0xffff_ffff_0000_0000n) | v; return;
+      case REG.ACQ + 4: if (!this.enabled) this.acq = (this.acq & 0xffff_ffffn) | (v << 32n); return;
+      default: return this.count('mmioReadOnly');
+    }
+  }
+
+  private readRegister(offset: number, size: number): number | bigint {
+    if (!Number.isInteger(offset) || offset < 0 || (size !== 4 && size !== 8) || offset % 4 !== 0 || offset > this.barSize - size) {
+      this.count('mmioIgnored');
+      return size === 8 ? 0n : 0;
+    }
+    const cap = capability(this.maxQueueEntries - 1, 20);
+    const reg64 = (o: number): bigint => {
+      if (o === REG.CAP) return cap;
+      if (o === REG.ASQ) return this.asq;
+      if (o === REG.ACQ) return this.acq;
+      return BigInt(this.reg32(o)) | (BigInt(this.reg32(o + 4)) << 32n);
+    };
+    if (size === 8) return reg64(offset);
+    return this.reg32(offset);
+  }
+
+  private reg32(o: number): number {
+    const cap = capability(this.maxQueueEntries - 1, 20);
+    switch (o) {
+      case REG.CAP: return Number(cap & 0xffff_ffffn);
+      case REG.CAP + 4: return Number(cap >> 32n);
+      case REG.VS: return VERSION_1_4;
+      case REG.INTMS: case REG.INTMC: return this.intms >>> 0;
+      case REG.CC: return this.cc >>> 0;
+      case REG.CSTS: return this.csts;
+      case REG.AQA: return this.aqa;
+      case REG.ASQ: return Number(this.asq & 0xffff_ffffn);
+      case REG.ASQ + 4: return Number(this.asq >> 32n);
+      case REG.ACQ: return Number(this.acq & 0xffff_ffffn);
+      case REG.ACQ + 4: return Number(this.acq >> 32n);
+      default: return 0; // doorbells and reserved registers read as 0
+    }
+  }
+
+  private get enabled(): boolean {
+    return cc.en(this.cc) === 1;
+  }
+
+  /** CC: EN 0 -> 1 brings the admin queue up (or sets CFS); 1 -> 0 resets; SHN completes a shutdown at once. */
+  private writeCc(v: number): void {
+    const wasEnabled = this.enabled;
+    // CSS, MPS and AMS latch only while disabled.
+    this.cc = wasEnabled ? (this.cc & 0x3ff0) | (v & ~0x3ff0) : v;
+    if (cc.shn(v) !== 0) {
+      for (const d of this.disks) {
+        try {
+          const r = d.flush();
+          if (isPromise(r)) r.catch(() => {});
+        } catch {
+          // a failing flush at shutdown is the backend's to report; the shutdown completes
+        }
+      }
+      this.csts = (this.csts & ~0xc) | CSTS_SHST_COMPLETE;
+    } else {
+      this.csts &= ~0xc;
+    }
+    if (!wasEnabled && this.enabled) this.enable();
+    else if (wasEnabled && !this.enabled) this.reset();
+  }
+
+  private enable(): void {
+    const asqs = (this.aqa & 0xfff) + 1;
+    const acqs = ((this.aqa >>> 16) & 0xfff) + 1;
+    const bad = asqs < 2 || acqs < 2 || cc.iosqes(this.cc) !== 6 || cc.iocqes(this.cc) !== 4 || cc.css(this.cc) !== 0 || cc.mps(this.cc) !== 0 ||
+      this.checkRing(Number(this.asq & ~0xfffn), asqs * 64) !== 0 || this.checkRing(Number(this.acq & ~0xfffn), acqs * 16) !== 0 ||
+      this.asq > BigInt(Number.MAX_SAFE_INTEGER) || this.acq > BigInt(Number.MAX_SAFE_INTEGER);
+    if (bad) {
+      this.csts |= CSTS_CFS;
+      this.count('enableRefused');
+      return;
+    }
+    this.cqs.set(0, { id: 0, gpa: Number(this.acq & ~0xfffn), size: acqs, ien: true, vector: 0, tail: 0, head: 0, phase: 1, sqs: 1, held: [] });
+    this.sqs.set(0, { id: 0, gpa: Number(this.asq & ~0xfffn), size: asqs, cqid: 0, head: 0, tail: 0 });
+    this.csts = (this.csts & ~CSTS_CFS) | CSTS_RDY;
+  }
+
+  /** Controller reset (CC.EN 1 -> 0, and at construction): every queue, event and feature forgotten, RDY cleared last. */
+  private reset(): void {
+    this.generation++; // completions of commands still running from before are dropped
+    this.sqs.clear();
+    this.cqs.clear();
+    this.aers = [];
+    this.events = [];
+    this.features.clear();
+    this.features.set(FID.numberOfQueues, ((this.maxIoQueues - 1) << 16) | (this.maxIoQueues - 1));
+    this.features.set(FID.volatileWriteCache, 1);
+    for (const f of [FID.arbitration, 0x02, 0x04, FID.interruptCoalescing, FID.asyncEventConfig]) this.features.set(f, 0);
+    this.inflight = 0;
+    this.csts &= ~(CSTS_RDY | CSTS_CFS);
+  }
+
+  /** 0 when [gpa, gpa+bytes) can hold a queue (mapped for the device both ways), else the status to refuse with. */
+  checkRing(gpa: number, bytes: number): number {
+    try {
+      this.dma.translate(gpa, bytes, 'read');
+      this.dma.translate(gpa, bytes, 'write');
+      return 0;
+    } catch {
+      return NVME_SC.invalidField;
+    }
+  }
+
+  // ---- doorbells ----
+
+  private doorbell(index: number, value: number): void {
+    const qid = index >> 1;
+    const isCq = (index & 1) === 1;
+    if (!this.ready) return this.count('doorbellNotReady');
+    const q = isCq ? this.cqs.get(qid) : this.sqs.get(qid);
+    if (!q) {
+      this.count('doorbellNoQueue');
+      return this.event(EVENT_ERROR, INFO_INVALID_DOORBELL, LOG_ERROR);
+    }
+    if (value >= q.size || value > 0xffff) {
+      this.count('doorbellBadValue');
+      return this.event(EVENT_ERROR, INFO_INVALID_DOORBELL_VALUE, LOG_ERROR);
+    }
+    if (isCq) {
+      const cq = q as CompletionQueue;
+      cq.head = value;
+      if (drainHeld(this.dma, cq) > 0) this.interrupt(cq);
+    } else {
+      (q as SubmissionQueue).tail = value;
+    }
+    if (this.opts.processOnDoorbell ?? true) this.process();
+  }
+
+  // ---- command processing ----
+
+  /**
+   * Fetches and runs commands from every SQ with work, admin first, round robin, at most
+   * `budget`; a queue whose CQ is full waits for its head doorbell. Returns the commands started.
+   */
+  process(budget = Infinity): number {
+    if (this.processing || !this.ready) return 0;
+    this.processing = true;
+    let n = 0;
+    try {
+      for (let progress = true; progress && n < budget;) {
+        progress = false;
+        for (const sq of [...this.sqs.values()]) {
+          if (n >= budget || !this.ready) break;
+          if (!this.sqs.has(sq.id) || sqEmpty(sq)) continue;
+          const cq = this.cqs.get(sq.cqid);
+          if (!cq || cqFull(cq) || cq.held.length > 0) continue;
+          let sqe: Uint8Array;
+          try {
+            sqe = fetchSqe(this.dma, sq);
+          } catch {
+            // The SQ's memory became unreachable (unmapped after creation): the controller cannot go on.
+            this.csts |= CSTS_CFS;
+            this.count('fetchFault');
+            return n;
+          }
+          this.run(makeCommand(sq.id, sqe, sq.head), sq.id === 0 ? this.admin : this.io);
+          n++;
+          progress = true;
+        }
+      }
+    } finally {
+      this.processing = false;
+    }
+    return n;
+  }
+
+  /** Commands fetched whose completion is not posted yet (async backends, delaying taps, AERs). */
+  get pending(): number {
+    return this.inflight + this.aers.length;
+  }
+
+  private run(c: Command, stages: Stages | null): void {
+    const gen = this.generation;
+    this.inflight++;
+    const done = (r: Result | null) => {
+      this.inflight--;
+      if (r !== null && gen === this.generation) this.complete(c, r);
+      if (r?.release !== undefined) this.core.free(r.release);
+    };
+    const r = stages === null ? this.execute(c, () => null) : this.pipeline(c, stages);
+    if (isPromise(r)) r.then(done, () => done({ status: NVME_SC.internalError, cdw0: 0 })).finally(() => this.process());
+    else done(r);
+  }
+
+  private execute(c: Command, stage: (data: Uint8Array | null) => Result | null): Result | null | Promise<Result | null> {
+    if (c.sqid === 0) return executeAdmin(this, c);
+    const r = executeIo(this, c, stage);
+    const count = (res: Result) => {
+      if (res.status !== 0) this.health.errors++;
+      else if (c.opcode === 0x02) this.health.readCommands++;
+      else if (c.opcode === 0x01) this.health.writeCommands++;
+      const blocks = BigInt((c.cdw(12) & 0xffff) + 1);
+      if (res.status === 0 && c.opcode === 0x02) this.health.blocksRead += blocks;
+      if (res.status === 0 && c.opcode === 0x01) this.health.blocksWritten += blocks;
+      return res;
+    };
+    return isPromise(r) ? r.then(count) : count(r);
+  }
+
+  /** The staged path: each stage's taps may complete, drop, delay or edit the command. */
+  private async pipeline(c: Command, s: Stages): Promise<Result | null> {
+    const completion = { status: 0, cdw0: 0 };
+    const stage = async (p: StagePoint, data: Uint8Array | null): Promise<'go' | 'complete' | 'drop' | Result> => {
+      if (p.taps === null) return 'go';
+      const o = this.taps!.run(p, this.cmdEvent(c, completion, data));
+      if (o.error) return { status: NVME_SC.internalError, cdw0: 0 };
+      if (o.wait) await o.wait;
+      return o.action === 'continue' ? 'go' : o.action;
+    };
+    for (const p of [s.fetch, s.decode]) {
+      const r = await stage(p, null);
+      if (r === 'drop') return null;
+      if (typeof r === 'object') return r;
+      if (r === 'complete') return this.writeback(c, s, { status: completion.status, cdw0: completion.cdw0 }, completion);
+    }
+    let staged: Result | null = null;
+    let execWait: Promise<unknown> | null = null;
+    const res = await this.execute(c, (data) => {
+      // The execute stage sees the data before it goes back to the host (reads) or to the disk (writes).
+      if (s.execute.taps === null) return null;
+      const o = this.taps!.run(s.execute, this.cmdEvent(c, completion, data));
+      if (o.error) return (staged = { status: NVME_SC.internalError, cdw0: 0 });
+      if (o.wait) execWait = o.wait;
+      if (o.action === 'drop') return (staged = { status: -1, cdw0: 0 });
+      if (o.action === 'complete') return (staged = { status: completion.status, cdw0: completion.cdw0 });
+      return null;
+    });
+    if (execWait) await execWait;
+    if (res === null) return null; // an AER: completes later
+    if (staged !== null && (staged as Result).status === -1) {
+      if (res.release !== undefined) this.core.free(res.release);
+      return null;
+    }
+    if (s.execute.taps !== null && staged === null && c.sqid === 0) {
+      const r = await stage(s.execute, res.data ?? null);
+      if (r === 'drop') return null;
+      if (typeof r === 'object') return r;
+      if (r === 'complete') res.status = completion.status, res.cdw0 = completion.cdw0;
+    }
+    completion.status = res.status;
+    completion.cdw0 = res.cdw0;
+    return this.writeback(c, s, res, completion);
+  }
+
+  private async writeback(c: Command, s: Stages, res: Result, completion: { status: number; cdw0: number }): Promise<Result | null> {
+    completion.status = res.status;
+    completion.cdw0 = res.cdw0;
+    if (s.writeback.taps !== null) {
+      const o = this.taps!.run(s.writeback, this.cmdEvent(c, completion, c.opcode === 0x02 && c.sqid !== 0 ? res.data ?? null : null));
+      if (o.error) return { ...res, status: NVME_SC.internalError, cdw0: 0 };
+      if (o.wait) await o.wait;
+      if (o.action === 'drop') return res.release !== undefined ? (this.core.free(res.release), null) : null;
+    }
+    return { ...res, status: completion.status, cdw0: completion.cdw0 };
+  }
+
+  private cmdEvent(c: Command, completion: { status: number; cdw0: number }, data: Uint8Array | null): TapEvent {
+    const io = c.sqid === 0;
+    const kind = io ? 'admin' : c.opcode === 0x01 ? 'write' : c.opcode === 0x02 ? 'read' : c.opcode === 0x00 ? 'flush' : c.opcode === 0x09 || c.opcode === 0x08 ? 'discard' : 'other';
+    const blocks = (c.cdw(12) & 0xffff) + 1;
+    const disk = this.namespace(c.nsid);
+    return {
+      device: this.name, queue: c.sqid, command: c.sqe, completion, data: data ? [data] : null,
+      io: io ? { kind, opcode: c.opcode } : { kind, opcode: c.opcode, lba: (BigInt(c.cdw(11)) << 32n) | BigInt(c.cdw(10)), blocks },
+      statuses: NVME_TAP_STATUSES, request: `${c.sqid}:${c.cid}`, timeNs: this.now(),
+      detail: { sqhd: c.sqhd, transferBytes: !io && (kind === 'read' || kind === 'write') && disk ? blocks * disk.blockSize : data?.length ?? 0 },
+    };
+  }
+
+  private regEvent(offset: number, completion: { status: number; cdw0: number }): TapEvent {
+    return {
+      device: this.name, queue: 0, io: { kind: 'other', opcode: offset }, command: null, completion, data: null,
+      statuses: NVME_TAP_STATUSES, request: `reg:${offset}`, timeNs: this.now(), detail: { offset },
+    };
+  }
+
+  private now(): bigint {
+    const t = BigInt(Math.round((globalThis.performance?.now() ?? Date.now()) * 1e6));
+    this.clock = t > this.clock ? t : this.clock + 1n;
+    return this.clock;
+  }
+
+  /** Posts the CQE for `c` on its SQ's CQ (held if full) and interrupts. */
+  private complete(c: Command, r: Result): void {
+    const sq = this.sqs.get(c.sqid);
+    if (!sq) return; // the SQ was deleted meanwhile
+    const cq = this.cqs.get(sq.cqid);
+    if (!cq) return;
+    if (r.status !== 0 && c.sqid !== 0) this.logError(c, r.status);
+    if (postCqe(this.dma, cq, cqeImage(r.cdw0, c.sqhd, c.sqid, c.cid, r.status))) this.interrupt(cq);
+  }
+
+  private interrupt(cq: CompletionQueue): void {
+    if (!cq.ien || !this.onInterrupt) return;
+    if (cq.vector < 32 && (this.intms & (1 << cq.vector)) !== 0) return; // masked (INTMS/INTMC)
+    this.onInterrupt(cq.vector);
+  }
+
+  // ---- asynchronous events and the error log ----
+
+  /** An AER command: completes at once if an event waits, else later. */
+  queueAer(c: Command): Result | null {
+    const ev = this.events.shift();
+    if (ev !== undefined) return { status: 0, cdw0: ev };
+    if (this.aers.length > this.identity().aerl) return { status: NVME_SC.aerLimitExceeded, cdw0: 0 };
+    this.aers.push(c); // `pending` counts it until an event completes it
+    return null;
+  }
+
+  private event(type: number, info: number, lid: number): void {
+    const dw0 = type | (info << 8) | (lid << 16);
+    const c = this.aers.shift();
+    if (c) {
+      this.complete(c, { status: 0, cdw0: dw0 });
+      return;
+    }
+    if (this.events.length < 16) this.events.push(dw0);
+  }
+
+  private logError(c: Command, status: number): void {
+    const e = new Uint8Array(64);
+    const dv = new DataView(e.buffer);
+    dv.setBigUint64(0, this.health.errors, true);
+    dv.setUint16(8, c.sqid, true);
+    dv.setUint16(10, c.cid, true);
+    dv.setUint16(12, status << 1, true);
+    dv.setUint32(24, c.nsid, true);
+    this.errors.unshift(e);
+    if (this.errors.length > 64) this.errors.pop();
+  }
+
+  /** Error Information log page: the newest 64 entries of 64 bytes. */
+  errorLog(): Uint8Array {
+    const b = new Uint8Array(64 * 64);
+    this.errors.forEach((e, i) => b.set(e, 64 * i));
+    return b;
+  }
+
+  // ---- data movement ----
+
+  /** The guest segments a command's data pointer names for `length` bytes, or the status to fail with. */
+  dataSegments(c: Command, length: number): NvmeSegment[] | number {
+    const psdt = c.sqe[1]! >>> 6;
+    const opts = { length, mdts: this.mdts, maxMappings: 4096 };
+    const r = psdt === 0
+      ? walkPrp(this.core, { prp1: c.dv.getBigUint64(24, true), prp2: c.dv.getBigUint64(32, true), ...opts })
+      : psdt === 3 ? null : walkSgl(this.core, { sgl1: c.sqe.subarray(24, 40), ...opts });
+    if (r === null) return NVME_SC.invalidField;
+    return r.ok ? r.segments : r.status.field;
+  }
+
+  /** Controller -> host through the DMA domain; 0 or Data Transfer Error. */
+  toHost(segs: NvmeSegment[], data: Uint8Array | Region): number {
+    try {
+      this.dma.scatter(segs, data);
+      return 0;
+    } catch (e) {
+      if (e instanceof SgringError) return NVME_SC.dataTransferError;
+      throw e;
+    }
+  }
+
+  /** Host -> controller through the DMA domain; 0 or Data Transfer Error. */
+  fromHost(segs: NvmeSegment[], into: Region): number {
+    try {
+      this.dma.gather(segs, { into });
+      return 0;
+    } catch (e) {
+      if (e instanceof SgringError) return NVME_SC.dataTransferError;
+      throw e;
+    }
+  }
+
+  private count(what: string): void {
+    this.counters[what] = (this.counters[what] ?? 0) + 1;
+  }
+}

@@ -1,0 +1,120 @@
+// The data structures the controller returns to Identify and Get Log Page (NVMe 1.4 layouts):
+// the controller (CNS 1), a namespace (CNS 0), the active namespace list (CNS 2), and the error,
+// SMART / health and firmware slot log pages.
+
+import type { BlockBackend } from '../block/backend';
+
+export interface ControllerIdentity {
+  vendorId: number;
+  serial: string;
+  model: string;
+  firmware: string;
+  mdts: number;
+  namespaces: number;
+  maxQueueEntries: number;
+  cntlid: number;
+  subnqn: string;
+  aerl: number;
+  acl: number;
+}
+
+const ascii = (b: Uint8Array, at: number, len: number, s: string) => {
+  for (let i = 0; i < len; i++) b[at + i] = i < s.length ? s.charCodeAt(i) & 0x7f : 0x20;
+};
+
+/** Identify Controller (CNS 1), 4096 bytes. */
+export function identifyController(id: ControllerIdentity): Uint8Array {
+  const b = new Uint8Array(4096);
+  const dv = new DataView(b.buffer);
+  dv.setUint16(0, id.vendorId, true); // VID
+  dv.setUint16(2, id.vendorId, true); // SSVID
+  ascii(b, 4, 20, id.serial);
+  ascii(b, 24, 40, id.model);
+  ascii(b, 64, 8, id.firmware);
+  b[72] = 6; // RAB
+  b[77] = id.mdts;
+  dv.setUint16(78, id.cntlid, true);
+  dv.setUint32(80, 0x00010400, true); // VER 1.4
+  b[111] = 1; // CNTRLTYPE: I/O controller
+  dv.setUint16(256, 0, true); // OACS: no optional admin commands
+  b[258] = id.acl; // ACL (0's based)
+  b[259] = id.aerl; // AERL (0's based)
+  b[260] = 0x03; // FRMW: slot 1 read-only, 1 slot
+  b[261] = 0x02; // LPA: command effects... (bit 1: extended data for Get Log Page)
+  b[262] = 63; // ELPE: 64 error log entries
+  dv.setUint16(266, 343, true); // WCTEMP 70 C
+  dv.setUint16(268, 353, true); // CCTEMP 80 C
+  b[512] = 0x66; // SQES
+  b[513] = 0x44; // CQES
+  dv.setUint16(514, id.maxQueueEntries, true); // MAXCMD
+  dv.setUint32(516, id.namespaces, true); // NN
+  dv.setUint16(520, 0x0001 | 0x0004 | 0x0008, true); // ONCS: Compare, Dataset Management, Write Zeroes
+  b[525] = 0x01; // VWC present
+  dv.setUint32(536, 0x00000001, true); // SGLS: SGLs supported (any alignment)
+  ascii(b, 768, 256, '');
+  b.fill(0, 768, 1024);
+  for (let i = 0; i < Math.min(id.subnqn.length, 255); i++) b[768 + i] = id.subnqn.charCodeAt(i) & 0x7f;
+  return b;
+}
+
+/** Identify Namespace (CNS 0), 4096 bytes: one LBA format, the backend's block size. */
+export function identifyNamespace(disk: BlockBackend): Uint8Array {
+  const b = new Uint8Array(4096);
+  const dv = new DataView(b.buffer);
+  const blocks = BigInt(disk.blockCount);
+  dv.setBigUint64(0, blocks, true); // NSZE
+  dv.setBigUint64(8, blocks, true); // NCAP
+  dv.setBigUint64(16, blocks, true); // NUSE
+  b[24] = disk.discard ? 0x04 : 0; // NSFEAT: deallocated blocks read as zero
+  b[25] = 0; // NLBAF: one format
+  b[26] = 0; // FLBAS: format 0
+  b[33] = 0; // DPS: no protection
+  if (disk.readOnly) b[99] = 0; // (write protection is reported through status, not here)
+  b[130] = Math.log2(disk.blockSize); // LBAF0.LBADS
+  return b;
+}
+
+/** Active Namespace ID list (CNS 2): the ids above `after`, ascending, 1024 slots. */
+export function activeNamespaces(count: number, after: number): Uint8Array {
+  const b = new Uint8Array(4096);
+  const dv = new DataView(b.buffer);
+  for (let id = after + 1, i = 0; id <= count && i < 1024; id++, i++) dv.setUint32(4 * i, id, true);
+  return b;
+}
+
+export interface HealthCounters {
+  blocksRead: bigint;
+  blocksWritten: bigint;
+  readCommands: bigint;
+  writeCommands: bigint;
+  errors: bigint;
+}
+
+const u128 = (dv: DataView, at: number, v: bigint) => {
+  dv.setBigUint64(at, v & 0xffff_ffff_ffff_ffffn, true);
+  dv.setBigUint64(at + 8, v >> 64n, true);
+};
+
+/** SMART / Health Information (log page 2), 512 bytes. Data units are thousands of 512-byte units. */
+export function smartLog(c: HealthCounters, blockSize: number): Uint8Array {
+  const b = new Uint8Array(512);
+  const dv = new DataView(b.buffer);
+  dv.setUint16(1, 296, true); // composite temperature, kelvin
+  b[3] = 100; // available spare
+  b[4] = 10; // threshold
+  const units = (blocks: bigint) => (blocks * BigInt(blockSize / 512) + 999n) / 1000n;
+  u128(dv, 32, units(c.blocksRead));
+  u128(dv, 48, units(c.blocksWritten));
+  u128(dv, 64, c.readCommands);
+  u128(dv, 80, c.writeCommands);
+  u128(dv, 176, c.errors); // number of error information log entries
+  return b;
+}
+
+/** Firmware Slot Information (log page 3), 512 bytes: slot 1 active. */
+export function firmwareLog(firmware: string): Uint8Array {
+  const b = new Uint8Array(512);
+  b[0] = 1;
+  ascii(b, 8, 8, firmware);
+  return b;
+}

@@ -1,0 +1,4 @@
+// NVMe: the controller model (and, with its own issue, the host driver).
+export { NvmeController, type NvmeControllerOptions } from './controller';
+export { NVME_SC, NVME_TAP_STATUSES, statusSc, statusSct, statusDnr } from './status';
+export { REG as NVME_REG } from './registers';

@@ -1,0 +1,173 @@
+// The NVM command set (spec/nvme.md §2.1): Read, Write, Flush, Write Zeroes, Dataset Management
+// (deallocate) and Compare, on the namespace's block backend. Data moves between guest memory
+// and a staging region of core memory through the controller's DMA domain, never directly.
+
+import { SgringError } from '../../engine/errors';
+import type { BlockBackend } from '../block/backend';
+import { fail, isPromise, ok, slba, type Command, type Result } from './command';
+import { NVME_SC } from './status';
+import type { NvmeController } from './controller';
+
+const OPC = { flush: 0x00, write: 0x01, read: 0x02, compare: 0x05, writeZeroes: 0x08, dsm: 0x09 } as const;
+
+/** What a backend error becomes in a CQE. */
+export function backendStatus(e: unknown): number {
+  if (e instanceof SgringError) {
+    if (e.code === 'LbaOutOfRange') return NVME_SC.lbaOutOfRange;
+    if (e.code === 'ReadOnlyMedium') return NVME_SC.namespaceWriteProtected;
+  }
+  return NVME_SC.internalError;
+}
+
+/** Runs `fn` (sync or async) and turns a backend error into its status. */
+function guarded(fn: () => void | Promise<void>, then: () => Result | Promise<Result>, release: () => void): Result | Promise<Result> {
+  const fault = (e: unknown) => {
+    release();
+    return fail(backendStatus(e));
+  };
+  try {
+    const r = fn();
+    if (isPromise(r)) return r.then(then, fault);
+  } catch (e) {
+    return fault(e);
+  }
+  return then();
+}
+
+/** Runs one I/O command. `stage` is called with the data before it goes back to the host (execute taps). */
+export function executeIo(ctrl: NvmeController, c: Command, stage: (data: Uint8Array | null) => Result | null): Result | Promise<Result> {
+  const disk = ctrl.namespace(c.nsid);
+  if (!disk) return fail(NVME_SC.invalidNamespace);
+  switch (c.opcode) {
+    case OPC.flush: {
+      try {
+        const r = disk.flush();
+        if (isPromise(r)) return r.then(() => ok(), (e) => fail(backendStatus(e)));
+      } catch (e) {
+        return fail(backendStatus(e));
+      }
+      return ok();
+    }
+    case OPC.read:
+    case OPC.write:
+    case OPC.compare:
+      return transfer(ctrl, disk, c, stage);
+    case OPC.writeZeroes:
+    case OPC.dsm:
+      return discard(ctrl, disk, c);
+    default:
+      return fail(NVME_SC.invalidOpcode);
+  }
+}
+
+function range(disk: BlockBackend, c: Command): [number, number] | null {
+  const lba = slba(c);
+  const blocks = (c.cdw(12) & 0xffff) + 1;
+  if (!(lba <= disk.blockCount && blocks <= disk.blockCount - lba)) return null;
+  return [lba, blocks];
+}
+
+function transfer(ctrl: NvmeController, disk: BlockBackend, c: Command, stage: (data: Uint8Array | null) => Result | null): Result | Promise<Result> {
+  // MDTS before the range, as QEMU checks them: a transfer too large for the controller is Invalid Field whatever its LBAs.
+  if (((c.cdw(12) & 0xffff) + 1) * disk.blockSize > 4096 * 2 ** ctrl.mdts) return fail(NVME_SC.invalidField);
+  const r = range(disk, c);
+  if (!r) return fail(NVME_SC.lbaOutOfRange);
+  const [lba, blocks] = r;
+  const bytes = blocks * disk.blockSize;
+  const segs = ctrl.dataSegments(c, bytes);
+  if (typeof segs === 'number') return fail(segs);
+  const core = ctrl.core;
+  const buf = core.alloc(bytes);
+  const release = () => core.free(buf);
+  const view = () => core.u8.subarray(buf, buf + bytes);
+  if (c.opcode === OPC.read) {
+    return guarded(() => disk.read(lba, blocks, buf), () => {
+      const over = stage(view());
+      if (over) return { ...over, release: buf };
+      const st = ctrl.toHost(segs, { ptr: buf, len: bytes });
+      return { status: st, cdw0: 0, data: view(), release: buf };
+    }, release);
+  }
+  const st = ctrl.fromHost(segs, { ptr: buf, len: bytes });
+  if (st !== 0) {
+    release();
+    return fail(st);
+  }
+  const over = stage(view());
+  if (over) return { ...over, release: buf };
+  if (c.opcode === OPC.write) {
+    if (disk.readOnly) {
+      release();
+      return fail(NVME_SC.namespaceWriteProtected);
+    }
+    return guarded(() => disk.write(lba, blocks, buf), () => ({ status: 0, cdw0: 0, data: view(), release: buf }), release);
+  }
+  // Compare: read the blocks into a second region and compare.
+  const mine = core.alloc(bytes);
+  const releaseBoth = () => {
+    core.free(mine);
+    release();
+  };
+  return guarded(() => disk.read(lba, blocks, mine), () => {
+    const u8 = core.u8;
+    let same = true;
+    for (let i = 0; i < bytes; i++) {
+      if (u8[buf + i] !== u8[mine + i]) {
+        same = false;
+        break;
+      }
+    }
+    core.free(mine);
+    return { status: same ? 0 : NVME_SC.compareFailure, cdw0: 0, data: view(), release: buf };
+  }, releaseBoth);
+}
+
+function discard(ctrl: NvmeController, disk: BlockBackend, c: Command): Result | Promise<Result> {
+  if (disk.readOnly) return fail(NVME_SC.namespaceWriteProtected);
+  const ranges: [number, number][] = [];
+  if (c.opcode === OPC.writeZeroes) {
+    const r = range(disk, c);
+    if (!r) return fail(NVME_SC.lbaOutOfRange);
+    ranges.push(r);
+  } else {
+    if ((c.cdw(11) & 0x4) === 0) return ok(); // only deallocate (AD) does anything
+    const n = (c.cdw(10) & 0xff) + 1;
+    const segs = ctrl.dataSegments(c, n * 16);
+    if (typeof segs === 'number') return fail(segs);
+    const list = ctrl.core.alloc(n * 16);
+    const st = ctrl.fromHost(segs, { ptr: list, len: n * 16 });
+    const dv = ctrl.core.dv;
+    for (let i = 0; st === 0 && i < n; i++) {
+      const blocks = dv.getUint32(list + 16 * i + 4, true);
+      const start = dv.getBigUint64(list + 16 * i + 8, true);
+      if (start > BigInt(disk.blockCount) || BigInt(blocks) > BigInt(disk.blockCount) - start) {
+        ctrl.core.free(list);
+        return fail(NVME_SC.lbaOutOfRange);
+      }
+      if (blocks > 0) ranges.push([Number(start), blocks]);
+    }
+    ctrl.core.free(list);
+    if (st !== 0) return fail(st);
+  }
+  const zero = (lba: number, blocks: number): void | Promise<void> => {
+    if (disk.discard) return disk.discard(lba, blocks);
+    // Without discard: write zeros through a staging region.
+    const bytes = blocks * disk.blockSize;
+    const z = ctrl.core.alloc(bytes);
+    try {
+      const r = disk.write(lba, blocks, z);
+      if (isPromise(r)) return r.finally(() => ctrl.core.free(z));
+    } catch (e) {
+      ctrl.core.free(z);
+      throw e;
+    }
+    ctrl.core.free(z);
+  };
+  let chain: Result | Promise<Result> = ok();
+  for (const [lba, blocks] of ranges) {
+    chain = isPromise(chain)
+      ? chain.then((prev) => (prev.status !== 0 ? prev : guarded(() => zero(lba, blocks), () => ok(), () => {})))
+      : chain.status !== 0 ? chain : guarded(() => zero(lba, blocks), () => ok(), () => {});
+  }
+  return chain;
+}
