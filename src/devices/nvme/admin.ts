@@ -5,7 +5,7 @@
 import { fail, ok, type Command, type Result } from './command';
 import { activeNamespaces, firmwareLog, identifyController, identifyNamespace, smartLog } from './identify';
 import { NVME_SC } from './status';
-import type { NvmeController } from './controller';
+import type { ControllerContext } from './context';
 
 const OPC = {
   deleteSq: 0x00, createSq: 0x01, getLogPage: 0x02, deleteCq: 0x04, createCq: 0x05, identify: 0x06,
@@ -14,7 +14,7 @@ const OPC = {
 
 const FID = { arbitration: 0x01, powerManagement: 0x02, temperature: 0x04, volatileWriteCache: 0x06, numberOfQueues: 0x07, interruptCoalescing: 0x08, asyncEventConfig: 0x0b } as const;
 
-export function executeAdmin(ctrl: NvmeController, c: Command): Result | null {
+export function executeAdmin(ctrl: ControllerContext, c: Command): Result | null {
   switch (c.opcode) {
     case OPC.identify: return identify(ctrl, c);
     case OPC.createCq: return createCq(ctrl, c);
@@ -31,7 +31,7 @@ export function executeAdmin(ctrl: NvmeController, c: Command): Result | null {
 }
 
 /** Copies `data` (from `offset`) to the command's data pointer, at most `length` bytes. */
-function reply(ctrl: NvmeController, c: Command, data: Uint8Array, length = 4096, offset = 0): Result {
+function reply(ctrl: ControllerContext, c: Command, data: Uint8Array, length = 4096, offset = 0): Result {
   if (offset >= data.length && data.length > 0) return fail(NVME_SC.invalidField); // spec §3.7 item 55, QEMU CVE-2021-3947
   const segs = ctrl.dataSegments(c, length);
   if (typeof segs === 'number') return fail(segs);
@@ -41,7 +41,7 @@ function reply(ctrl: NvmeController, c: Command, data: Uint8Array, length = 4096
   return st === 0 ? { status: 0, cdw0: 0, data: out } : fail(st);
 }
 
-function identify(ctrl: NvmeController, c: Command): Result {
+function identify(ctrl: ControllerContext, c: Command): Result {
   const cns = c.cdw(10) & 0xff;
   if (cns === 1) return reply(ctrl, c, identifyController(ctrl.identity()));
   if (cns === 0) {
@@ -53,7 +53,7 @@ function identify(ctrl: NvmeController, c: Command): Result {
 }
 
 /** QID (CDW10 15:0), QSIZE (31:16, 0's based) and the ring address (PRP1), checked in the spec's order. */
-function queueArgs(ctrl: NvmeController, c: Command): { qid: number; size: number; gpa: number } | number {
+function queueArgs(ctrl: ControllerContext, c: Command): { qid: number; size: number; gpa: number } | number {
   const qid = c.cdw(10) & 0xffff;
   const size = (c.cdw(10) >>> 16) + 1;
   const prp1 = c.dv.getBigUint64(24, true);
@@ -64,7 +64,7 @@ function queueArgs(ctrl: NvmeController, c: Command): { qid: number; size: numbe
   return { qid, size, gpa: Number(prp1) };
 }
 
-function createCq(ctrl: NvmeController, c: Command): Result {
+function createCq(ctrl: ControllerContext, c: Command): Result {
   const a = queueArgs(ctrl, c);
   if (typeof a === 'number') return fail(a);
   if (ctrl.cqs.has(a.qid)) return fail(NVME_SC.invalidQueueId);
@@ -77,7 +77,7 @@ function createCq(ctrl: NvmeController, c: Command): Result {
   return ok();
 }
 
-function createSq(ctrl: NvmeController, c: Command): Result {
+function createSq(ctrl: ControllerContext, c: Command): Result {
   const a = queueArgs(ctrl, c);
   if (typeof a === 'number') return fail(a);
   if (ctrl.sqs.has(a.qid)) return fail(NVME_SC.invalidQueueId);
@@ -91,7 +91,7 @@ function createSq(ctrl: NvmeController, c: Command): Result {
   return ok();
 }
 
-function deleteSq(ctrl: NvmeController, c: Command): Result {
+function deleteSq(ctrl: ControllerContext, c: Command): Result {
   const qid = c.cdw(10) & 0xffff;
   const sq = ctrl.sqs.get(qid);
   if (qid === 0 || !sq) return fail(NVME_SC.invalidQueueId);
@@ -101,7 +101,7 @@ function deleteSq(ctrl: NvmeController, c: Command): Result {
   return ok();
 }
 
-function deleteCq(ctrl: NvmeController, c: Command): Result {
+function deleteCq(ctrl: ControllerContext, c: Command): Result {
   const qid = c.cdw(10) & 0xffff;
   const cq = ctrl.cqs.get(qid);
   if (qid === 0 || !cq) return fail(NVME_SC.invalidQueueId);
@@ -110,14 +110,14 @@ function deleteCq(ctrl: NvmeController, c: Command): Result {
   return ok();
 }
 
-function getFeatures(ctrl: NvmeController, c: Command): Result {
+function getFeatures(ctrl: ControllerContext, c: Command): Result {
   const fid = c.cdw(10) & 0xff;
   const v = ctrl.features.get(fid);
   if (v === undefined) return fail(NVME_SC.invalidField);
   return ok(v);
 }
 
-function setFeatures(ctrl: NvmeController, c: Command): Result {
+function setFeatures(ctrl: ControllerContext, c: Command): Result {
   const fid = c.cdw(10) & 0xff;
   if ((c.cdw(10) >>> 31) !== 0) return fail(NVME_SC.featureNotSaveable);
   const v = c.cdw(11);
@@ -145,7 +145,7 @@ function setFeatures(ctrl: NvmeController, c: Command): Result {
   }
 }
 
-function getLogPage(ctrl: NvmeController, c: Command): Result {
+function getLogPage(ctrl: ControllerContext, c: Command): Result {
   const lid = c.cdw(10) & 0xff;
   const dwords = ((c.cdw(11) & 0xffff) * 65536 + (c.cdw(10) >>> 16)) + 1;
   const offset = (BigInt(c.cdw(13)) << 32n) | BigInt(c.cdw(12));

@@ -20,6 +20,7 @@ import { nvmeTcpEncoder } from '../../trace/nvme-tcp';
 import type { BlockBackend } from '../block/backend';
 import { executeAdmin, FID } from './admin';
 import { isPromise, makeCommand, type Command, type Result } from './command';
+import type { ControllerContext } from './context';
 import type { ControllerIdentity, HealthCounters } from './identify';
 import { executeIo } from './io';
 import { cqeImage, cqFull, drainHeld, fetchSqe, postCqe, sqEmpty, type CompletionQueue, type SubmissionQueue } from './queues';
@@ -59,7 +60,7 @@ const INFO_INVALID_DOORBELL = 1;
 const INFO_INVALID_DOORBELL_VALUE = 2;
 const LOG_ERROR = 0x01;
 
-export class NvmeController {
+export class NvmeController implements ControllerContext {
   readonly core: Core;
   readonly name: string;
   readonly maxIoQueues: number;

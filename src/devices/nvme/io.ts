@@ -6,7 +6,7 @@ import { SgringError } from '../../engine/errors';
 import type { BlockBackend } from '../block/backend';
 import { fail, isPromise, ok, slba, type Command, type Result } from './command';
 import { NVME_SC } from './status';
-import type { NvmeController } from './controller';
+import type { ControllerContext } from './context';
 
 const OPC = { flush: 0x00, write: 0x01, read: 0x02, compare: 0x05, writeZeroes: 0x08, dsm: 0x09 } as const;
 
@@ -35,7 +35,7 @@ function guarded(fn: () => void | Promise<void>, then: () => Result | Promise<Re
 }
 
 /** Runs one I/O command. `stage` is called with the data before it goes back to the host (execute taps). */
-export function executeIo(ctrl: NvmeController, c: Command, stage: (data: Uint8Array | null) => Result | null): Result | Promise<Result> {
+export function executeIo(ctrl: ControllerContext, c: Command, stage: (data: Uint8Array | null) => Result | null): Result | Promise<Result> {
   const disk = ctrl.namespace(c.nsid);
   if (!disk) return fail(NVME_SC.invalidNamespace);
   switch (c.opcode) {
@@ -67,7 +67,7 @@ function range(disk: BlockBackend, c: Command): [number, number] | null {
   return [lba, blocks];
 }
 
-function transfer(ctrl: NvmeController, disk: BlockBackend, c: Command, stage: (data: Uint8Array | null) => Result | null): Result | Promise<Result> {
+function transfer(ctrl: ControllerContext, disk: BlockBackend, c: Command, stage: (data: Uint8Array | null) => Result | null): Result | Promise<Result> {
   // MDTS before the range, as QEMU checks them: a transfer too large for the controller is Invalid Field whatever its LBAs.
   if (((c.cdw(12) & 0xffff) + 1) * disk.blockSize > 4096 * 2 ** ctrl.mdts) return fail(NVME_SC.invalidField);
   const r = range(disk, c);
@@ -122,7 +122,7 @@ function transfer(ctrl: NvmeController, disk: BlockBackend, c: Command, stage: (
   }, releaseBoth);
 }
 
-function discard(ctrl: NvmeController, disk: BlockBackend, c: Command): Result | Promise<Result> {
+function discard(ctrl: ControllerContext, disk: BlockBackend, c: Command): Result | Promise<Result> {
   if (disk.readOnly) return fail(NVME_SC.namespaceWriteProtected);
   const ranges: [number, number][] = [];
   if (c.opcode === OPC.writeZeroes) {
