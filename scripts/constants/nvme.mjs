@@ -101,4 +101,6 @@ export const statuses = [
   { name: 'NvmeListPoolTooSmall', value: -45, breaks: false, message: 'the list page pool has fewer pages than the PRP/SGL lists need' },
   { name: 'NvmeBadListPage', value: -46, breaks: false, message: 'a list pool page is misaligned, leaves too little room, or lies outside guest RAM' },
   { name: 'NvmeInvalidConfig', value: -47, breaks: false, message: 'the NVMe configuration block is invalid (page size, guest window or scratch area)' },
+  { name: 'NvmeCommandFailed', value: -48, breaks: false, message: 'the controller completed the command with an error status' },
+  { name: 'NvmeControllerFailed', value: -49, breaks: false, message: 'the controller did not come ready, reported a fatal status, or stopped answering' },
 ];

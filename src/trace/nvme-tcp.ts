@@ -22,6 +22,8 @@ const CONNECT_CID = 0xfffe; // a CID no queue of the model uses before it is con
 interface NvmeTcpState {
   index: number;
   queues: Map<number, TcpFlow>;
+  /** Requests whose write data is in the trace already (a device may show it at decode or at execute). */
+  sent: Set<string>;
 }
 
 let instances = 0;
@@ -93,12 +95,12 @@ export const nvmeTcpEncoder: TraceEncoder = {
   protocol: 'NVMe/TCP',
   linktype: LINKTYPE_ETHERNET,
   createState(): NvmeTcpState {
-    return { index: instances++ & 0xff, queues: new Map() };
+    return { index: instances++ & 0xff, queues: new Map(), sent: new Set() };
   },
   encode(r: TraceRecord, state: unknown): Uint8Array[] {
     const s = state as NvmeTcpState;
     const step = stageStep(r.stage);
-    if ((step !== 'decode' && step !== 'writeback') || r.command === null || r.command.length < 64) return [];
+    if ((step !== 'decode' && step !== 'execute' && step !== 'writeback') || r.command === null || r.command.length < 64) return [];
     const qid = r.queue & 0xffff;
     const out: Uint8Array[] = [];
     let flow = s.queues.get(qid);
@@ -110,11 +112,19 @@ export const nvmeTcpEncoder: TraceEncoder = {
     }
     const cid = new DataView(r.command.buffer, r.command.byteOffset, 64).getUint16(2, true);
     const data = joinData(r.data);
+    const h2c = () => {
+      if (r.io.kind !== 'write' || data.length === 0 || s.sent.has(r.request)) return;
+      s.sent.add(r.request);
+      for (const p of dataPdus(PDU_H2C_DATA, cid, data)) out.push(flow.frame(true, p));
+    };
     if (step === 'decode') {
       const bytes = Number(r.detail?.transferBytes ?? data.length);
       out.push(flow.frame(true, pdu(PDU_CAPSULE_CMD, 0, 72, 0, capsuleSqe(r.command, bytes), null)));
-      if (r.io.kind === 'write' && data.length > 0) for (const p of dataPdus(PDU_H2C_DATA, cid, data)) out.push(flow.frame(true, p));
+      h2c();
+    } else if (step === 'execute') {
+      h2c();
     } else {
+      s.sent.delete(r.request);
       if (r.io.kind !== 'write' && data.length > 0) for (const p of dataPdus(PDU_C2H_DATA, cid, data)) out.push(flow.frame(false, p));
       const sqhd = Number(r.detail?.sqhd ?? 0);
       out.push(flow.frame(false, pdu(PDU_CAPSULE_RESP, 0, 24, 0, cqe(r.completion.cdw0, sqhd, qid, cid, r.completion.status), null)));

@@ -1,0 +1,435 @@
+// The NVMe host driver: brings a controller up as Linux and FreeBSD do (disable and wait for
+// !RDY, admin queue, enable and wait for RDY within CAP.TO, Identify, number of queues, I/O
+// queue pairs), submits with command-id tracking, reaps completions by phase tag and rings each
+// doorbell once per batch, builds PRPs from the caller's data, and recovers: a command that
+// times out is aborted, and if that does not answer, the controller is reset and what did not
+// complete is submitted again. Errors are SgringError NvmeCommandFailed with the NVMe status.
+
+import type { Core } from '../../engine/core';
+import { SgringError } from '../../engine/errors';
+import { optionNames } from '../../core/args';
+import { buildPrp } from '../../core/nvme-prp';
+import type { PageAllocator } from '../../vmbus/guest-pages';
+import { REG } from './registers';
+import { statusDnr, statusSc, statusSct } from './status';
+
+/** What the driver needs of a controller: its registers (the same thread, or a proxy to another). */
+export interface NvmeRegisters {
+  mmioRead(offset: number, size: 4 | 8): number | bigint;
+  mmioWrite(offset: number, size: 4 | 8, value: number | bigint): void;
+  onInterrupt?: ((vector: number) => void) | null;
+}
+
+export interface NvmeDriverOptions {
+  /** Guest pages for queues, PRP lists and bounce buffers (pageAllocator(core) gives them back). */
+  allocPages: PageAllocator;
+  /** I/O queue pairs to create (default 1; the controller may grant fewer). */
+  ioQueues?: number;
+  /** Entries per queue (default 64). */
+  queueDepth?: number;
+  /** Per-command deadline before the driver aborts it (default 5000 ms). */
+  timeoutMs?: number;
+  /** Retries for an error whose DNR bit is clear (default 3). */
+  retries?: number;
+}
+
+export interface NvmeCompletion {
+  cdw0: number;
+  /** Status field: SC | SCT << 8 | DNR << 14. */
+  status: number;
+  sqid: number;
+  cid: number;
+}
+
+export interface NamespaceInfo {
+  nsid: number;
+  blockSize: number;
+  blockCount: number;
+}
+
+interface Pending {
+  sqe: Uint8Array;
+  resolve: (c: NvmeCompletion) => void;
+  reject: (e: unknown) => void;
+  timer: ReturnType<typeof setTimeout> | null;
+  tries: number;
+  /** Guest pages to give back when the command is done. */
+  pages: number[];
+}
+
+interface Queue {
+  qid: number;
+  sq: number;
+  cq: number;
+  size: number;
+  tail: number;
+  head: number;
+  phase: number;
+  /** Free command ids (0 .. size-2: at most size-1 in flight). */
+  free: number[];
+  pending: Map<number, Pending>;
+  /** SQEs written since the last doorbell. */
+  unrung: number;
+}
+
+const PAGE = 4096;
+const ADMIN = { deleteSq: 0x00, createSq: 0x01, deleteCq: 0x04, createCq: 0x05, identify: 0x06, abort: 0x08, setFeatures: 0x09 };
+const NVM = { flush: 0x00, write: 0x01, read: 0x02 };
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class NvmeDriver {
+  readonly core: Core;
+  private readonly ctrl: NvmeRegisters;
+  private readonly opts: Required<Omit<NvmeDriverOptions, 'allocPages'>> & Pick<NvmeDriverOptions, 'allocPages'>;
+  private queues: Queue[] = [];
+  private ioNext = 0;
+  /** Identify Controller, as the controller returned it (4096 bytes), after init(). */
+  identify: Uint8Array | null = null;
+  namespaces: NamespaceInfo[] = [];
+  /** Max transfer in bytes (from MDTS). */
+  maxTransfer = 0;
+  /** Recovery steps taken: aborts sent, controller resets, commands retried. */
+  readonly stats = { aborts: 0, resets: 0, retries: 0, timeouts: 0 };
+  private capTimeoutMs = 0;
+
+  constructor(core: Core, ctrl: NvmeRegisters, opts: NvmeDriverOptions) {
+    optionNames(opts, ['allocPages', 'ioQueues', 'queueDepth', 'timeoutMs', 'retries'], 'NvmeDriver');
+    if (typeof opts?.allocPages !== 'function') throw new SgringError('InvalidArgument', 'NvmeDriver needs allocPages (pageAllocator(core))');
+    if (!ctrl || typeof ctrl.mmioRead !== 'function' || typeof ctrl.mmioWrite !== 'function') throw new SgringError('InvalidArgument', 'NvmeDriver needs a controller (mmioRead / mmioWrite)');
+    this.core = core;
+    this.ctrl = ctrl;
+    this.opts = { ioQueues: 1, queueDepth: 64, timeoutMs: 5000, retries: 3, ...opts };
+    for (const k of ['ioQueues', 'queueDepth', 'timeoutMs', 'retries'] as const) {
+      const v = this.opts[k];
+      if (!Number.isInteger(v) || v < (k === 'retries' ? 0 : k === 'queueDepth' ? 2 : 1)) throw new SgringError('InvalidArgument', `NvmeDriver: ${k} ${String(v)} is out of range`);
+    }
+    const previous = ctrl.onInterrupt ?? null;
+    ctrl.onInterrupt = (v) => {
+      previous?.(v);
+      this.onVector(v);
+    };
+  }
+
+  // ---- bring-up ----
+
+  /** Brings the controller up and creates the I/O queues. Throws NvmeControllerFailed when it will not come ready. */
+  async init(): Promise<void> {
+    const cap = BigInt(this.ctrl.mmioRead(REG.CAP, 8));
+    const mqes = Number(cap & 0xffffn) + 1;
+    this.capTimeoutMs = Math.max(500, Number((cap >> 24n) & 0xffn) * 500);
+    const depth = Math.min(this.opts.queueDepth, mqes, 4096);
+    await this.disable();
+    const admin = this.makeQueue(0, depth);
+    this.queues = [admin];
+    this.ctrl.mmioWrite(REG.AQA, 4, ((depth - 1) << 16) | (depth - 1));
+    this.ctrl.mmioWrite(REG.ASQ, 8, BigInt(admin.sq));
+    this.ctrl.mmioWrite(REG.ACQ, 8, BigInt(admin.cq));
+    this.ctrl.mmioWrite(REG.CC, 4, 0x00460001); // EN, IOSQES 6, IOCQES 4, MPS 4 KiB, NVM command set
+    await this.waitStatus(true);
+    const id = await this.adminData(this.sqe(ADMIN.identify, 0, { 10: 1 }), 4096);
+    this.identify = id;
+    const mdts = id[77]!;
+    this.maxTransfer = mdts === 0 ? 1 << 20 : Math.min(4096 * 2 ** mdts, 1 << 20);
+    const nn = new DataView(id.buffer, id.byteOffset).getUint32(516, true);
+    this.namespaces = [];
+    for (let nsid = 1; nsid <= Math.min(nn, 64); nsid++) {
+      const ns = await this.adminData(this.sqe(ADMIN.identify, nsid, { 10: 0 }), 4096);
+      const dv = new DataView(ns.buffer, ns.byteOffset);
+      const lbaf = ns[26]! & 0xf;
+      this.namespaces.push({ nsid, blockCount: Number(dv.getBigUint64(0, true)), blockSize: 2 ** ns[128 + 4 * lbaf + 2]! });
+    }
+    const want = this.opts.ioQueues - 1;
+    const nq = await this.admin(this.sqe(ADMIN.setFeatures, 0, { 10: 0x07, 11: (want << 16) | want }));
+    const granted = Math.min(this.opts.ioQueues, (nq.cdw0 & 0xffff) + 1, ((nq.cdw0 >>> 16) & 0xffff) + 1);
+    for (let qid = 1; qid <= granted; qid++) {
+      const q = this.makeQueue(qid, depth);
+      await this.admin(this.sqe(ADMIN.createCq, 0, { 10: ((depth - 1) << 16) | qid, 11: (qid << 16) | 3 }, q.cq));
+      await this.admin(this.sqe(ADMIN.createSq, 0, { 10: ((depth - 1) << 16) | qid, 11: (qid << 16) | 1 }, q.sq));
+      this.queues.push(q);
+    }
+  }
+
+  /** I/O queues in use. */
+  get ioQueueCount(): number {
+    return this.queues.length - 1;
+  }
+
+  private async disable(): Promise<void> {
+    this.ctrl.mmioWrite(REG.CC, 4, 0);
+    await this.waitStatus(false);
+  }
+
+  /** Waits (bounded by CAP.TO x 500 ms) for CSTS.RDY to become `ready`. */
+  private async waitStatus(ready: boolean): Promise<void> {
+    const until = Date.now() + this.capTimeoutMs;
+    for (;;) {
+      const csts = Number(this.ctrl.mmioRead(REG.CSTS, 4));
+      if (ready && (csts & 2) !== 0) throw new SgringError('NvmeControllerFailed', 'CSTS.CFS: the controller reported a fatal status while enabling');
+      if (((csts & 1) === 1) === ready) return;
+      if (Date.now() > until) throw new SgringError('NvmeControllerFailed', `CSTS.RDY did not become ${ready ? 1 : 0} within CAP.TO (${this.capTimeoutMs} ms)`);
+      await sleep(1);
+    }
+  }
+
+  private makeQueue(qid: number, size: number): Queue {
+    const cq = this.opts.allocPages(Math.ceil((size * 16) / PAGE));
+    const sq = this.opts.allocPages(Math.ceil((size * 64) / PAGE));
+    return { qid, sq, cq, size, tail: 0, head: 0, phase: 1, free: Array.from({ length: size - 1 }, (_, i) => size - 2 - i), pending: new Map(), unrung: 0 };
+  }
+
+  // ---- submission and completion ----
+
+  sqe(opcode: number, nsid: number, cdw: Record<number, number> = {}, prp1 = 0, prp2 = 0n as bigint | number): Uint8Array {
+    const b = new Uint8Array(64);
+    const dv = new DataView(b.buffer);
+    b[0] = opcode;
+    dv.setUint32(4, nsid >>> 0, true);
+    dv.setBigUint64(24, BigInt(prp1), true);
+    dv.setBigUint64(32, BigInt(prp2), true);
+    for (const [i, v] of Object.entries(cdw)) dv.setUint32(4 * Number(i), v >>> 0, true);
+    return b;
+  }
+
+  /** Writes `sqe` (its CID set here) into queue `q`; the caller rings. Resolves with its completion. */
+  private enqueue(q: Queue, sqe: Uint8Array, pages: number[] = [], tries = 0): Promise<NvmeCompletion> {
+    return new Promise<NvmeCompletion>((resolve, reject) => {
+      const cid = q.free.pop();
+      if (cid === undefined) {
+        reject(new SgringError('BufferTooSmall', `queue ${q.qid} has ${q.size - 1} commands in flight`));
+        return;
+      }
+      new DataView(sqe.buffer, sqe.byteOffset, 64).setUint16(2, cid, true);
+      this.core.u8.set(sqe, this.core.guestBase + q.sq + q.tail * 64);
+      q.tail = (q.tail + 1) % q.size;
+      q.unrung++;
+      const p: Pending = { sqe, resolve, reject, timer: null, tries, pages };
+      p.timer = setTimeout(() => void this.timedOut(q, cid), this.opts.timeoutMs);
+      q.pending.set(cid, p);
+    });
+  }
+
+  /** One SQ tail doorbell for everything written since the last one. */
+  private ring(q: Queue): void {
+    if (q.unrung === 0) return;
+    q.unrung = 0;
+    this.ctrl.mmioWrite(REG.DOORBELLS + 8 * q.qid, 4, q.tail);
+    this.reap(q);
+  }
+
+  private onVector(vector: number): void {
+    const q = this.queues[vector];
+    if (q) this.reap(q);
+  }
+
+  /** Takes every new CQE (phase tag), settles its command, rings the CQ head doorbell once. */
+  reap(q: Queue): number {
+    const dv = this.core.dv;
+    let n = 0;
+    for (;;) {
+      const at = this.core.guestBase + q.cq + q.head * 16;
+      const st = dv.getUint16(at + 14, true);
+      if ((st & 1) !== q.phase) break;
+      const c: NvmeCompletion = { cdw0: dv.getUint32(at, true), sqid: dv.getUint16(at + 10, true), cid: dv.getUint16(at + 12, true), status: st >> 1 };
+      q.head = (q.head + 1) % q.size;
+      if (q.head === 0) q.phase ^= 1;
+      n++;
+      this.settle(q, c);
+    }
+    if (n > 0) this.ctrl.mmioWrite(REG.DOORBELLS + 8 * q.qid + 4, 4, q.head);
+    return n;
+  }
+
+  private settle(q: Queue, c: NvmeCompletion): void {
+    const p = q.pending.get(c.cid);
+    if (!p || c.sqid !== q.qid) return; // a CQE for no outstanding command (checklist 59): ignored
+    q.pending.delete(c.cid);
+    q.free.push(c.cid);
+    if (p.timer) clearTimeout(p.timer);
+    if (c.status !== 0 && !statusDnr(c.status) && p.tries < this.opts.retries) {
+      this.stats.retries++;
+      this.enqueue(q, p.sqe, p.pages, p.tries + 1).then(p.resolve, p.reject);
+      queueMicrotask(() => this.ring(q));
+      return;
+    }
+    p.resolve(c);
+  }
+
+  private async timedOut(q: Queue, cid: number): Promise<void> {
+    const p = q.pending.get(cid);
+    if (!p) return;
+    this.stats.timeouts++;
+    p.timer = null;
+    if (q.qid !== 0) {
+      this.stats.aborts++;
+      const abort = this.admin(this.sqe(ADMIN.abort, 0, { 10: (cid << 16) | q.qid }), true).catch(() => null);
+      await Promise.race([abort, sleep(this.opts.timeoutMs)]);
+      this.reap(q);
+      if (!q.pending.has(cid)) return;
+    }
+    await this.recover();
+  }
+
+  /**
+   * Controller reset and resubmission: every command that did not complete is written again,
+   * in order, into fresh queues (the controller forgot the old ones).
+   */
+  private recovering: Promise<void> | null = null;
+  private recover(): Promise<void> {
+    this.recovering ??= (async () => {
+      this.stats.resets++;
+      const survivors = this.queues.filter((q) => q.qid !== 0).map((q) => [...q.pending.values()].map((p) => ({ qid: q.qid, p })));
+      const adminWaiting = [...(this.queues[0]?.pending.values() ?? [])];
+      for (const q of this.queues) for (const p of q.pending.values()) if (p.timer) clearTimeout(p.timer);
+      for (const p of adminWaiting) p.reject(new SgringError('NvmeControllerFailed', 'the controller was reset while this admin command waited'));
+      try {
+        await this.init();
+      } catch (e) {
+        for (const list of survivors) for (const { p } of list) p.reject(e);
+        throw e;
+      }
+      for (const list of survivors) {
+        for (const { qid, p } of list) {
+          const q = this.queues[Math.min(qid, this.queues.length - 1)]!;
+          this.enqueue(q, p.sqe, p.pages, p.tries).then(p.resolve, p.reject);
+        }
+      }
+      for (const q of this.queues) this.ring(q);
+    })().finally(() => (this.recovering = null));
+    return this.recovering.catch(() => {});
+  }
+
+  // ---- admin ----
+
+  /** An admin command; rejects with NvmeCommandFailed unless `raw`. */
+  private async admin(sqe: Uint8Array, raw = false): Promise<NvmeCompletion> {
+    const q = this.queues[0];
+    if (!q) throw new SgringError('NvmeControllerFailed', 'the driver is not initialised (await init())');
+    const done = this.enqueue(q, sqe);
+    this.ring(q);
+    const c = await done;
+    if (!raw && c.status !== 0) throw commandError(sqe, c);
+    return c;
+  }
+
+  /** An admin command that returns `bytes` of data into a bounce page. */
+  private async adminData(sqe: Uint8Array, bytes: number): Promise<Uint8Array> {
+    const pages = Math.ceil(bytes / PAGE);
+    const gpa = this.opts.allocPages(pages);
+    try {
+      new DataView(sqe.buffer).setBigUint64(24, BigInt(gpa), true);
+      if (pages === 2) new DataView(sqe.buffer).setBigUint64(32, BigInt(gpa + PAGE), true);
+      await this.admin(sqe);
+      return this.core.u8.slice(this.core.guestBase + gpa, this.core.guestBase + gpa + bytes);
+    } finally {
+      this.opts.allocPages.free?.(gpa);
+    }
+  }
+
+  /**
+   * Sends a raw admin command (the CID is the driver's) and resolves with its completion,
+   * error statuses included: the vendor commands of a model, for instance.
+   */
+  async adminPassthrough(sqe: Uint8Array): Promise<NvmeCompletion> {
+    if (!(sqe instanceof Uint8Array) || sqe.length !== 64) throw new SgringError('InvalidArgument', 'adminPassthrough takes a 64-byte SQE');
+    return this.admin(sqe.slice(), true);
+  }
+
+  // ---- I/O ----
+
+  private ioQueue(): Queue {
+    if (this.queues.length < 2) throw new SgringError('NvmeControllerFailed', 'no I/O queue: await init() first');
+    const q = this.queues[1 + (this.ioNext++ % (this.queues.length - 1))]!;
+    return q;
+  }
+
+  private ns(nsid: number): NamespaceInfo {
+    const ns = this.namespaces.find((n) => n.nsid === nsid);
+    if (!ns) throw new SgringError('InvalidArgument', `namespace ${nsid} is not active (${this.namespaces.map((n) => n.nsid).join(', ') || 'none'})`);
+    return ns;
+  }
+
+  /** Reads `blocks` blocks from `lba` into `into` (a Uint8Array of at least blocks x blockSize), or returns them. */
+  async read(nsid: number, lba: number | bigint, blocks: number, into?: Uint8Array): Promise<Uint8Array> {
+    const ns = this.ns(nsid);
+    const bytes = this.checkIo(ns, lba, blocks, into, 'read');
+    const out = into ?? new Uint8Array(bytes);
+    await this.transfer(NVM.read, ns, lba, blocks, bytes, (gpa) => out.set(this.core.u8.subarray(this.core.guestBase + gpa, this.core.guestBase + gpa + bytes)));
+    return out;
+  }
+
+  /** Writes `data` (blocks x blockSize bytes) at `lba`. */
+  async write(nsid: number, lba: number | bigint, data: Uint8Array): Promise<void> {
+    const ns = this.ns(nsid);
+    if (!(data instanceof Uint8Array) || data.length === 0 || data.length % ns.blockSize !== 0) {
+      throw new SgringError('InvalidArgument', `write: data must be a Uint8Array of whole ${ns.blockSize}-byte blocks`);
+    }
+    const blocks = data.length / ns.blockSize;
+    const bytes = this.checkIo(ns, lba, blocks, undefined, 'write');
+    await this.transfer(NVM.write, ns, lba, blocks, bytes, null, (gpa) => this.core.u8.set(data, this.core.guestBase + gpa));
+  }
+
+  /** Flush (makes every completed write durable). */
+  async flush(nsid: number): Promise<void> {
+    this.ns(nsid);
+    const q = this.ioQueue();
+    const sqe = this.sqe(NVM.flush, nsid);
+    const done = this.enqueue(q, sqe);
+    this.ring(q);
+    const c = await done;
+    if (c.status !== 0) throw commandError(sqe, c);
+  }
+
+  private checkIo(ns: NamespaceInfo, lba: number | bigint, blocks: number, into: Uint8Array | undefined, what: string): number {
+    const l = typeof lba === 'bigint' ? lba : Number.isSafeInteger(lba) && lba >= 0 ? BigInt(lba) : -1n;
+    if (l < 0n || !Number.isInteger(blocks) || blocks < 1 || blocks > 65536) throw new SgringError('InvalidArgument', `${what}: lba ${String(lba)} / blocks ${String(blocks)}`);
+    const bytes = blocks * ns.blockSize;
+    if (bytes > this.maxTransfer) throw new SgringError('InvalidArgument', `${what}: ${bytes} bytes is more than the controller's max transfer (${this.maxTransfer})`);
+    if (into !== undefined && (!(into instanceof Uint8Array) || into.length < bytes)) throw new SgringError('InvalidArgument', `${what}: the buffer must hold ${bytes} bytes`);
+    return bytes;
+  }
+
+  /** A data buffer of whole guest pages, PRPs for it, the command, and the copy in or out. */
+  private async transfer(opcode: number, ns: NamespaceInfo, lba: number | bigint, blocks: number, bytes: number,
+    copyOut: ((gpa: number) => void) | null, copyIn?: (gpa: number) => void): Promise<void> {
+    const pages = Math.ceil(bytes / PAGE);
+    const gpa = this.opts.allocPages(pages);
+    const list = pages > 2 ? this.opts.allocPages(Math.ceil((pages * 8) / PAGE)) : -1;
+    const owned = list >= 0 ? [gpa, list] : [gpa];
+    try {
+      copyIn?.(gpa);
+      const prp = buildPrp(this.core, { addr: gpa, length: bytes, pages: Array.from({ length: pages - 1 }, (_, i) => gpa + (i + 1) * PAGE), listPages: list >= 0 ? Array.from({ length: Math.ceil((pages * 8) / PAGE) }, (_, i) => list + i * PAGE) : [] });
+      const l = BigInt(lba);
+      const sqe = this.sqe(opcode, ns.nsid, { 10: Number(l & 0xffff_ffffn), 11: Number(l >> 32n), 12: blocks - 1 }, Number(prp.prp1), prp.prp2);
+      const q = this.ioQueue();
+      const done = this.enqueue(q, sqe, owned);
+      this.ring(q);
+      const c = await done;
+      if (c.status !== 0) throw commandError(sqe, c);
+      copyOut?.(gpa);
+    } finally {
+      for (const p of owned) this.opts.allocPages.free?.(p);
+    }
+  }
+
+  /** Controller shutdown (CC.SHN normal), waiting for SHST complete. */
+  async shutdown(): Promise<void> {
+    this.ctrl.mmioWrite(REG.CC, 4, (Number(this.ctrl.mmioRead(REG.CC, 4)) & ~0xc000) | 0x4000);
+    const until = Date.now() + this.capTimeoutMs;
+    while (((Number(this.ctrl.mmioRead(REG.CSTS, 4)) >> 2) & 3) !== 2) {
+      if (Date.now() > until) throw new SgringError('NvmeControllerFailed', 'the shutdown did not complete within CAP.TO');
+      await sleep(1);
+    }
+  }
+}
+
+const OPNAMES: Record<number, string> = { 0: 'FLUSH', 1: 'WRITE', 2: 'READ' };
+
+/** NvmeCommandFailed for a completion, with the status decoded as FreeBSD prints it (SCT/SC). */
+function commandError(sqe: Uint8Array, c: NvmeCompletion): SgringError {
+  const sct = statusSct(c.status);
+  const sc = statusSc(c.status);
+  const hex = (n: number) => n.toString(16).padStart(2, '0');
+  return new SgringError('NvmeCommandFailed', `${OPNAMES[sqe[0]!] ?? `opcode 0x${hex(sqe[0]!)}`} sqid:${c.sqid} cid:${c.cid}: status ${hex(sct)}/${hex(sc)}${statusDnr(c.status) ? ' DNR' : ''}`,
+    { sct, sc, dnr: statusDnr(c.status), status: c.status, cdw0: c.cdw0, opcode: sqe[0] });
+}
