@@ -51,7 +51,8 @@ interface Pending {
   sqe: Uint8Array;
   resolve: (c: NvmeCompletion) => void;
   reject: (e: unknown) => void;
-  timer: ReturnType<typeof setTimeout> | null;
+  /** The deadline's timer (typed loosely: Node and browsers disagree, and the library's types name neither). */
+  timer: unknown;
   tries: number;
   /** Guest pages to give back when the command is done. */
   pages: number[];
@@ -223,7 +224,7 @@ export class NvmeDriver {
   }
 
   /** Takes every new CQE (phase tag), settles its command, rings the CQ head doorbell once. */
-  reap(q: Queue): number {
+  private reap(q: Queue): number {
     const dv = this.core.dv;
     let n = 0;
     for (;;) {
@@ -245,7 +246,7 @@ export class NvmeDriver {
     if (!p || c.sqid !== q.qid) return; // a CQE for no outstanding command (checklist 59): ignored
     q.pending.delete(c.cid);
     q.free.push(c.cid);
-    if (p.timer) clearTimeout(p.timer);
+    if (p.timer) clearTimeout(p.timer as number);
     if (c.status !== 0 && !statusDnr(c.status) && p.tries < this.opts.retries) {
       this.stats.retries++;
       this.enqueue(q, p.sqe, p.pages, p.tries + 1).then(p.resolve, p.reject);
@@ -280,7 +281,7 @@ export class NvmeDriver {
       this.stats.resets++;
       const survivors = this.queues.filter((q) => q.qid !== 0).map((q) => [...q.pending.values()].map((p) => ({ qid: q.qid, p })));
       const adminWaiting = [...(this.queues[0]?.pending.values() ?? [])];
-      for (const q of this.queues) for (const p of q.pending.values()) if (p.timer) clearTimeout(p.timer);
+      for (const q of this.queues) for (const p of q.pending.values()) if (p.timer) clearTimeout(p.timer as number);
       for (const p of adminWaiting) p.reject(new SgringError('NvmeControllerFailed', 'the controller was reset while this admin command waited'));
       try {
         await this.init();
