@@ -18,6 +18,8 @@ export interface NvmeRegisters {
   mmioRead(offset: number, size: 4 | 8): number | bigint;
   mmioWrite(offset: number, size: 4 | 8, value: number | bigint): void;
   onInterrupt?: ((vector: number) => void) | null;
+  /** For a controller in another thread: resolves once its registers can be read. */
+  whenReady?(): Promise<void>;
 }
 
 export interface NvmeDriverOptions {
@@ -116,6 +118,7 @@ export class NvmeDriver {
 
   /** Brings the controller up and creates the I/O queues. Throws NvmeControllerFailed when it will not come ready. */
   async init(): Promise<void> {
+    await this.ctrl.whenReady?.();
     const cap = BigInt(this.ctrl.mmioRead(REG.CAP, 8));
     const mqes = Number(cap & 0xffffn) + 1;
     this.capTimeoutMs = Math.max(500, Number((cap >> 24n) & 0xffn) * 500);

@@ -1,0 +1,16 @@
+// The controller thread of the two-thread NVMe test: an NvmeController over the shared memory,
+// its DMA domain attached from the main thread's, a memory disk, served until the driver closes.
+// workerData: { memory, channel, domain, blocks }
+import { parentPort, workerData } from 'node:worker_threads';
+import { IommuDomain, loadCoreSync, MemoryDisk, NvmeController, NvmeMmioChannel, serveNvme } from '../../../dist/index.mjs';
+
+const d = workerData;
+try {
+  const core = loadCoreSync({ memory: d.memory });
+  const dma = IommuDomain.attach(core, d.domain, 'nvme0');
+  const ctrl = new NvmeController(core, { dma, namespaces: [{ backend: MemoryDisk.create(core, { blockCount: d.blocks }) }], maxQueues: 4 });
+  serveNvme(ctrl, NvmeMmioChannel.attach(core, d.channel));
+  parentPort.postMessage({ health: { reads: Number(ctrl.health.readCommands), writes: Number(ctrl.health.writeCommands) } });
+} catch (e) {
+  parentPort.postMessage({ error: String(e?.stack ?? e) });
+}
