@@ -252,3 +252,27 @@ describe('NVMe controller: taps', () => {
     expect([sum.status, sum.cdw0]).toEqual([0, 42]);
   });
 });
+
+describe('NVMe controller: interrupt and register taps', () => {
+  it('nvme:msix:writeback sees each interrupt and may drop it; pci:regwrite:decode may veto a register write', async () => {
+    const taps = new TapRegistry();
+    const h = new Host({ taps });
+    const seen: number[] = [];
+    const m = taps.attach('nvme:msix:writeback', (ctx) => {
+      seen.push(ctx.completion.cdw0);
+      ctx.drop();
+    });
+    h.enable();
+    await h.cmd(0, h.sqe(0x0a, 0, { 10: 0x07 }));
+    expect(seen).toEqual([0]);
+    expect(h.interrupts).toEqual([]); // dropped: the host found the completion by polling
+    m.detach();
+    await h.cmd(0, h.sqe(0x0a, 0, { 10: 0x07 }));
+    expect(h.interrupts).toEqual([0]);
+    taps.attach('pci:regwrite:decode', (ctx) => {
+      if (ctx.io.opcode === 0x14) ctx.drop(); // CC writes never arrive
+    });
+    h.w32(0x14, 0);
+    expect(h.r32(0x1c) & 1).toBe(1); // still ready: the reset was vetoed
+  });
+});

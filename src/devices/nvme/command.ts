@@ -26,15 +26,24 @@ export interface Result {
 export const ok = (cdw0 = 0): Result => ({ status: 0, cdw0 });
 export const fail = (status: number): Result => ({ status, cdw0: 0 });
 
+class FetchedCommand implements Command {
+  readonly dv: DataView;
+  readonly opcode: number;
+  readonly cid: number;
+  readonly nsid: number;
+  constructor(readonly sqid: number, readonly sqe: Uint8Array, readonly sqhd: number) {
+    this.dv = new DataView(sqe.buffer, sqe.byteOffset, 64);
+    this.opcode = sqe[0]!;
+    this.cid = this.dv.getUint16(2, true);
+    this.nsid = this.dv.getUint32(4, true);
+  }
+  cdw(i: number): number {
+    return this.dv.getUint32(4 * i, true);
+  }
+}
+
 export function makeCommand(sqid: number, sqe: Uint8Array, sqhd: number): Command {
-  const dv = new DataView(sqe.buffer, sqe.byteOffset, 64);
-  return {
-    sqid, sqe, dv, sqhd,
-    opcode: sqe[0]!,
-    cid: dv.getUint16(2, true),
-    nsid: dv.getUint32(4, true),
-    cdw: (i: number) => dv.getUint32(4 * i, true),
-  };
+  return new FetchedCommand(sqid, sqe, sqhd);
 }
 
 /** SLBA (CDW10-11) as a number when it is below 2^53, else Infinity (out of range anyway). */

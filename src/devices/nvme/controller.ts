@@ -83,6 +83,7 @@ export class NvmeController implements ControllerContext {
   private readonly io: Stages | null;
   private readonly regread: StagePoint | null;
   private readonly regwrite: StagePoint | null;
+  private readonly msix: StagePoint | null;
   private readonly opts: NvmeControllerOptions;
   private cc = 0;
   private csts = 0;
@@ -126,16 +127,17 @@ export class NvmeController implements ControllerContext {
       const points = this.taps.declare(this.name, [
         ...['fetch', 'decode', 'execute', 'writeback'].map((s) => stage(`nvme:admin:${s}`)),
         ...['fetch', 'decode', 'execute', 'writeback'].map((s) => stage(`nvme:io:${s}`)),
-        stage('pci:regread:writeback'), stage('pci:regwrite:decode'),
+        stage('pci:regread:writeback'), stage('pci:regwrite:decode'), stage('nvme:msix:writeback'),
       ], { encoder: nvmeTcpEncoder });
       const group = (o: number): Stages => ({ fetch: points[o]!, decode: points[o + 1]!, execute: points[o + 2]!, writeback: points[o + 3]! });
       this.admin = group(0);
       this.io = group(4);
       this.regread = points[8]!;
       this.regwrite = points[9]!;
+      this.msix = points[10]!;
     } else {
       this.admin = this.io = null;
-      this.regread = this.regwrite = null;
+      this.regread = this.regwrite = this.msix = null;
     }
     this.reset();
   }
@@ -496,6 +498,12 @@ export class NvmeController implements ControllerContext {
   private interrupt(cq: CompletionQueue): void {
     if (!cq.ien || !this.onInterrupt) return;
     if (cq.vector < 32 && (this.intms & (1 << cq.vector)) !== 0) return; // masked (INTMS/INTMC)
+    if (this.msix?.taps) {
+      // A tap may drop the message (a lost interrupt: the driver must find the completions anyway).
+      const completion = { status: 0, cdw0: cq.vector };
+      const o = this.taps!.run(this.msix, { ...this.regEvent(cq.vector, completion), queue: cq.id, request: `msix:${cq.id}` });
+      if (o.action === 'drop' || o.action === 'complete') return;
+    }
     this.onInterrupt(cq.vector);
   }
 

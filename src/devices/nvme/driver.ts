@@ -191,7 +191,7 @@ export class NvmeDriver {
     dv.setUint32(4, nsid >>> 0, true);
     dv.setBigUint64(24, BigInt(prp1), true);
     dv.setBigUint64(32, BigInt(prp2), true);
-    for (const [i, v] of Object.entries(cdw)) dv.setUint32(4 * Number(i), v >>> 0, true);
+    for (const i in cdw) dv.setUint32(4 * Number(i), cdw[i]! >>> 0, true);
     return b;
   }
 
