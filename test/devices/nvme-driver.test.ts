@@ -51,6 +51,34 @@ describe('NvmeDriver over NvmeController', () => {
     expect(pages.stats().usedPages).toBe(before);
   });
 
+  it('reads and writes straight to the caller\'s guest segments: PRPs when the list obeys the rule, bounced where it does not', async () => {
+    const { drv, core, disk } = rig();
+    await drv.init();
+    const g = (gpa: number, n: number) => core.u8.subarray(core.guestBase + gpa, core.guestBase + gpa + n);
+    // Legal for PRPs: a dword-aligned start running to its page end, then whole pages elsewhere.
+    const legal = [{ addr: 0x380_0400, len: 3072 }, { addr: 0x390_0000, len: 4096 }, { addr: 0x388_0000, len: 1024 }];
+    const data = pattern(8192, 3);
+    let at = 0;
+    for (const s of legal) {
+      g(s.addr, s.len).set(data.subarray(at, at + s.len));
+      at += s.len;
+    }
+    await drv.write(1, 40, 16, legal);
+    expect(firstDiff(core.u8.slice(disk.ptr + 40 * 512, disk.ptr + 40 * 512 + 8192), data)).toBe(-1);
+    // Not legal: pieces starting mid-page (the D1964 shape) and an odd length in the middle.
+    const odd = [{ addr: 0x3a0_0200, len: 3584 }, { addr: 0x3b0_0200, len: 1000 }, { addr: 0x3c0_0000, len: 3608 }];
+    await drv.read(1, 40, 16, odd);
+    at = 0;
+    for (const s of odd) {
+      expect(firstDiff(g(s.addr, s.len).slice(), data.subarray(at, at + s.len))).toBe(-1);
+      at += s.len;
+    }
+    await drv.write(1, 80, 16, odd);
+    expect(firstDiff(await drv.read(1, 80, 16), data)).toBe(-1);
+    expect(await codeOf(drv.read(1, 0, 2, [{ addr: 0x3a0_0000, len: 512 }]))).toBe('InvalidArgument'); // 512 bytes for 2 blocks
+    expect(await codeOf(drv.write(1, 0, 2, new Uint8Array(512)))).toBe('InvalidArgument');
+  });
+
   it('errors carry the NVMe status; bad arguments are refused before anything is sent', async () => {
     const { drv } = rig({ blocks: 100 });
     await drv.init();

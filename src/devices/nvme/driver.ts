@@ -9,6 +9,7 @@ import type { Core } from '../../engine/core';
 import { SgringError } from '../../engine/errors';
 import { optionNames } from '../../core/args';
 import { buildPrp } from '../../core/nvme-prp';
+import { copyFromBounce, copyToBounce, planPageList, zeroBounce, type Segment } from '../../core/pagelist';
 import type { PageAllocator } from '../../vmbus/guest-pages';
 import { REG } from './registers';
 import { statusDnr, statusSc, statusSct } from './status';
@@ -353,24 +354,76 @@ export class NvmeDriver {
     return ns;
   }
 
-  /** Reads `blocks` blocks from `lba` into `into` (a Uint8Array of at least blocks x blockSize), or returns them. */
-  async read(nsid: number, lba: number | bigint, blocks: number, into?: Uint8Array): Promise<Uint8Array> {
+  /**
+   * Reads `blocks` blocks from `lba`: into a Uint8Array (returned; a new one when none is given),
+   * or straight into guest memory described by a scatter-gather list of guest-physical segments
+   * (bounced where the list breaks the PRP rule).
+   */
+  read(nsid: number, lba: number | bigint, blocks: number, into?: Uint8Array): Promise<Uint8Array>;
+  read(nsid: number, lba: number | bigint, blocks: number, segments: readonly Segment[]): Promise<void>;
+  async read(nsid: number, lba: number | bigint, blocks: number, target?: Uint8Array | readonly Segment[]): Promise<Uint8Array | void> {
     const ns = this.ns(nsid);
+    if (Array.isArray(target)) {
+      const bytes = this.checkIo(ns, lba, blocks, undefined, 'read');
+      return this.segmentTransfer(NVM.read, ns, lba, blocks, bytes, target as readonly Segment[]);
+    }
+    const into = target as Uint8Array | undefined;
     const bytes = this.checkIo(ns, lba, blocks, into, 'read');
     const out = into ?? new Uint8Array(bytes);
     await this.transfer(NVM.read, ns, lba, blocks, bytes, (gpa) => out.set(this.core.u8.subarray(this.core.guestBase + gpa, this.core.guestBase + gpa + bytes)));
     return out;
   }
 
-  /** Writes `data` (blocks x blockSize bytes) at `lba`. */
-  async write(nsid: number, lba: number | bigint, data: Uint8Array): Promise<void> {
+  /**
+   * Writes at `lba`: `write(nsid, lba, data)` with whole blocks of data, or
+   * `write(nsid, lba, blocks, data | segments)` (segments: guest-physical, as for read).
+   */
+  write(nsid: number, lba: number | bigint, data: Uint8Array): Promise<void>;
+  write(nsid: number, lba: number | bigint, blocks: number, data: Uint8Array | readonly Segment[]): Promise<void>;
+  async write(nsid: number, lba: number | bigint, a: Uint8Array | number, b?: Uint8Array | readonly Segment[]): Promise<void> {
     const ns = this.ns(nsid);
-    if (!(data instanceof Uint8Array) || data.length === 0 || data.length % ns.blockSize !== 0) {
-      throw new SgringError('InvalidArgument', `write: data must be a Uint8Array of whole ${ns.blockSize}-byte blocks`);
+    const data = typeof a === 'number' ? b : a;
+    if (Array.isArray(data)) {
+      const bytes = this.checkIo(ns, lba, a as number, undefined, 'write');
+      return this.segmentTransfer(NVM.write, ns, lba, a as number, bytes, data as readonly Segment[]);
+    }
+    if (!(data instanceof Uint8Array) || data.length === 0 || data.length % ns.blockSize !== 0 || (typeof a === 'number' && data.length !== a * ns.blockSize)) {
+      throw new SgringError('InvalidArgument', `write: data must be a Uint8Array of whole ${ns.blockSize}-byte blocks${typeof a === 'number' ? ` (${a} of them)` : ''}`);
     }
     const blocks = data.length / ns.blockSize;
     const bytes = this.checkIo(ns, lba, blocks, undefined, 'write');
     await this.transfer(NVM.write, ns, lba, blocks, bytes, null, (gpa) => this.core.u8.set(data, this.core.guestBase + gpa));
+  }
+
+  /**
+   * A transfer straight to or from the caller's guest segments: their PRPs when the list obeys
+   * the PRP rule, else the plan that bounces the fewest bytes (planPageList, rule 'nvme-prp').
+   */
+  private async segmentTransfer(opcode: number, ns: NamespaceInfo, lba: number | bigint, blocks: number, bytes: number, segments: readonly Segment[]): Promise<void> {
+    const total = segments.reduce((n, g) => n + (Number.isSafeInteger(g?.len) ? g.len : NaN), 0);
+    if (total !== bytes) throw new SgringError('InvalidArgument', `the segments hold ${total} bytes; ${blocks} blocks are ${bytes}`);
+    const bounceCount = Math.ceil(bytes / PAGE) + 1;
+    const pool = this.opts.allocPages(bounceCount);
+    const plan = planPageList(segments, { rule: 'nvme-prp', core: this.core, bouncePages: Array.from({ length: bounceCount }, (_, i) => pool + i * PAGE) });
+    const frames = plan.pages.map((f) => f * PAGE);
+    const listPages = Math.ceil((frames.length * 8) / PAGE);
+    const list = frames.length > 2 ? this.opts.allocPages(listPages) : -1;
+    const owned = list >= 0 ? [pool, list] : [pool];
+    try {
+      if (opcode === NVM.write) copyToBounce(this.core, segments, plan);
+      else zeroBounce(this.core, segments, plan);
+      const prp = buildPrp(this.core, { addr: frames[0]! + plan.byteOffset, length: bytes, pages: frames.slice(1), listPages: list >= 0 ? Array.from({ length: listPages }, (_, i) => list + i * PAGE) : [] });
+      const l = BigInt(lba);
+      const sqe = this.sqe(opcode, ns.nsid, { 10: Number(l & 0xffff_ffffn), 11: Number(l >> 32n), 12: blocks - 1 }, Number(prp.prp1), prp.prp2);
+      const q = this.ioQueue();
+      const done = this.enqueue(q, sqe, owned);
+      this.ring(q);
+      const c = await done;
+      if (c.status !== 0) throw commandError(sqe, c);
+      if (opcode === NVM.read) copyFromBounce(this.core, segments, plan, bytes);
+    } finally {
+      for (const p of owned) this.opts.allocPages.free?.(p);
+    }
   }
 
   /** Flush (makes every completed write durable). */
