@@ -30,13 +30,15 @@ export function executeAdmin(ctrl: ControllerContext, c: Command): Result | null
   }
 }
 
-/** Copies `data` (from `offset`) to the command's data pointer, at most `length` bytes. */
+/**
+ * Copies `data` from `offset` to the command's data pointer: exactly min(length, size - offset)
+ * bytes, the rest of the host's buffer untouched (bhyve wrote past it: nvme.md §6.6 #10, §6.7).
+ */
 function reply(ctrl: ControllerContext, c: Command, data: Uint8Array, length = 4096, offset = 0): Result {
   if (offset >= data.length && data.length > 0) return fail(NVME_SC.invalidField); // spec §3.7 item 55, QEMU CVE-2021-3947
   const segs = ctrl.dataSegments(c, length);
   if (typeof segs === 'number') return fail(segs);
-  const out = new Uint8Array(length);
-  out.set(data.subarray(offset, offset + Math.min(length, data.length - offset)));
+  const out = data.slice(offset, offset + Math.min(length, data.length - offset));
   const st = ctrl.toHost(segs, out);
   return st === 0 ? { status: 0, cdw0: 0, data: out } : fail(st);
 }
@@ -123,8 +125,11 @@ function setFeatures(ctrl: ControllerContext, c: Command): Result {
   const v = c.cdw(11);
   switch (fid) {
     case FID.numberOfQueues: {
-      // Requested counts are 0's based; 0xFFFF is invalid. The answer is what the controller has.
+      // Requested counts are 0's based; 0xFFFF is invalid. The answer is what the controller has,
+      // and it is given once per reset: asking again is a Command Sequence Error (nvme.md §6.6 #23).
       if ((v & 0xffff) === 0xffff || v >>> 16 === 0xffff) return fail(NVME_SC.invalidField);
+      if (ctrl.features.has(QUEUES_SET)) return fail(NVME_SC.commandSequenceError);
+      ctrl.features.set(QUEUES_SET, 1);
       const n = ctrl.maxIoQueues - 1;
       const answer = (n << 16) | n;
       ctrl.features.set(fid, answer);
@@ -159,5 +164,8 @@ function getLogPage(ctrl: ControllerContext, c: Command): Result {
   if (offset >= BigInt(page.length)) return fail(NVME_SC.invalidField);
   return reply(ctrl, c, page, length, Number(offset));
 }
+
+/** A pseudo feature id marking that Number of Queues was set since the last reset. */
+const QUEUES_SET = 0x10007;
 
 export { FID };
