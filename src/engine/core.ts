@@ -133,6 +133,14 @@ export class Core {
     return heapAlloc(this, bytes, align);
   }
 
+  /**
+   * Like alloc, but the region is not zeroed: for staging buffers the caller fills completely
+   * before anything reads them (a fresh region holds zeros; a reused one, old bytes).
+   */
+  allocUninitialized(bytes: number, align = 8): number {
+    return heapAlloc(this, bytes, align, false);
+  }
+
   /** Gives back a region from `alloc`. Freeing anything else, or twice, throws InvalidArgument. */
   free(ptr: number): void {
     heapFree(this, ptr);

@@ -90,8 +90,11 @@ function checkAlloc(bytes: number, align: number, what: string): void {
   }
 }
 
-/** Zeroed region of `bytes` aligned to `align`, reusing a freed block of its class when one waits. */
-export function heapAlloc(m: HeapMemory, bytes: number, align: number): number {
+/**
+ * A region of `bytes` aligned to `align`, reusing a freed block of its class when one waits;
+ * zeroed unless `zero` is false (for staging a caller overwrites whole before reading).
+ */
+export function heapAlloc(m: HeapMemory, bytes: number, align: number, zero = true): number {
   checkAlloc(bytes, align, 'alloc');
   const need = bytes + Math.max(align, HEADER);
   if (need > MEMORY_LIMIT) throw new SgringError('OutOfMemory', `alloc(${bytes}) is larger than the 2 GiB core memory`);
@@ -124,7 +127,7 @@ export function heapAlloc(m: HeapMemory, bytes: number, align: number): number {
     w[h + 3] = block;
     w[LIVE_BLOCKS] += 1;
     w[LIVE_BYTES] += size;
-    m.u8.fill(0, user, user + bytes);
+    if (zero) m.u8.fill(0, user, user + bytes);
     return user;
   } finally {
     unlock(m.i32);

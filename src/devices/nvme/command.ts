@@ -12,6 +12,8 @@ export interface Command {
   readonly sqhd: number;
   /** Command dword i (0..15). */
   cdw(i: number): number;
+  /** The u64 at byte `at` (PRP1 at 24, PRP2 at 32): a number below 2^53, else a bigint. */
+  u64(at: number): number | bigint;
 }
 
 export interface Result {
@@ -26,19 +28,29 @@ export interface Result {
 export const ok = (cdw0 = 0): Result => ({ status: 0, cdw0 });
 export const fail = (status: number): Result => ({ status, cdw0: 0 });
 
+/** Little-endian u32 at byte `at` (no DataView: one per command costs more than the command's parsing). */
+const le32 = (b: Uint8Array, at: number) => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+
 class FetchedCommand implements Command {
-  readonly dv: DataView;
   readonly opcode: number;
   readonly cid: number;
   readonly nsid: number;
+  private view: DataView | null = null;
   constructor(readonly sqid: number, readonly sqe: Uint8Array, readonly sqhd: number) {
-    this.dv = new DataView(sqe.buffer, sqe.byteOffset, 64);
     this.opcode = sqe[0]!;
-    this.cid = this.dv.getUint16(2, true);
-    this.nsid = this.dv.getUint32(4, true);
+    this.cid = sqe[2]! | (sqe[3]! << 8);
+    this.nsid = le32(sqe, 4);
+  }
+  get dv(): DataView {
+    return (this.view ??= new DataView(this.sqe.buffer, this.sqe.byteOffset, 64));
   }
   cdw(i: number): number {
-    return this.dv.getUint32(4 * i, true);
+    return le32(this.sqe, 4 * i);
+  }
+  u64(at: number): number | bigint {
+    const lo = le32(this.sqe, at);
+    const hi = le32(this.sqe, at + 4);
+    return hi < 0x200000 ? hi * 0x1_0000_0000 + lo : (BigInt(hi) << 32n) | BigInt(lo);
   }
 }
 

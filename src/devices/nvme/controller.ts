@@ -554,7 +554,7 @@ export class NvmeController implements ControllerContext {
     const psdt = c.sqe[1]! >>> 6;
     const opts = { length, mdts: this.mdts, maxMappings: 4096 };
     const r = psdt === 0
-      ? walkPrp(this.core, { prp1: c.dv.getBigUint64(24, true), prp2: c.dv.getBigUint64(32, true), ...opts })
+      ? walkPrp(this.core, { prp1: c.u64(24), prp2: c.u64(32), ...opts })
       : psdt === 3 ? null : walkSgl(this.core, { sgl1: c.sqe.subarray(24, 40), ...opts });
     if (r === null) return NVME_SC.invalidField;
     return r.ok ? r.segments : r.status.field;

@@ -54,8 +54,8 @@ interface Pending {
   sqe: Uint8Array;
   resolve: (c: NvmeCompletion) => void;
   reject: (e: unknown) => void;
-  /** The deadline's timer (typed loosely: Node and browsers disagree, and the library's types name neither). */
-  timer: unknown;
+  /** When the command is overdue (ms, performance.now()); 0 while recovery handles it. */
+  deadline: number;
   tries: number;
   /** Guest pages to give back when the command is done. */
   pages: number[];
@@ -185,14 +185,28 @@ export class NvmeDriver {
 
   // ---- submission and completion ----
 
-  sqe(opcode: number, nsid: number, cdw: Record<number, number> = {}, prp1 = 0, prp2 = 0n as bigint | number): Uint8Array {
+  sqe(opcode: number, nsid: number, cdw: Record<number, number> = {}, prp1: number | bigint = 0, prp2: number | bigint = 0): Uint8Array {
     const b = new Uint8Array(64);
-    const dv = new DataView(b.buffer);
+    const u32 = (at: number, v: number) => {
+      b[at] = v;
+      b[at + 1] = v >>> 8;
+      b[at + 2] = v >>> 16;
+      b[at + 3] = v >>> 24;
+    };
+    const u64 = (at: number, v: number | bigint) => {
+      if (typeof v === 'bigint') {
+        u32(at, Number(v & 0xffff_ffffn));
+        u32(at + 4, Number((v >> 32n) & 0xffff_ffffn));
+      } else {
+        u32(at, v % 0x1_0000_0000);
+        u32(at + 4, Math.floor(v / 0x1_0000_0000));
+      }
+    };
     b[0] = opcode;
-    dv.setUint32(4, nsid >>> 0, true);
-    dv.setBigUint64(24, BigInt(prp1), true);
-    dv.setBigUint64(32, BigInt(prp2), true);
-    for (const i in cdw) dv.setUint32(4 * Number(i), cdw[i]! >>> 0, true);
+    u32(4, nsid >>> 0);
+    u64(24, prp1);
+    u64(32, prp2);
+    for (const i in cdw) u32(4 * Number(i), cdw[i]! >>> 0);
     return b;
   }
 
@@ -204,13 +218,14 @@ export class NvmeDriver {
         reject(new SgringError('BufferTooSmall', `queue ${q.qid} has ${q.size - 1} commands in flight`));
         return;
       }
-      new DataView(sqe.buffer, sqe.byteOffset, 64).setUint16(2, cid, true);
+      sqe[2] = cid;
+      sqe[3] = cid >>> 8;
       this.core.u8.set(sqe, this.core.guestBase + q.sq + q.tail * 64);
       q.tail = (q.tail + 1) % q.size;
       q.unrung++;
-      const p: Pending = { sqe, resolve, reject, timer: null, tries, pages };
-      p.timer = setTimeout(() => void this.timedOut(q, cid), this.opts.timeoutMs);
+      const p: Pending = { sqe, resolve, reject, deadline: performance.now() + this.opts.timeoutMs, tries, pages };
       q.pending.set(cid, p);
+      this.armSweep();
     });
   }
 
@@ -250,7 +265,6 @@ export class NvmeDriver {
     if (!p || c.sqid !== q.qid) return; // a CQE for no outstanding command (checklist 59): ignored
     q.pending.delete(c.cid);
     q.free.push(c.cid);
-    if (p.timer) clearTimeout(p.timer as number);
     if (c.status !== 0 && !statusDnr(c.status) && p.tries < this.opts.retries) {
       this.stats.retries++;
       this.enqueue(q, p.sqe, p.pages, p.tries + 1).then(p.resolve, p.reject);
@@ -260,11 +274,34 @@ export class NvmeDriver {
     p.resolve(c);
   }
 
+  /**
+   * One timer for every deadline: it runs while commands are in flight, every quarter of the
+   * timeout, and starts recovery for each overdue command (a timer per command would cost more
+   * than the command).
+   */
+  private sweepTimer: unknown = null;
+  private armSweep(): void {
+    if (this.sweepTimer !== null) return;
+    const tick = () => {
+      this.sweepTimer = null;
+      const now = performance.now();
+      let busy = false;
+      for (const q of this.queues) {
+        for (const [cid, p] of q.pending) {
+          busy = true;
+          if (p.deadline !== 0 && now >= p.deadline) void this.timedOut(q, cid);
+        }
+      }
+      if (busy) this.armSweep();
+    };
+    this.sweepTimer = setTimeout(tick, Math.max(1, this.opts.timeoutMs / 4));
+  }
+
   private async timedOut(q: Queue, cid: number): Promise<void> {
     const p = q.pending.get(cid);
-    if (!p) return;
+    if (!p || p.deadline === 0) return;
     this.stats.timeouts++;
-    p.timer = null;
+    p.deadline = 0;
     if (q.qid !== 0) {
       this.stats.aborts++;
       const abort = this.admin(this.sqe(ADMIN.abort, 0, { 10: (cid << 16) | q.qid }), true).catch(() => null);
@@ -285,7 +322,7 @@ export class NvmeDriver {
       this.stats.resets++;
       const survivors = this.queues.filter((q) => q.qid !== 0).map((q) => [...q.pending.values()].map((p) => ({ qid: q.qid, p })));
       const adminWaiting = [...(this.queues[0]?.pending.values() ?? [])];
-      for (const q of this.queues) for (const p of q.pending.values()) if (p.timer) clearTimeout(p.timer as number);
+      for (const q of this.queues) for (const p of q.pending.values()) p.deadline = 0;
       for (const p of adminWaiting) p.reject(new SgringError('NvmeControllerFailed', 'the controller was reset while this admin command waited'));
       try {
         await this.init();
@@ -450,14 +487,17 @@ export class NvmeDriver {
   private async transfer(opcode: number, ns: NamespaceInfo, lba: number | bigint, blocks: number, bytes: number,
     copyOut: ((gpa: number) => void) | null, copyIn?: (gpa: number) => void): Promise<void> {
     const pages = Math.ceil(bytes / PAGE);
-    const gpa = this.opts.allocPages(pages);
-    const list = pages > 2 ? this.opts.allocPages(Math.ceil((pages * 8) / PAGE)) : -1;
+    const gpa = this.take(pages);
+    const list = pages > 2 ? this.take(Math.ceil((pages * 8) / PAGE)) : -1;
     const owned = list >= 0 ? [gpa, list] : [gpa];
     try {
       copyIn?.(gpa);
-      const prp = buildPrp(this.core, { addr: gpa, length: bytes, pages: Array.from({ length: pages - 1 }, (_, i) => gpa + (i + 1) * PAGE), listPages: list >= 0 ? Array.from({ length: Math.ceil((pages * 8) / PAGE) }, (_, i) => list + i * PAGE) : [] });
-      const l = BigInt(lba);
-      const sqe = this.sqe(opcode, ns.nsid, { 10: Number(l & 0xffff_ffffn), 11: Number(l >> 32n), 12: blocks - 1 }, Number(prp.prp1), prp.prp2);
+      // One or two pages need no list (PRP2 is the second page or unused); more take the builder.
+      const prp = pages <= 2 ? { prp1: gpa, prp2: pages === 2 ? gpa + PAGE : 0 }
+        : buildPrp(this.core, { addr: gpa, length: bytes, pages: Array.from({ length: pages - 1 }, (_, i) => gpa + (i + 1) * PAGE), listPages: Array.from({ length: Math.ceil((pages * 8) / PAGE) }, (_, i) => list + i * PAGE) });
+      const lo = typeof lba === 'bigint' ? Number(lba & 0xffff_ffffn) : lba % 0x1_0000_0000;
+      const hi = typeof lba === 'bigint' ? Number(lba >> 32n) : Math.floor(lba / 0x1_0000_0000);
+      const sqe = this.sqe(opcode, ns.nsid, { 10: lo, 11: hi, 12: blocks - 1 }, prp.prp1, prp.prp2);
       const q = this.ioQueue();
       const done = this.enqueue(q, sqe, owned);
       this.ring(q);
@@ -465,12 +505,45 @@ export class NvmeDriver {
       if (c.status !== 0) throw commandError(sqe, c);
       copyOut?.(gpa);
     } finally {
-      for (const p of owned) this.opts.allocPages.free?.(p);
+      this.give(pages, gpa);
+      if (list >= 0) this.give(Math.ceil((pages * 8) / PAGE), list);
     }
+  }
+
+  /**
+   * Staging runs of guest pages, kept for the next transfer of the same size (up to 16 MiB of
+   * them), so a steady stream of I/Os neither searches the allocator nor zeroes pages each time.
+   * A transfer overwrites all of its run before the device or the caller sees it.
+   */
+  private readonly runs = new Map<number, number[]>();
+  private cachedPages = 0;
+  private take(pages: number): number {
+    const r = this.runs.get(pages)?.pop();
+    if (r === undefined) return this.opts.allocPages(pages);
+    this.cachedPages -= pages;
+    return r;
+  }
+  private give(pages: number, gpa: number): void {
+    if (!this.opts.allocPages.free || this.cachedPages + pages > 4096) {
+      this.opts.allocPages.free?.(gpa);
+      return;
+    }
+    let list = this.runs.get(pages);
+    if (!list) this.runs.set(pages, (list = []));
+    list.push(gpa);
+    this.cachedPages += pages;
+  }
+
+  /** Gives the staging runs back to the page allocator (shutdown, or to reclaim guest pages). */
+  releaseBuffers(): void {
+    for (const list of this.runs.values()) for (const gpa of list) this.opts.allocPages.free?.(gpa);
+    this.runs.clear();
+    this.cachedPages = 0;
   }
 
   /** Controller shutdown (CC.SHN normal), waiting for SHST complete. */
   async shutdown(): Promise<void> {
+    this.releaseBuffers();
     this.ctrl.mmioWrite(REG.CC, 4, (Number(this.ctrl.mmioRead(REG.CC, 4)) & ~0xc000) | 0x4000);
     const until = Date.now() + this.capTimeoutMs;
     while (((Number(this.ctrl.mmioRead(REG.CSTS, 4)) >> 2) & 3) !== 2) {

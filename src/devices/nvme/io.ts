@@ -77,7 +77,7 @@ function transfer(ctrl: ControllerContext, disk: BlockBackend, c: Command, stage
   const segs = ctrl.dataSegments(c, bytes);
   if (typeof segs === 'number') return fail(segs);
   const core = ctrl.core;
-  const buf = core.alloc(bytes);
+  const buf = core.allocUninitialized(bytes); // filled whole by the disk (read) or the host (write) before use
   const release = () => core.free(buf);
   const view = () => core.u8.subarray(buf, buf + bytes);
   if (c.opcode === OPC.read) {

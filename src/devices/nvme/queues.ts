@@ -36,9 +36,10 @@ export interface CompletionQueue {
 export const cqFull = (cq: CompletionQueue) => (cq.tail + 1) % cq.size === cq.head;
 export const sqEmpty = (sq: SubmissionQueue) => sq.head === sq.tail;
 
-/** Reads the SQE at the head through the DMA domain and advances the head. */
+/** Reads the SQE at the head through the DMA domain (a private copy: copy before parse) and advances the head. */
 export function fetchSqe(dma: IommuDomain, sq: SubmissionQueue): Uint8Array {
-  const sqe = dma.read(sq.gpa + sq.head * 64, 64);
+  const at = dma.translate(sq.gpa + sq.head * 64, 64, 'read');
+  const sqe = dma.core.u8.slice(at, at + 64);
   sq.head = (sq.head + 1) % sq.size;
   return sqe;
 }
@@ -46,12 +47,19 @@ export function fetchSqe(dma: IommuDomain, sq: SubmissionQueue): Uint8Array {
 /** A CQE image without its phase bit. */
 export function cqeImage(cdw0: number, sqhd: number, sqid: number, cid: number, status: number): Uint8Array {
   const c = new Uint8Array(16);
-  const dv = new DataView(c.buffer);
-  dv.setUint32(0, cdw0 >>> 0, true);
-  dv.setUint16(8, sqhd, true);
-  dv.setUint16(10, sqid, true);
-  dv.setUint16(12, cid, true);
-  dv.setUint16(14, (status & 0x7fff) << 1, true);
+  c[0] = cdw0;
+  c[1] = cdw0 >>> 8;
+  c[2] = cdw0 >>> 16;
+  c[3] = cdw0 >>> 24;
+  c[8] = sqhd;
+  c[9] = sqhd >>> 8;
+  c[10] = sqid;
+  c[11] = sqid >>> 8;
+  c[12] = cid;
+  c[13] = cid >>> 8;
+  const st = (status & 0x7fff) << 1;
+  c[14] = st;
+  c[15] = st >>> 8;
   return c;
 }
 
@@ -70,12 +78,12 @@ export function postCqe(dma: IommuDomain, cq: CompletionQueue, cqe: Uint8Array):
 }
 
 function writeSlot(dma: IommuDomain, cq: CompletionQueue, cqe: Uint8Array): void {
-  const at = cq.gpa + cq.tail * 16;
-  dma.write(at, cqe.subarray(0, 14));
-  const status = new Uint8Array(2);
-  status[0] = (cqe[14]! & 0xfe) | cq.phase;
-  status[1] = cqe[15]!;
-  dma.write(at + 14, status);
+  const at = dma.translate(cq.gpa + cq.tail * 16, 16, 'write');
+  dma.core.u8.set(cqe.subarray(0, 12), at);
+  // CID and status (with the phase) last, as one 32-bit release store: a host thread that sees
+  // the new phase sees the whole entry (slots are 16-byte aligned in guest RAM).
+  const word = cqe[12]! | (cqe[13]! << 8) | ((((cqe[15]! << 8) | (cqe[14]! & 0xfe) | cq.phase) << 16) >>> 0);
+  Atomics.store(dma.core.u32, (at + 12) >> 2, word >>> 0);
   cq.tail = (cq.tail + 1) % cq.size;
   if (cq.tail === 0) cq.phase ^= 1;
 }
