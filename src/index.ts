@@ -68,3 +68,4 @@ export * from './taps/index';
 export * from './trace/index';
 export * from './devices/block/index';
 export * from './devices/nvme/index';
+export * from './devices/scsi/index';
