@@ -44,7 +44,7 @@ const OP = {
 } as const;
 
 const MAX_TRANSFER_BLOCKS = 2048; // 1 MiB of 512-byte blocks: the Block Limits page says so
-const MAX_UNMAP_BLOCKS = 1 << 22;
+const MAX_UNMAP_BLOCKS = 1 << 20; // libiscsi's conformance suite calls more than 2^20 insane
 const MAX_UNMAP_DESCRIPTORS = 256;
 
 const ascii = (b: Uint8Array, at: number, len: number, s: string) => {
@@ -206,11 +206,13 @@ export class ScsiDisk {
     } else if (op === OP.read10 || op === OP.write10 || op === OP.verify10) {
       lba = dv.getUint32(2);
       blocks = dv.getUint16(7);
+      if ((cdb[1]! & 0xe0) !== 0) check(SENSE.invalidFieldInCdb(1)); // RD/WR/VRPROTECT: no protection information here
     } else {
       if (cdb.length < 16) check(SENSE.invalidFieldInCdb(0));
       const l = dv.getBigUint64(2);
       lba = l > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(l);
       blocks = dv.getUint32(10);
+      if ((cdb[1]! & 0xe0) !== 0) check(SENSE.invalidFieldInCdb(1));
     }
     if (lba > this.backend.blockCount || blocks > this.backend.blockCount - lba) check(SENSE.lbaOutOfRange);
     if (blocks * this.backend.blockSize > MAX_TRANSFER_BLOCKS * 512) { // more than the Block Limits page allows
@@ -251,6 +253,7 @@ export class ScsiDisk {
       }
     }, false);
     this.counters.writtenBlocks += blocks;
+    if ((cdb[1]! & 0x08) !== 0 && op !== OP.write6) await this.backend.flush(); // FUA: through to the medium
     return { data: null, length: 0, taken: bytes };
   }
 
@@ -268,24 +271,30 @@ export class ScsiDisk {
 
   private async writeSame(cdb: Uint8Array, dv: DataView, out: Uint8Array | undefined) {
     const l = dv.getBigUint64(2);
-    const blocks = dv.getUint32(10);
     const lba = l > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(l);
-    if (lba > this.backend.blockCount || blocks > this.backend.blockCount - lba) check(SENSE.lbaOutOfRange);
+    if ((cdb[1]! & 0xe0) !== 0) check(SENSE.invalidFieldInCdb(1)); // WRPROTECT: no protection information here
+    if ((cdb[1]! & 0x10) !== 0) check(SENSE.invalidFieldInCdb(1)); // ANCHOR: anchored blocks are not supported (ANC_SUP clear)
+    if (lba > this.backend.blockCount) check(SENSE.lbaOutOfRange);
+    const blocks = dv.getUint32(10) || this.backend.blockCount - lba; // zero (WSNZ clear): up to the last block
+    if (blocks > this.backend.blockCount - lba) check(SENSE.lbaOutOfRange);
     if (this.backend.readOnly) check(SENSE.writeProtected);
     if (blocks > MAX_UNMAP_BLOCKS) check(SENSE.invalidFieldInCdb(10));
+    const bs = this.backend.blockSize;
+    const ndob = (cdb[1]! & 0x01) !== 0; // no data-out buffer: the pattern is zeros
     if ((cdb[1]! & 0x08) !== 0 && this.backend.discard) {
       await this.backend.discard(lba, blocks); // UNMAP bit: deallocate (the blocks then read as zero)
-      return { data: null, length: 0, taken: this.backend.blockSize };
+      return { data: null, length: 0, taken: ndob ? 0 : bs };
     }
-    const bs = this.backend.blockSize;
-    if (!(out instanceof Uint8Array) || out.length < bs) check(SENSE.invalidFieldInCdb(10));
+    if (!ndob && (!(out instanceof Uint8Array) || out.length < bs)) check(SENSE.invalidFieldInCdb(10));
+    if (blocks === 0) return { data: null, length: 0, taken: ndob ? 0 : bs };
     const chunk = Math.min(blocks, 256);
     await this.staged(chunk * bs, async (ptr) => {
-      for (let i = 0; i < chunk; i++) this.core.u8.set(out!.subarray(0, bs), ptr + i * bs);
+      if (ndob) this.core.u8.fill(0, ptr, ptr + chunk * bs);
+      else for (let i = 0; i < chunk; i++) this.core.u8.set(out!.subarray(0, bs), ptr + i * bs);
       for (let done = 0; done < blocks; done += chunk) await this.backend.write(lba + done, Math.min(chunk, blocks - done), ptr);
     }, false);
     this.counters.writtenBlocks += blocks;
-    return { data: null, length: 0, taken: bs };
+    return { data: null, length: 0, taken: ndob ? 0 : bs };
   }
 
   private async unmap(out: Uint8Array | undefined, paramLen: number) {
@@ -316,7 +325,7 @@ export class ScsiDisk {
     const pc = cdb[2]! >> 6;
     const page = cdb[2]! & 0x3f;
     if (pc === 3) check(SENSE.invalidFieldInCdb(2)); // saved values: not supported
-    if (page !== 0x08 && page !== 0x3f && page !== 0x00) check(SENSE.invalidFieldInCdb(2));
+    if (page !== 0x08 && page !== 0x0a && page !== 0x3f && page !== 0x00) check(SENSE.invalidFieldInCdb(2));
     const pages: number[] = [];
     if (page === 0x08 || page === 0x3f) {
       // Caching page: WCE set (a write cache SYNCHRONIZE CACHE flushes), RCD clear; changeable values all zero.
@@ -326,6 +335,14 @@ export class ScsiDisk {
       if (pc !== 1) p[2] = 0x04; // WCE
       pages.push(...p);
     }
+    if (page === 0x0a || page === 0x3f) {
+      // Control page: descriptor-format sense off (D_SENSE 0), no software write protect; nothing changeable.
+      const p = new Array(12).fill(0);
+      p[0] = 0x0a;
+      p[1] = 0x0a;
+      if (pc !== 1) p[3] = 0x10; // queue algorithm modifier 1: unrestricted reordering
+      pages.push(...p);
+    }
     const blockDesc = dbd ? [] : (() => {
       const b = new Uint8Array(8);
       new DataView(b.buffer).setUint32(0, Math.min(this.backend.blockCount, 0xffffff));
@@ -333,7 +350,7 @@ export class ScsiDisk {
       new DataView(b.buffer).setUint32(4, this.backend.blockSize & 0xffffff);
       return [...b];
     })();
-    const wp = this.backend.readOnly ? 0x80 : 0;
+    const wp = (this.backend.readOnly ? 0x80 : 0) | 0x10; // WP; DPOFUA: DPO and FUA are honoured
     const header = ten ? [0, 0, 0, wp, 0, 0, 0, blockDesc.length] : [0, 0, wp, blockDesc.length];
     const all = new Uint8Array([...header, ...blockDesc, ...pages]);
     if (ten) new DataView(all.buffer).setUint16(0, all.length - 2);

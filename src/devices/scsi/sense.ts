@@ -31,6 +31,7 @@ export const SENSE = {
   capacityChanged: { key: SENSE_KEY.unitAttention, asc: 0x2a, ascq: 0x09 },
   miscompare: { key: SENSE_KEY.miscompare, asc: 0x1d, ascq: 0x00 },
   internalTargetFailure: { key: SENSE_KEY.hardwareError, asc: 0x44, ascq: 0x00 },
+  dataPhaseError: { key: SENSE_KEY.abortedCommand, asc: 0x4b, ascq: 0x00 },
 } as const;
 
 /** 18 bytes of fixed-format sense data (response code 0x70: current error). */
