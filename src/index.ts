@@ -69,3 +69,4 @@ export * from './trace/index';
 export * from './devices/block/index';
 export * from './devices/nvme/index';
 export * from './devices/scsi/index';
+export * from './devices/storvsc/index';

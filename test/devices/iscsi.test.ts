@@ -103,7 +103,7 @@ beforeAll(async () => {
 afterAll(() => target.close());
 
 describe('IscsiTarget against hostile initiators', () => {
-  it('[79] a PDU before login, or one longer than MaxRecvDataSegmentLength, ends that connection only, counted', async () => {
+  it('[H79] a PDU before login, or one longer than MaxRecvDataSegmentLength, ends that connection only, counted', async () => {
     const good = await RawInitiator.open(port);
     expect((await good.login()).opcode).toBe(OPC.loginResponse);
     const before = target.counters.protocolErrors;
@@ -131,7 +131,7 @@ describe('IscsiTarget against hostile initiators', () => {
     good.close();
   });
 
-  it('[79] login answers an unknown key NotUnderstood, refuses an unknown target; an unknown opcode gets a Reject', async () => {
+  it('[H79] login answers an unknown key NotUnderstood, refuses an unknown target; an unknown opcode gets a Reject', async () => {
     const c = await RawInitiator.open(port);
     const r = await c.login();
     expect(r.bhs[36]).toBe(0); // status class: success
@@ -150,7 +150,7 @@ describe('IscsiTarget against hostile initiators', () => {
     wrong.close();
   });
 
-  it('[80] a CmdSN outside the window is ignored, counted; the next in-window command is served', async () => {
+  it('[H80] a CmdSN outside the window is ignored, counted; the next in-window command is served', async () => {
     const c = await RawInitiator.open(port);
     await c.login();
     const ignored = target.counters.ignoredCommands;
@@ -163,7 +163,7 @@ describe('IscsiTarget against hostile initiators', () => {
     c.close();
   });
 
-  it('[80] a CDB transfer length that disagrees with EDTL writes only what both allow, with the residual the RFC says', async () => {
+  it('[H80] a CDB transfer length that disagrees with EDTL writes only what both allow, with the residual the RFC says', async () => {
     const c = await RawInitiator.open(port);
     await c.login();
     blocks(0, 2).fill(0x61);
@@ -186,7 +186,7 @@ describe('IscsiTarget against hostile initiators', () => {
     c.close();
   });
 
-  it('[80] Data-Out beyond EDTL ends the connection with nothing written; an ITT reused in flight is rejected', async () => {
+  it('[H80] Data-Out beyond EDTL ends the connection with nothing written; an ITT reused in flight is rejected', async () => {
     const c = await RawInitiator.open(port);
     await c.login();
     blocks(8, 2).fill(0x11);
