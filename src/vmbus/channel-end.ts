@@ -16,7 +16,7 @@ import { ReadBatch } from '../core/ring-batch';
 import type { VmbusRing } from '../core/vmbus-ring';
 import { decodeGpaRanges } from '../core/gpa-range';
 import { joinTid } from '../core/tid';
-import { parseTransferFields } from './packets';
+import { descriptorBytes, parseTransferFields, type GpaDescriptor } from './packets';
 import { ReceivedPacket } from './received-packet';
 import type { OutstandingTransaction } from './transactions';
 import { ChannelSender, PendingCall, type ChannelEndInit, type ChannelEndOptions, type ChannelState } from './channel-send';
@@ -48,9 +48,22 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
    * arriving later is counted as late.
    */
   async call(payload: Uint8Array, timeoutMs = 5000): Promise<Uint8Array> {
+    return this.callWith((lo, hi) => this.sendInline(payload, K.PKT_TYPE_INBAND, K.PKT_FLAG_COMPLETION_REQUESTED, lo, hi), timeoutMs);
+  }
+
+  /** `call` for a GPA-direct request (spec §2.5): the ranges describe the data, `message` follows them. */
+  async callGpa(gpa: GpaDescriptor, message: Uint8Array, timeoutMs = 5000): Promise<Uint8Array> {
+    const hb = descriptorBytes({ gpa });
+    return this.callWith((lo, hi) => this.sendRaw(K.PKT_TYPE_GPA, hb, message, K.PKT_FLAG_COMPLETION_REQUESTED, lo, hi, (dv, at) => {
+      dv.setUint32(at + K.GPA_DIRECT_OFF_RANGE_COUNT, gpa.rangeCount, true);
+      new Uint8Array(dv.buffer, at + K.GPA_DIRECT_PREFIX_SIZE, gpa.rangeBytes.length).set(gpa.rangeBytes);
+    }), timeoutMs);
+  }
+
+  private async callWith(sendIt: (lo: number, hi: number) => boolean, timeoutMs: number): Promise<Uint8Array> {
     const box: { done: boolean; value?: Uint8Array; error?: SgringError } = { done: false };
     const pending = new PendingCall((v) => Object.assign(box, { done: true, value: v }), (e) => Object.assign(box, { done: true, error: e }));
-    const id = this.issue(pending, (lo, hi) => this.sendInline(payload, K.PKT_TYPE_INBAND, K.PKT_FLAG_COMPLETION_REQUESTED, lo, hi));
+    const id = this.issue(pending, sendIt);
     if (id === 0) throw new SgringError('BufferTooSmall', 'the ring or the transaction table is full; poll and retry');
     const gen = this.transactions.generation(id);
     const deadline = performance.now() + timeoutMs;

@@ -282,7 +282,7 @@ export class ChannelSender<C = unknown> {
   }
 
   /** Builds a packet with a descriptor header in private scratch and writes it as one record. */
-  private sendRaw(type: number, headerBytes: number, message: Uint8Array, flags: number, lo: number, hi: number,
+  protected sendRaw(type: number, headerBytes: number, message: Uint8Array, flags: number, lo: number, hi: number,
     fill: (dv: DataView, at: number) => void): boolean {
     if (!(message instanceof Uint8Array)) throw new SgringError('InvalidArgument', 'message must be a Uint8Array');
     if (this.outbox.size > 0 && !this.flush()) {

@@ -1,0 +1,201 @@
+// storvsp: the host end of a VMBus SCSI adapter (spec/vmbus.md §4). It answers the guest's
+// initialisation (BEGIN, QUERY_PROTOCOL_VERSION for the versions it supports, QUERY_PROPERTIES,
+// END), then runs each EXECUTE_SRB on the ScsiDisk at (target, lun): write data gathered from
+// the packet's GPA range and read data scattered into it, both through the device's DMA domain,
+// and a COMPLETE_IO with SRB status, SCSI status, bytes moved and sense data. Requests it cannot
+// read are answered INVALID REQUEST and counted; a DMA fault fails that request only.
+
+import { SgringError } from '../../engine/errors';
+import { optionNames } from '../../core/args';
+import type { DmaDomain } from '../../memory/dma-domain';
+import type { HostChannel, HostOfferSpec } from '../../vmbus/host-channel';
+import type { Guid } from '../../vmbus/guid';
+import type { ReceivedPacket } from '../../vmbus/received-packet';
+import { reportLuns, ScsiDisk, type ScsiResult } from '../scsi/disk';
+import { SCSI_STATUS } from '../scsi/sense';
+import type { BlockBackend } from '../block/backend';
+import {
+  decodeExecuteSrb, decodeProtocolVersion, decodeVstorHeader, encodeCompleteIo, encodeProperties, encodeVstor,
+  SRB_DIRECTION, SRB_STATUS, VSTOR_OP, VSTOR_VERSION, type SrbRequest,
+} from './wire';
+
+/** NT status a real host answers an unsupported protocol version with. */
+export const VSTOR_STATUS_REVISION_MISMATCH = 0xc0000059;
+/** NT status for a packet the host cannot act on. */
+export const VSTOR_STATUS_INVALID_PARAMETER = 0xc000000d;
+
+export interface StorvspTarget {
+  target: number;
+  lun: number;
+  /** A block backend (served by a new ScsiDisk) or a ScsiDisk. */
+  backend: BlockBackend | ScsiDisk;
+}
+
+export interface StorvspOptions {
+  targets: StorvspTarget[];
+  /** The device's view of guest memory (the same domain the HostBus uses). */
+  dma: DmaDomain;
+  instanceId?: Guid;
+  /** Protocol versions accepted (default: Win8, Win8.1, Win10). */
+  versions?: number[];
+  /** Largest transfer per request (default 2 MiB, reported in QUERY_PROPERTIES). */
+  maxTransferBytes?: number;
+}
+
+interface ChannelState {
+  version: number;
+  initialized: boolean;
+}
+
+export class StorvspDevice {
+  readonly disks = new Map<string, ScsiDisk>();
+  readonly counters = { requests: 0, invalidRequests: 0, invalidLun: 0, dmaFaults: 0, unknownOperations: 0, beforeInit: 0 };
+  private readonly dma: DmaDomain;
+  private readonly versions: number[];
+  private readonly maxTransferBytes: number;
+  private readonly instanceId: Guid | undefined;
+
+  constructor(opts: StorvspOptions) {
+    optionNames(opts, ['targets', 'dma', 'instanceId', 'versions', 'maxTransferBytes'], 'StorvspDevice');
+    if (!opts.dma) throw new SgringError('InvalidArgument', 'StorvspDevice needs the DMA domain (opts.dma)');
+    if (!Array.isArray(opts.targets) || opts.targets.length === 0) throw new SgringError('InvalidArgument', 'StorvspDevice needs targets: [{ target, lun, backend }, ...]');
+    for (const t of opts.targets) {
+      if (!Number.isInteger(t.target) || t.target < 0 || t.target > 255 || !Number.isInteger(t.lun) || t.lun < 0 || t.lun > 255) {
+        throw new SgringError('InvalidArgument', `target ${t.target} / lun ${t.lun}: each is 0..255`);
+      }
+      const key = `${t.target}:${t.lun}`;
+      if (this.disks.has(key)) throw new SgringError('InvalidArgument', `target ${t.target} lun ${t.lun} given twice`);
+      this.disks.set(key, t.backend instanceof ScsiDisk ? t.backend : new ScsiDisk(t.backend));
+    }
+    this.dma = opts.dma;
+    this.versions = opts.versions ?? [VSTOR_VERSION.win8, VSTOR_VERSION.win8_1, VSTOR_VERSION.win10];
+    this.maxTransferBytes = opts.maxTransferBytes ?? 2 << 20;
+    this.instanceId = opts.instanceId;
+  }
+
+  /** The offer for `HostBus.offer`: the storage class, handlers set when the guest opens it. */
+  offer(): HostOfferSpec {
+    return { classId: 'storage', ...(this.instanceId ? { instanceId: this.instanceId } : {}), onOpen: (ch) => this.attach(ch) };
+  }
+
+  private attach(ch: HostChannel): void {
+    const st: ChannelState = { version: 0, initialized: false };
+    ch.onPacket = (p) => this.handle(ch, st, p);
+  }
+
+  private handle(ch: HostChannel, st: ChannelState, p: ReceivedPacket): void {
+    const msg = p.payload();
+    const tid = p.transactionId;
+    const answer = (payload: Uint8Array) => {
+      if (!p.completionRequested) return;
+      ch.completeId(Number(tid & 0xffffffffn), Number(tid >> 32n), payload);
+      ch.flush();
+    };
+    const status = (s: number) => encodeVstor({ operation: VSTOR_OP.completeIo, flags: 0, status: s }, st.version || VSTOR_VERSION.win10).bytes;
+    if (msg.length < 12) {
+      this.counters.invalidRequests++;
+      return answer(status(VSTOR_STATUS_INVALID_PARAMETER));
+    }
+    const { operation } = decodeVstorHeader(msg);
+    switch (operation) {
+      case VSTOR_OP.beginInitialization:
+        st.initialized = false;
+        return answer(status(0));
+      case VSTOR_OP.queryProtocolVersion: {
+        const v = decodeProtocolVersion(msg);
+        if (!this.versions.includes(v)) return answer(encodeVstor({ operation: VSTOR_OP.completeIo, flags: 0, status: VSTOR_STATUS_REVISION_MISMATCH }, v).bytes);
+        st.version = v;
+        return answer(status(0));
+      }
+      case VSTOR_OP.queryProperties:
+        return answer(encodeProperties({ maxChannels: 1, multiChannel: false, maxTransferBytes: this.maxTransferBytes }, st.version || VSTOR_VERSION.win10));
+      case VSTOR_OP.endInitialization:
+        st.initialized = st.version !== 0;
+        return answer(status(st.initialized ? 0 : VSTOR_STATUS_INVALID_PARAMETER));
+      case VSTOR_OP.executeSrb:
+        this.counters.requests++;
+        if (!st.initialized) {
+          this.counters.beforeInit++;
+          return answer(status(VSTOR_STATUS_INVALID_PARAMETER));
+        }
+        void this.execute(st, msg.slice(), p.gpa ? p.gpa.segments.map((s) => ({ addr: s.addr, len: s.len })) : null).then(answer);
+        return;
+      default:
+        this.counters.unknownOperations++;
+        return answer(status(VSTOR_STATUS_INVALID_PARAMETER));
+    }
+  }
+
+  private lunsOf(target: number): number[] {
+    return [...this.disks.keys()].map((k) => k.split(':').map(Number)).filter(([t]) => t === target).map(([, l]) => l!).sort((a, b) => a - b);
+  }
+
+  private reportLuns(target: number, cdb: Uint8Array): ScsiResult {
+    const data = reportLuns(this.lunsOf(target));
+    const alloc = cdb.length >= 10 ? new DataView(cdb.buffer, cdb.byteOffset, cdb.length).getUint32(6) : 0;
+    const out = data.subarray(0, Math.min(alloc, data.length));
+    return { status: SCSI_STATUS.good, sense: null, data: out, transferred: out.length };
+  }
+
+  /** The first `length` bytes the segments describe, read through the DMA domain. */
+  private gather(segments: { addr: number; len: number }[], length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    for (let i = 0, at = 0; at < length; i++) {
+      const n = Math.min(segments[i]!.len, length - at);
+      this.dma.read(segments[i]!.addr, n, out.subarray(at, at + n));
+      at += n;
+    }
+    return out;
+  }
+
+  /** `data` into the segments from their start; every page is checked before anything is written. */
+  private scatter(segments: { addr: number; len: number }[], data: Uint8Array): void {
+    for (let i = 0, at = 0; at < data.length; at += segments[i]!.len, i++) this.dma.translate(segments[i]!.addr, Math.min(segments[i]!.len, data.length - at), 'write');
+    for (let i = 0, at = 0; at < data.length; i++) {
+      const n = Math.min(segments[i]!.len, data.length - at);
+      this.dma.write(segments[i]!.addr, data.subarray(at, at + n));
+      at += n;
+    }
+  }
+
+  /** Runs one SRB and builds its COMPLETE_IO. Never throws: every failure is a status. */
+  private async execute(st: ChannelState, msg: Uint8Array, segments: { addr: number; len: number }[] | null): Promise<Uint8Array> {
+    const req = decodeExecuteSrb(msg, st.version);
+    const fail = (r: Pick<SrbRequest, 'port' | 'path' | 'target' | 'lun' | 'direction'>, srbStatus: number) =>
+      encodeCompleteIo(r, { srbStatus, scsiStatus: 0, dataTransferLength: 0, sense: new Uint8Array(0) }, st.version);
+    if ('invalid' in req) {
+      this.counters.invalidRequests++;
+      return fail({ port: 0, path: 0, target: 0, lun: 0, direction: SRB_DIRECTION.none }, SRB_STATUS.invalidRequest);
+    }
+    const disk = this.disks.get(`${req.target}:${req.lun}`);
+    if (!disk && !(req.cdb[0] === 0xa0 && this.lunsOf(req.target).length > 0)) {
+      this.counters.invalidLun++;
+      return fail(req, SRB_STATUS.invalidLun);
+    }
+    const length = req.direction === SRB_DIRECTION.none ? 0 : req.dataTransferLength;
+    const described = segments ? segments.reduce((a, s) => a + s.len, 0) : 0;
+    if (length > this.maxTransferBytes || length > described) {
+      this.counters.invalidRequests++; // more data than the page list describes, or than the host allows
+      return fail(req, SRB_STATUS.invalidRequest);
+    }
+    try {
+      const dataOut = req.direction === SRB_DIRECTION.write && length > 0 ? this.gather(segments!, length) : undefined;
+      // REPORT LUNS belongs to the target: every LUN this adapter serves behind it.
+      const r: ScsiResult = req.cdb[0] === 0xa0 ? this.reportLuns(req.target, req.cdb) : await disk!.execute({ cdb: req.cdb, dataOut });
+      let moved = r.transferred;
+      if (r.data && req.direction === SRB_DIRECTION.read) {
+        const data = r.data.subarray(0, Math.min(r.data.length, length));
+        if (data.length > 0) this.scatter(segments!, data);
+        moved = data.length;
+      } else if (req.direction === SRB_DIRECTION.write) {
+        moved = Math.min(moved, length);
+      } else moved = 0;
+      const good = r.status === SCSI_STATUS.good;
+      return encodeCompleteIo(req, { srbStatus: good ? SRB_STATUS.success : SRB_STATUS.error, scsiStatus: r.status, dataTransferLength: good ? moved : 0, sense: r.sense ?? new Uint8Array(0) }, st.version);
+    } catch (e) {
+      if (!(e instanceof SgringError)) throw e;
+      this.counters.dmaFaults++; // an IOMMU fault or a range outside guest RAM: this request fails
+      return fail(req, SRB_STATUS.error);
+    }
+  }
+}

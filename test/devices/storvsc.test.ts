@@ -1,0 +1,89 @@
+// storvsc end to end in one thread: the guest driver and the storvsp host over real VMBus rings,
+// SCSI commands with data through GPA-direct ranges and the host's DMA domain, on memory disks.
+import { describe, expect, it } from 'vitest';
+import {
+  encodeExecuteSrb, encodeGpaRange, GuestBus, HostBus, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, pageAllocator,
+  decodeCompleteIo, SRB_DIRECTION, SRB_STATUS, StorvscDriver, StorvspDevice, VSTOR_VERSION, type StorvspOptions,
+} from '../../src/index';
+
+async function rig(o: Partial<StorvspOptions> = {}) {
+  const core = loadCoreSync({ guestBytes: 16 << 20 });
+  const transport = MessageTransport.create(core);
+  const dma = IommuDomain.create(core, 'storvsp0', { mode: 'identity' });
+  const host = new HostBus(transport, { dma });
+  const disk = (blocks: number) => MemoryDisk.create(core, { blockCount: blocks });
+  const dev = new StorvspDevice({
+    dma, targets: [{ target: 0, lun: 0, backend: disk(4096) }, { target: 0, lun: 1, backend: disk(2048) }, { target: 1, lun: 0, backend: disk(1024) }], ...o,
+  });
+  host.offer(dev.offer());
+  const pages = pageAllocator(core);
+  const guest = new GuestBus(transport, { allocPages: pages, pump: () => host.poll() });
+  await guest.connect();
+  return { core, dev, guest, pages, offer: guest.offers.all()[0]! };
+}
+
+describe('storvsc guest and storvsp host', () => {
+  it('initialises (Win10, properties) and finds two targets with three disks by REPORT LUNS and INQUIRY', async () => {
+    const { guest, pages, offer } = await rig();
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages });
+    expect(hba.version).toBe(VSTOR_VERSION.win10);
+    expect(hba.properties).toEqual({ maxChannels: 1, multiChannel: false, maxTransferBytes: 2 << 20 });
+    expect(hba.disks.map((d) => [d.target, d.lun, d.vendor])).toEqual([[0, 0, 'SGRING'], [0, 1, 'SGRING'], [1, 0, 'SGRING']]);
+    await hba.detach();
+  });
+
+  it('writes and reads back 64 KiB through the GPA range; FLUSH; the staging pages come back on detach', async () => {
+    const { guest, pages, offer } = await rig();
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages });
+    const data = new Uint8Array(65536).map((_, i) => (i * 7 + 3) & 0xff);
+    await hba.write(0, 1, 100, data);
+    const back = await hba.read(0, 1, 100, 128);
+    expect(back.length).toBe(65536);
+    expect(back.every((b, i) => b === data[i])).toBe(true);
+    expect((await hba.read(0, 0, 100, 1)).every((b) => b === 0)).toBe(true); // another LUN is another disk
+    await hba.flush(0, 1);
+    const before = pages.stats().usedPages;
+    await hba.detach();
+    expect(pages.stats().usedPages).toBeLessThan(before);
+    expect(pages.stats().usedPages).toBe(0);
+  });
+
+  it('a failed command carries CHECK CONDITION, autosense and the sense data; the typed error names it', async () => {
+    const { guest, pages, offer } = await rig();
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages });
+    const ua = await hba.scsi(1, 0, Uint8Array.of(0, 0, 0, 0, 0, 0)); // the power-on unit attention comes first
+    expect([ua.status, ua.sense[2]! & 0xf, ua.sense[12]]).toEqual([2, 0x6, 0x29]);
+    const r = await hba.scsi(1, 0, Uint8Array.of(0x28, 0, 0, 0, 0x10, 0, 0, 0, 1, 0), { length: 512 }); // LBA 4096 of 1024
+    expect([r.status, r.srbStatus, r.transferred, r.sense[2]! & 0xf, r.sense[12]]).toEqual([2, SRB_STATUS.error | SRB_STATUS.autosenseValid, 0, 5, 0x21]);
+    await expect(hba.read(1, 0, 1024, 1)).rejects.toMatchObject({ code: 'LbaOutOfRange', details: { asc: 0x21 } });
+    const none = await hba.scsi(5, 0, Uint8Array.of(0, 0, 0, 0, 0, 0));
+    expect(none.srbStatus).toBe(SRB_STATUS.invalidLun);
+    await hba.detach();
+  });
+
+  it('[H38] [H39] the guest falls back to the newest version the host takes, and fails to attach when it takes none', async () => {
+    const old = await rig({ versions: [VSTOR_VERSION.win8] });
+    const hba = await StorvscDriver.attach(old.guest, old.offer, { allocPages: old.pages });
+    expect(hba.version).toBe(VSTOR_VERSION.win8);
+    expect(hba.disks.length).toBe(3);
+    await hba.detach();
+    const ancient = await rig({ versions: [VSTOR_VERSION.win7] });
+    await expect(StorvscDriver.attach(ancient.guest, ancient.offer, { allocPages: ancient.pages })).rejects.toMatchObject({ code: 'HostRefused' });
+    expect(ancient.pages.stats().usedPages).toBe(0); // the channel closed, its ring pages returned
+  });
+
+  it('the host refuses a data_transfer_length larger than the page list describes, and one it cannot read, counted', async () => {
+    const { core, dev, guest, pages, offer } = await rig();
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages });
+    const buf = pages(1);
+    const lie = encodeExecuteSrb({ port: 0, path: 0, target: 0, lun: 0, cdb: Uint8Array.of(0x28, 0, 0, 0, 0, 0, 0, 0, 16, 0), direction: SRB_DIRECTION.read, dataTransferLength: 8192 });
+    const reply = await hba.channel.callGpa({ rangeBytes: encodeGpaRange(core, [{ addr: buf, len: 4096 }]), rangeCount: 1 }, lie);
+    expect(decodeCompleteIo(reply, 8192).srbStatus).toBe(SRB_STATUS.invalidRequest);
+    const bad = lie.slice();
+    bad[20] = 0; // CDB length 0
+    expect(decodeCompleteIo(await hba.channel.call(bad), 0).srbStatus).toBe(SRB_STATUS.invalidRequest);
+    expect(dev.counters.invalidRequests).toBe(2);
+    expect(core.u8.subarray(core.guestBase + buf, core.guestBase + buf + 4096).every((b) => b === 0)).toBe(true); // nothing written
+    await hba.detach();
+  });
+});
