@@ -1,7 +1,12 @@
 // storvsc end to end in one thread: the guest driver and the storvsp host over real VMBus rings,
 // SCSI commands with data through GPA-direct ranges and the host's DMA domain, on memory disks.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  drop, MemorySink, PcapngWriter, randomFailure, readOnlyAfter, TapRegistry, traceTap,
   encodeExecuteSrb, encodeGpaRange, GuestBus, HostBus, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, pageAllocator,
   decodeCompleteIo, SRB_DIRECTION, SRB_STATUS, StorvscDriver, StorvspDevice, VSTOR_VERSION, type StorvspOptions,
 } from '../../src/index';
@@ -85,5 +90,66 @@ describe('storvsc guest and storvsp host', () => {
     expect(dev.counters.invalidRequests).toBe(2);
     expect(core.u8.subarray(core.guestBase + buf, core.guestBase + buf + 4096).every((b) => b === 0)).toBe(true); // nothing written
     await hba.detach();
+  });
+});
+
+describe('storvsc taps', () => {
+  it('readOnlyAfter(1) at storvsc:io:decode: the second write fails DATA PROTECT (ReadOnlyMedium), reads go on', async () => {
+    const taps = new TapRegistry();
+    const { guest, pages, offer } = await rig({ taps });
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages });
+    await hba.scsi(0, 0, new Uint8Array(6)); // TEST UNIT READY takes the power-on unit attention first
+    taps.attach('storvsc:io:decode', readOnlyAfter(1));
+    await hba.write(0, 0, 0, new Uint8Array(512).fill(1));
+    const err = await hba.write(0, 0, 8, new Uint8Array(512).fill(2)).catch((e) => e);
+    expect(err).toMatchObject({ code: 'ReadOnlyMedium', details: { status: 2, senseKey: 0x7, asc: 0x27 } });
+    expect((await hba.read(0, 0, 0, 1))[0]).toBe(1);
+    expect((await hba.read(0, 0, 8, 1))[0]).toBe(0); // the refused write never reached the disk
+    await hba.detach();
+  });
+
+  it('randomFailure gives MEDIUM ERROR with its sense; drop leaves the request to the deadline (Timeout) and the next one is served', async () => {
+    const taps = new TapRegistry();
+    const { guest, pages, offer, dev } = await rig({ taps });
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages, timeoutMs: 200 });
+    await hba.scsi(0, 0, new Uint8Array(6)); // the power-on unit attention, taken
+    const h = taps.attach('storvsc:io:execute', randomFailure({ rate: 1, seed: 7 }));
+    const err = await hba.read(0, 0, 0, 1).catch((e) => e);
+    expect(err).toMatchObject({ code: 'MediumError', details: { senseKey: 0x3, asc: 0x11 } });
+    h.detach();
+    const d = taps.attach('storvsc:io:decode', drop({ rate: 1, seed: 1 }));
+    await expect(hba.read(0, 0, 0, 1)).rejects.toMatchObject({ code: 'Timeout' });
+    d.detach();
+    expect((await hba.read(0, 0, 0, 1)).length).toBe(512);
+    expect(dev.counters.failed).toBe(2); // the unit attention and the injected MEDIUM ERROR
+    await hba.detach();
+  });
+
+  const haveTshark = spawnSync('tshark', ['--version']).status === 0;
+  it.skipIf(!haveTshark)('a trace at the storvsc stages is iSCSI that tshark decodes as SCSI: opcodes, LBAs, status and sense', async () => {
+    const taps = new TapRegistry();
+    const sink = new MemorySink();
+    const w = new PcapngWriter(sink);
+    taps.attach('storvsc:io:*', traceTap(w));
+    const { guest, pages, offer } = await rig({ taps });
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages });
+    await hba.write(0, 1, 64, new Uint8Array(4096).fill(3));
+    await hba.read(0, 1, 64, 8);
+    await hba.read(1, 0, 5000, 1).catch(() => undefined); // past the end: CHECK CONDITION, ILLEGAL REQUEST
+    await hba.detach();
+    w.close();
+    const dir = mkdtempSync(join(tmpdir(), 'storvsc-trace-'));
+    const file = join(dir, 'storvsc.pcapng');
+    writeFileSync(file, sink.bytes());
+    const rows = (filter: string, fields: string[]) => execFileSync('tshark', ['-r', file, '-Y', filter, '-T', 'fields', ...fields.flatMap((f) => ['-e', f])], { encoding: 'utf8' })
+      .trim().split('\n').filter(Boolean).map((l) => l.split('\t'));
+    const cmds = rows('iscsi.opcode == 0x01 && scsi_sbc.opcode', ['scsi_sbc.opcode', 'scsi_sbc.rdwr16.lba', 'iscsi.scsicommand.expecteddatatransferlength']);
+    // Each disk's first command meets its power-on unit attention and is sent again by the driver.
+    const lba = (n: number) => n.toString(16).padStart(16, '0');
+    expect(cmds).toEqual([['0x8a', lba(64), '4096'], ['0x8a', lba(64), '4096'], ['0x88', lba(64), '4096'], ['0x88', lba(5000), '512'], ['0x88', lba(5000), '512']]);
+    const resp = rows('iscsi.opcode == 0x21', ['iscsi.scsiresponse.status', 'scsi.sns.key']);
+    expect(resp.at(-1)).toEqual(['0x02', '0x05']);
+    expect(execFileSync('tshark', ['-r', file, '-Y', '_ws.malformed'], { encoding: 'utf8' }).trim()).toBe('');
+    rmSync(dir, { recursive: true });
   });
 });

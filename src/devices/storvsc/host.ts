@@ -12,7 +12,10 @@ import type { HostChannel, HostOfferSpec } from '../../vmbus/host-channel';
 import type { Guid } from '../../vmbus/guid';
 import type { ReceivedPacket } from '../../vmbus/received-packet';
 import { reportLuns, ScsiDisk, type ScsiResult } from '../scsi/disk';
-import { SCSI_STATUS } from '../scsi/sense';
+import { fixedSense, SCSI_STATUS, SENSE, SENSE_KEY, type Sense } from '../scsi/sense';
+import type { StagePoint, TapRegistry } from '../../taps/registry';
+import type { DeviceStatuses, IoKind } from '../../taps/event';
+import { iscsiEncoder } from '../../trace/iscsi';
 import type { BlockBackend } from '../block/backend';
 import {
   decodeExecuteSrb, decodeProtocolVersion, decodeVstorHeader, encodeCompleteIo, encodeProperties, encodeVstor,
@@ -23,6 +26,38 @@ import {
 export const VSTOR_STATUS_REVISION_MISMATCH = 0xc0000059;
 /** NT status for a packet the host cannot act on. */
 export const VSTOR_STATUS_INVALID_PARAMETER = 0xc000000d;
+
+/**
+ * What the injectors' outcomes become on a SCSI disk: the SCSI status in the low byte, the sense
+ * key above it (CHECK CONDITION with DATA PROTECT, MEDIUM ERROR, HARDWARE ERROR).
+ */
+export const SCSI_TAP_STATUSES: DeviceStatuses = {
+  success: 0,
+  readOnly: (SENSE_KEY.dataProtect << 8) | SCSI_STATUS.checkCondition,
+  mediaError: (SENSE_KEY.mediumError << 8) | SCSI_STATUS.checkCondition,
+  internal: (SENSE_KEY.hardwareError << 8) | SCSI_STATUS.checkCondition,
+};
+
+/** Fixed sense for a tap's outcome: the usual ASC for the key and the direction. */
+function senseFor(key: number, kind: IoKind): Sense {
+  if (key === SENSE_KEY.dataProtect) return SENSE.writeProtected;
+  if (key === SENSE_KEY.mediumError) return kind === 'write' ? SENSE.writeError : SENSE.unrecoveredReadError;
+  if (key === SENSE_KEY.hardwareError) return SENSE.internalTargetFailure;
+  return { key, asc: 0, ascq: 0 };
+}
+
+const RW = { read: [0x08, 0x28, 0x88], write: [0x0a, 0x2a, 0x8a, 0x93] };
+
+/** LBA and block count of a READ/WRITE (6/10/16) CDB, for the taps. */
+function lbaOf(cdb: Uint8Array): { lba?: bigint; blocks?: number } {
+  const dv = new DataView(cdb.buffer, cdb.byteOffset, cdb.length);
+  switch (cdb[0]) {
+    case 0x08: case 0x0a: return { lba: BigInt(((cdb[1]! & 0x1f) << 16) | dv.getUint16(2)), blocks: cdb[4] || 256 };
+    case 0x28: case 0x2a: return { lba: BigInt(dv.getUint32(2)), blocks: dv.getUint16(7) };
+    case 0x88: case 0x8a: case 0x93: return cdb.length >= 16 ? { lba: dv.getBigUint64(2), blocks: dv.getUint32(10) } : {};
+    default: return {};
+  }
+}
 
 export interface StorvspTarget {
   target: number;
@@ -40,6 +75,10 @@ export interface StorvspOptions {
   versions?: number[];
   /** Largest transfer per request (default 2 MiB, reported in QUERY_PROPERTIES). */
   maxTransferBytes?: number;
+  /** Tap points storvsc:io:decode|execute|writeback, traced as iSCSI. */
+  taps?: TapRegistry;
+  /** Device instance name for taps and traces (default 'storvsp0'). */
+  name?: string;
 }
 
 interface ChannelState {
@@ -49,14 +88,18 @@ interface ChannelState {
 
 export class StorvspDevice {
   readonly disks = new Map<string, ScsiDisk>();
-  readonly counters = { requests: 0, invalidRequests: 0, invalidLun: 0, dmaFaults: 0, unknownOperations: 0, beforeInit: 0 };
+  readonly counters = { requests: 0, failed: 0, invalidRequests: 0, invalidLun: 0, dmaFaults: 0, unknownOperations: 0, beforeInit: 0 };
+  readonly name: string;
+  private readonly taps: TapRegistry | null;
+  private points: { decode: StagePoint; execute: StagePoint; writeback: StagePoint } | null = null;
+  private nextRequest = 1;
   private readonly dma: DmaDomain;
   private readonly versions: number[];
   private readonly maxTransferBytes: number;
   private readonly instanceId: Guid | undefined;
 
   constructor(opts: StorvspOptions) {
-    optionNames(opts, ['targets', 'dma', 'instanceId', 'versions', 'maxTransferBytes'], 'StorvspDevice');
+    optionNames(opts, ['targets', 'dma', 'instanceId', 'versions', 'maxTransferBytes', 'taps', 'name'], 'StorvspDevice');
     if (!opts.dma) throw new SgringError('InvalidArgument', 'StorvspDevice needs the DMA domain (opts.dma)');
     if (!Array.isArray(opts.targets) || opts.targets.length === 0) throw new SgringError('InvalidArgument', 'StorvspDevice needs targets: [{ target, lun, backend }, ...]');
     for (const t of opts.targets) {
@@ -71,6 +114,16 @@ export class StorvspDevice {
     this.versions = opts.versions ?? [VSTOR_VERSION.win8, VSTOR_VERSION.win8_1, VSTOR_VERSION.win10];
     this.maxTransferBytes = opts.maxTransferBytes ?? 2 << 20;
     this.instanceId = opts.instanceId;
+    this.name = opts.name ?? 'storvsp0';
+    this.taps = opts.taps ?? null;
+    if (this.taps) {
+      const [decode, execute, writeback] = this.taps.declare(this.name, [
+        { name: 'storvsc:io:decode', description: 'the SRB as the host read it (CDB, target/LUN)' },
+        { name: 'storvsc:io:execute', description: 'write data on its way to the disk, read data on its way to the guest' },
+        { name: 'storvsc:io:writeback', description: 'the outcome before COMPLETE_IO: SCSI status, sense, read data' },
+      ], { encoder: iscsiEncoder });
+      this.points = { decode: decode!, execute: execute!, writeback: writeback! };
+    }
   }
 
   /** The offer for `HostBus.offer`: the storage class, handlers set when the guest opens it. */
@@ -118,7 +171,7 @@ export class StorvspDevice {
           this.counters.beforeInit++;
           return answer(status(VSTOR_STATUS_INVALID_PARAMETER));
         }
-        void this.execute(st, msg.slice(), p.gpa ? p.gpa.segments.map((s) => ({ addr: s.addr, len: s.len })) : null).then(answer);
+        void this.execute(st, msg.slice(), p.gpa ? p.gpa.segments.map((s) => ({ addr: s.addr, len: s.len })) : null).then((b) => b && answer(b)); // null: dropped by a tap
         return;
       default:
         this.counters.unknownOperations++;
@@ -159,7 +212,7 @@ export class StorvspDevice {
   }
 
   /** Runs one SRB and builds its COMPLETE_IO. Never throws: every failure is a status. */
-  private async execute(st: ChannelState, msg: Uint8Array, segments: { addr: number; len: number }[] | null): Promise<Uint8Array> {
+  private async execute(st: ChannelState, msg: Uint8Array, segments: { addr: number; len: number }[] | null): Promise<Uint8Array | null> {
     const req = decodeExecuteSrb(msg, st.version);
     const fail = (r: Pick<SrbRequest, 'port' | 'path' | 'target' | 'lun' | 'direction'>, srbStatus: number) =>
       encodeCompleteIo(r, { srbStatus, scsiStatus: 0, dataTransferLength: 0, sense: new Uint8Array(0) }, st.version);
@@ -178,20 +231,58 @@ export class StorvspDevice {
       this.counters.invalidRequests++; // more data than the page list describes, or than the host allows
       return fail(req, SRB_STATUS.invalidRequest);
     }
+    const kind: IoKind = RW.read.includes(req.cdb[0]!) ? 'read' : RW.write.includes(req.cdb[0]!) ? 'write' : req.cdb[0] === 0x35 || req.cdb[0] === 0x91 ? 'flush' : req.cdb[0] === 0x42 ? 'discard' : 'other';
+    const completion = { status: 0, cdw0: 0 };
+    const request = `${req.target}:${req.lun}:${this.nextRequest++}`;
+    let sense: Uint8Array | null = null;
+    /** Runs a stage's taps: 'go', 'drop', or 'complete' (completion.status says how). */
+    const stage = async (p: StagePoint | null, data: Uint8Array | null): Promise<'go' | 'drop' | 'complete'> => {
+      if (p === null || p.taps === null) return 'go';
+      const o = this.taps!.run(p, {
+        device: this.name, queue: 0, io: { kind, opcode: req.cdb[0]!, ...lbaOf(req.cdb) }, command: req.cdb, completion,
+        data: data && data.length > 0 ? [data] : null, statuses: SCSI_TAP_STATUSES, request, timeNs: BigInt(Math.round(performance.now() * 1e6)),
+        detail: { lun: req.lun, transferBytes: length, sense },
+      });
+      if (o.error) {
+        completion.status = SCSI_TAP_STATUSES.internal;
+        return 'complete';
+      }
+      if (o.wait) await o.wait;
+      return o.action === 'continue' ? 'go' : o.action;
+    };
     try {
-      const dataOut = req.direction === SRB_DIRECTION.write && length > 0 ? this.gather(segments!, length) : undefined;
-      // REPORT LUNS belongs to the target: every LUN this adapter serves behind it.
-      const r: ScsiResult = req.cdb[0] === 0xa0 ? this.reportLuns(req.target, req.cdb) : await disk!.execute({ cdb: req.cdb, dataOut });
-      let moved = r.transferred;
-      if (r.data && req.direction === SRB_DIRECTION.read) {
-        const data = r.data.subarray(0, Math.min(r.data.length, length));
+      let data: Uint8Array | null = null;
+      let moved = 0;
+      let step = await stage(this.points?.decode ?? null, null);
+      if (step === 'drop') return null;
+      if (step === 'go') {
+        const dataOut = req.direction === SRB_DIRECTION.write && length > 0 ? this.gather(segments!, length) : undefined;
+        if (dataOut) step = await stage(this.points?.execute ?? null, dataOut); // a write's data on its way to the disk
+        if (step === 'drop') return null;
+        if (step === 'go') {
+          // REPORT LUNS belongs to the target: every LUN this adapter serves behind it.
+          const r: ScsiResult = req.cdb[0] === 0xa0 ? this.reportLuns(req.target, req.cdb) : await disk!.execute({ cdb: req.cdb, dataOut });
+          completion.status = r.status === SCSI_STATUS.good ? 0 : r.status | ((r.sense ? r.sense[2]! & 0xf : 0) << 8);
+          sense = r.sense;
+          if (r.status === SCSI_STATUS.good && req.direction === SRB_DIRECTION.read && r.data) data = r.data.subarray(0, Math.min(r.data.length, length));
+          else if (r.status === SCSI_STATUS.good && req.direction === SRB_DIRECTION.write) moved = Math.min(r.transferred, length);
+          if (data && data.length > 0 && !dataOut) step = await stage(this.points?.execute ?? null, data); // a read's data on its way to the guest
+          if (step === 'drop') return null;
+        }
+      }
+      if (step === 'complete') sense = null; // a tap decided the outcome: its sense, not the disk's
+      if ((await stage(this.points?.writeback ?? null, data)) === 'drop') return null;
+      if (completion.status !== 0) {
+        const scsiStatus = completion.status & 0xff;
+        if (sense === null && scsiStatus === SCSI_STATUS.checkCondition) sense = fixedSense(senseFor(completion.status >> 8, kind));
+        this.counters.failed++;
+        return encodeCompleteIo(req, { srbStatus: SRB_STATUS.error, scsiStatus, dataTransferLength: 0, sense: sense ?? new Uint8Array(0) }, st.version);
+      }
+      if (data) {
         if (data.length > 0) this.scatter(segments!, data);
         moved = data.length;
-      } else if (req.direction === SRB_DIRECTION.write) {
-        moved = Math.min(moved, length);
-      } else moved = 0;
-      const good = r.status === SCSI_STATUS.good;
-      return encodeCompleteIo(req, { srbStatus: good ? SRB_STATUS.success : SRB_STATUS.error, scsiStatus: r.status, dataTransferLength: good ? moved : 0, sense: r.sense ?? new Uint8Array(0) }, st.version);
+      }
+      return encodeCompleteIo(req, { srbStatus: SRB_STATUS.success, scsiStatus: SCSI_STATUS.good, dataTransferLength: moved, sense: new Uint8Array(0) }, st.version);
     } catch (e) {
       if (!(e instanceof SgringError)) throw e;
       this.counters.dmaFaults++; // an IOMMU fault or a range outside guest RAM: this request fails
