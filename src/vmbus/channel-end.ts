@@ -76,8 +76,11 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
         throw new SgringError('Timeout', `call ${id} (transaction id ${joinTid(id, gen)}) got no completion within ${timeoutMs} ms`, { id });
       }
       if (this.pump) {
+        // One thread: run the peer, then let its pending async work (a disk behind the host) go
+        // on: a microtask turn each spin, a timer turn now and then so I/O callbacks run too.
         this.pump();
-        if ((spins & 15) === 15) await new Promise<void>((r) => setTimeout(r, 0));
+        if ((spins & 255) === 255) await new Promise<void>((r) => setTimeout(r, 0));
+        else await Promise.resolve();
       } else await this.waitForWorkAsync(Math.min(left, 100));
     }
     if (box.error) throw box.error;

@@ -57,9 +57,11 @@ export class StorvscDriver {
   version = 0;
   properties: VstorProperties = { maxChannels: 0, multiChannel: false, maxTransferBytes: 0 };
   disks: StorvscDisk[] = [];
-  private staging = -1;
-  private stagingBytes = 0;
-  private busy: Promise<unknown> = Promise.resolve();
+  /** Staging buffers not in use, by page count: reused, so a steady load allocates nothing. */
+  private readonly pool = new Map<number, number[]>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  /** Staging pages of requests that timed out: the host may still write them, so they are never reused. */
+  leakedPages = 0;
 
   private constructor(readonly bus: GuestBus, readonly channel: GuestChannel, private readonly opts: StorvscOptions) {}
 
@@ -109,11 +111,13 @@ export class StorvscDriver {
 
   /**
    * One SCSI command to (target, lun). Data moves through a staging buffer in guest pages that
-   * one GPA range describes; commands are issued one at a time.
+   * one GPA range describes; commands may overlap (each has its own buffer).
    */
   scsi(target: number, lun: number, cdb: Uint8Array, o: ScsiCommandOptions = {}): Promise<ScsiCommandResult> {
-    const run = this.busy.then(() => this.run(target, lun, cdb, o));
-    this.busy = run.catch(() => undefined);
+    const run = this.run(target, lun, cdb, o);
+    this.inFlight.add(run);
+    const forget = () => this.inFlight.delete(run);
+    run.then(forget, forget);
     return run;
   }
 
@@ -126,32 +130,30 @@ export class StorvscDriver {
     }
     const direction = length === 0 ? SRB_DIRECTION.none : write ? SRB_DIRECTION.write : SRB_DIRECTION.read;
     const msg = encodeExecuteSrb({ port: 0, path: 0, target, lun, cdb, direction, dataTransferLength: length }, this.version);
+    if (length === 0) return result(decodeCompleteIo(await this.channel.call(msg, this.timeout), 0), null);
+    const pages = Math.ceil(length / PAGE);
+    const gpa = this.pool.get(pages)?.pop() ?? this.opts.allocPages(pages);
+    const core = this.bus.core;
+    const at = core.guestBase + gpa;
     let reply: Uint8Array;
-    if (length === 0) {
-      reply = await this.channel.call(msg, this.timeout);
-    } else {
-      const gpa = this.stage(length);
-      const u8 = this.bus.core.u8;
-      const at = this.bus.core.guestBase + gpa;
-      if (write) u8.set(o.data!, at);
-      const rangeBytes = encodeGpaRange(this.bus.core, [{ addr: gpa, len: length }]);
-      reply = await this.channel.callGpa({ rangeBytes, rangeCount: 1 }, msg, this.timeout);
+    try {
+      if (write) core.u8.set(o.data!, at);
+      reply = await this.channel.callGpa({ rangeBytes: encodeGpaRange(core, [{ addr: gpa, len: length }]), rangeCount: 1 }, msg, this.timeout);
+    } catch (e) {
+      if (e instanceof SgringError && e.code === 'Timeout') this.leakedPages += pages; // the host may still write them
+      else this.release(pages, gpa);
+      throw e;
     }
     const r = decodeCompleteIo(reply, length);
-    if (r.operation !== VSTOR_OP.completeIo) throw new SgringError('HostRefused', `storvsp answered an SRB with operation ${r.operation}`);
-    const data = direction === SRB_DIRECTION.read ? this.bus.core.u8.slice(this.bus.core.guestBase + this.staging, this.bus.core.guestBase + this.staging + r.dataTransferLength) : null;
-    return { status: r.scsiStatus, srbStatus: r.srbStatus, sense: r.sense, transferred: r.dataTransferLength, data };
+    const data = direction === SRB_DIRECTION.read ? core.u8.slice(at, at + r.dataTransferLength) : null;
+    this.release(pages, gpa);
+    return result(r, data);
   }
 
-  /** The staging buffer, grown (in whole pages) to hold `bytes`. */
-  private stage(bytes: number): number {
-    if (bytes > this.stagingBytes) {
-      if (this.staging >= 0) this.opts.allocPages.free(this.staging);
-      const pages = Math.ceil(bytes / PAGE);
-      this.staging = this.opts.allocPages(pages);
-      this.stagingBytes = pages * PAGE;
-    }
-    return this.staging;
+  private release(pages: number, gpa: number): void {
+    const list = this.pool.get(pages);
+    if (list) list.push(gpa);
+    else this.pool.set(pages, [gpa]);
   }
 
   /** REPORT LUNS on each scanned target, then INQUIRY on each LUN found. */
@@ -196,14 +198,18 @@ export class StorvscDriver {
     checked(await this.retried(target, lun, Uint8Array.of(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0), {}), 'SYNCHRONIZE CACHE (10)');
   }
 
-  /** Closes the channel and gives the staging pages back. */
+  /** Waits for the commands in flight, closes the channel and gives the staging pages back. */
   async detach(): Promise<void> {
-    await this.busy;
+    await Promise.allSettled([...this.inFlight]);
     if (this.channel.state === 'open') await this.channel.close();
-    if (this.staging >= 0) this.opts.allocPages.free(this.staging);
-    this.staging = -1;
-    this.stagingBytes = 0;
+    for (const list of this.pool.values()) for (const gpa of list) this.opts.allocPages.free(gpa);
+    this.pool.clear();
   }
+}
+
+function result(r: ReturnType<typeof decodeCompleteIo>, data: Uint8Array | null): ScsiCommandResult {
+  if (r.operation !== VSTOR_OP.completeIo) throw new SgringError('HostRefused', `storvsp answered an SRB with operation ${r.operation}`);
+  return { status: r.scsiStatus, srbStatus: r.srbStatus, sense: r.sense, transferred: r.dataTransferLength, data };
 }
 
 function rw16(op: number, lba: number, blocks: number): Uint8Array {
