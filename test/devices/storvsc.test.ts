@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  drop, MemorySink, PcapngWriter, randomFailure, readOnlyAfter, TapRegistry, traceTap,
+  drop, encodeVstor, VSTOR_OP, type HostChannel, MemorySink, PcapngWriter, randomFailure, readOnlyAfter, TapRegistry, traceTap,
   encodeExecuteSrb, encodeGpaRange, GuestBus, HostBus, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, pageAllocator,
   decodeCompleteIo, SRB_DIRECTION, SRB_STATUS, StorvscDriver, StorvspDevice, VSTOR_VERSION, type StorvspOptions,
 } from '../../src/index';
 
-async function rig(o: Partial<StorvspOptions> = {}) {
+async function rig(o: Partial<StorvspOptions> = {}, tamper?: (ch: HostChannel) => void) {
   const core = loadCoreSync({ guestBytes: 16 << 20 });
   const transport = MessageTransport.create(core);
   const dma = IommuDomain.create(core, 'storvsp0', { mode: 'identity' });
@@ -20,7 +20,8 @@ async function rig(o: Partial<StorvspOptions> = {}) {
   const dev = new StorvspDevice({
     dma, targets: [{ target: 0, lun: 0, backend: disk(4096) }, { target: 0, lun: 1, backend: disk(2048) }, { target: 1, lun: 0, backend: disk(1024) }], ...o,
   });
-  host.offer(dev.offer());
+  const spec = dev.offer();
+  host.offer({ ...spec, onOpen: (ch) => (spec.onOpen!(ch), tamper?.(ch)) });
   const pages = pageAllocator(core);
   const guest = new GuestBus(transport, { allocPages: pages, pump: () => host.poll() });
   await guest.connect();
@@ -103,6 +104,67 @@ describe('storvsc guest and storvsp host', () => {
     expect(decodeCompleteIo(await hba.channel.call(bad), 0).srbStatus).toBe(SRB_STATUS.invalidRequest);
     expect(dev.counters.invalidRequests).toBe(2);
     expect(core.u8.subarray(core.guestBase + buf, core.guestBase + buf + 4096).every((b) => b === 0)).toBe(true); // nothing written
+    await hba.detach();
+  });
+});
+
+describe('storvsc guest against a hostile host', () => {
+  const TUR = new Uint8Array(6);
+
+  it('[H30] [H31] [H32] [H42] packets the host sends on its own: short, COMPLETE_IO or FCHBA_DATA with id 0, unknown ops are skipped and counted; ENUMERATE_BUS rescans', async () => {
+    let hostCh: HostChannel | null = null;
+    const { guest, pages, offer } = await rig({}, (ch) => (hostCh = ch));
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages });
+    const rescans: number[] = [];
+    hba.onRescan = (d) => rescans.push(d.length);
+    const op = (operation: number) => encodeVstor({ operation, flags: 0 }).bytes;
+    for (const p of [new Uint8Array(8), op(VSTOR_OP.completeIo), op(VSTOR_OP.fchbaData), op(99), op(VSTOR_OP.enumerateBus)]) hostCh!.send(p);
+    hostCh!.flush();
+    await hba.scsi(0, 0, TUR); // polls the channel: the five packets arrive first
+    await hba.scsi(0, 0, TUR);
+    expect(hba.counters).toEqual({ rescans: 1, short: 1, completeIoWithoutId: 1, fchbaWithoutId: 1, unknown: 1 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(rescans).toEqual([3]);
+    await hba.detach();
+  });
+
+  it('[H33] a completion whose id matches no outstanding command is refused and counted; the command meets its deadline', async () => {
+    let lie = false;
+    const { guest, pages, offer } = await rig({}, (ch) => {
+      const real = ch.completeId.bind(ch);
+      // A completion packet (type 11) for an id the guest never used; the real one is never sent.
+      const raw = ch as unknown as { sendInline(p: Uint8Array, type: number, flags: number, lo: number, hi: number): boolean };
+      ch.completeId = (lo, hi, payload) => (lie ? (raw.sendInline(payload!, 11, 0, lo + 7, hi), ch.flush()) : real(lo, hi, payload));
+    });
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages, timeoutMs: 150 });
+    lie = true;
+    await expect(hba.scsi(0, 0, TUR)).rejects.toMatchObject({ code: 'Timeout' });
+    const c = hba.channel.transactions.counters;
+    expect(c.outOfRange + c.unknown).toBe(1);
+    lie = false;
+    expect((await hba.scsi(0, 0, TUR)).srbStatus & 0x3f).toBe(SRB_STATUS.success);
+    await hba.detach();
+  });
+
+  it('[H34] [H36] a reply claiming 255 bytes of sense and more data than asked is clamped: 20 bytes of sense, the requested length', async () => {
+    let tamper = false;
+    const { guest, pages, offer } = await rig({}, (ch) => {
+      const real = ch.completeId.bind(ch);
+      ch.completeId = (lo, hi, payload) => {
+        if (tamper && payload && payload.length >= 64) {
+          payload[21] = 255; // sense_info_length
+          new DataView(payload.buffer, payload.byteOffset).setUint32(24, 1 << 30, true); // data_transfer_length
+        }
+        return real(lo, hi, payload);
+      };
+    });
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages });
+    await hba.scsi(0, 0, TUR);
+    tamper = true;
+    const ok = await hba.scsi(0, 0, Uint8Array.of(0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0), { length: 512 });
+    expect([ok.transferred, ok.data!.length]).toEqual([512, 512]);
+    const bad = await hba.scsi(0, 0, Uint8Array.of(0x28, 0, 0, 0x10, 0, 0, 0, 0, 1, 0), { length: 512 }); // past the end
+    expect([bad.status, bad.sense.length, bad.transferred]).toEqual([2, 20, 0]);
     await hba.detach();
   });
 });

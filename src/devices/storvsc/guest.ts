@@ -57,6 +57,10 @@ export class StorvscDriver {
   version = 0;
   properties: VstorProperties = { maxChannels: 0, multiChannel: false, maxTransferBytes: 0 };
   disks: StorvscDisk[] = [];
+  /** Packets the host sent on its own (not completions), and what became of them. */
+  readonly counters = { rescans: 0, short: 0, completeIoWithoutId: 0, fchbaWithoutId: 0, unknown: 0 };
+  /** Called after a host-initiated rescan (ENUMERATE_BUS, REMOVE_DEVICE) has run discover(). */
+  onRescan: ((disks: StorvscDisk[]) => void) | null = null;
   /** Staging buffers not in use, by page count: reused, so a steady load allocates nothing. */
   private readonly pool = new Map<number, number[]>();
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -70,6 +74,7 @@ export class StorvscDriver {
     if (typeof opts?.allocPages?.free !== 'function') throw new SgringError('InvalidArgument', 'StorvscDriver.attach needs allocPages (a pageAllocator, which can free)');
     const ch = await bus.open(offer);
     const drv = new StorvscDriver(bus, ch, opts);
+    ch.onPacket = (p) => drv.unsolicited(p.payload(), p.transactionId);
     try {
       await drv.init();
       await drv.discover();
@@ -154,6 +159,25 @@ export class StorvscDriver {
     const list = this.pool.get(pages);
     if (list) list.push(gpa);
     else this.pool.set(pages, [gpa]);
+  }
+
+  /**
+   * A packet the host sent on its own. ENUMERATE_BUS and REMOVE_DEVICE rescan; everything else is
+   * skipped and counted: shorter than a vstor header [H30], a COMPLETE_IO [H31] or FCHBA_DATA [H32]
+   * that answers nothing (id 0), an operation this driver does not know [H42].
+   */
+  private unsolicited(msg: Uint8Array, tid: bigint): void {
+    if (msg.length < 12) {
+      this.counters.short++;
+      return;
+    }
+    const op = decodeVstorHeader(msg).operation;
+    if (op === VSTOR_OP.enumerateBus || op === VSTOR_OP.removeDevice) {
+      this.counters.rescans++;
+      void this.discover().then((d) => this.onRescan?.(d), () => undefined);
+    } else if (op === VSTOR_OP.completeIo && tid === 0n) this.counters.completeIoWithoutId++;
+    else if (op === VSTOR_OP.fchbaData && tid === 0n) this.counters.fchbaWithoutId++;
+    else this.counters.unknown++;
   }
 
   /** REPORT LUNS on each scanned target, then INQUIRY on each LUN found. */

@@ -88,7 +88,7 @@ interface ChannelState {
 
 export class StorvspDevice {
   readonly disks = new Map<string, ScsiDisk>();
-  readonly counters = { requests: 0, failed: 0, invalidRequests: 0, invalidLun: 0, dmaFaults: 0, unknownOperations: 0, beforeInit: 0 };
+  readonly counters = { requests: 0, failed: 0, replyFailed: 0, invalidRequests: 0, invalidLun: 0, dmaFaults: 0, unknownOperations: 0, beforeInit: 0 };
   readonly name: string;
   private readonly taps: TapRegistry | null;
   private points: { decode: StagePoint; execute: StagePoint; writeback: StagePoint } | null = null;
@@ -171,7 +171,8 @@ export class StorvspDevice {
           this.counters.beforeInit++;
           return answer(status(VSTOR_STATUS_INVALID_PARAMETER));
         }
-        void this.execute(st, msg.slice(), p.gpa ? p.gpa.segments.map((s) => ({ addr: s.addr, len: s.len })) : null).then((b) => b && answer(b)); // null: dropped by a tap
+        void this.execute(st, msg.slice(), p.gpa ? p.gpa.segments.map((s) => ({ addr: s.addr, len: s.len })) : null).then((b) => b && answer(b)) // null: dropped by a tap
+          .catch(() => this.counters.replyFailed++); // the channel closed or broke meanwhile
         return;
       default:
         this.counters.unknownOperations++;
