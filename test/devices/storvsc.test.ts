@@ -11,14 +11,16 @@ import {
   decodeCompleteIo, SRB_DIRECTION, SRB_STATUS, StorvscDriver, StorvspDevice, VSTOR_VERSION, type StorvspOptions,
 } from '../../src/index';
 
-async function rig(o: Partial<StorvspOptions> = {}, tamper?: (ch: HostChannel) => void) {
+async function rig(o: Partial<StorvspOptions> & { subChannelsMax?: number } = {}, tamper?: (ch: HostChannel) => void) {
   const core = loadCoreSync({ guestBytes: 16 << 20 });
   const transport = MessageTransport.create(core);
   const dma = IommuDomain.create(core, 'storvsp0', { mode: 'identity' });
   const host = new HostBus(transport, { dma });
   const disk = (blocks: number) => MemoryDisk.create(core, { blockCount: blocks });
+  const { subChannelsMax, ...rest } = o;
   const dev = new StorvspDevice({
-    dma, targets: [{ target: 0, lun: 0, backend: disk(4096) }, { target: 0, lun: 1, backend: disk(2048) }, { target: 1, lun: 0, backend: disk(1024) }], ...o,
+    dma, targets: [{ target: 0, lun: 0, backend: disk(4096) }, { target: 0, lun: 1, backend: disk(2048) }, { target: 1, lun: 0, backend: disk(1024) }], ...rest,
+    ...(subChannelsMax !== undefined ? { subChannels: { bus: host, max: subChannelsMax } } : {}),
   });
   const spec = dev.offer();
   host.offer({ ...spec, onOpen: (ch) => (spec.onOpen!(ch), tamper?.(ch)) });
@@ -33,7 +35,7 @@ describe('storvsc guest and storvsp host', () => {
     const { guest, pages, offer } = await rig();
     const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages });
     expect(hba.version).toBe(VSTOR_VERSION.win10);
-    expect(hba.properties).toEqual({ maxChannels: 1, multiChannel: false, maxTransferBytes: 2 << 20 });
+    expect(hba.properties).toEqual({ maxChannels: 0, multiChannel: false, maxTransferBytes: 2 << 20 });
     expect(hba.disks.map((d) => [d.target, d.lun, d.vendor])).toEqual([[0, 0, 'SGRING'], [0, 1, 'SGRING'], [1, 0, 'SGRING']]);
     await hba.detach();
   });
@@ -66,6 +68,30 @@ describe('storvsc guest and storvsp host', () => {
     }
     expect(pages.stats().usedPages).toBe(used);
     await hba.detach();
+  });
+
+  it('multi-channel (the D1964 spread): 4 processors ask for 3 sub-channels, and commands spread over all four channels', async () => {
+    const { dev, guest, pages, offer } = await rig({ subChannelsMax: 4 });
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages, cpus: 4 });
+    expect(hba.properties).toMatchObject({ maxChannels: 4, multiChannel: true });
+    expect(hba.channels.length).toBe(4);
+    await hba.scsi(0, 0, new Uint8Array(6)); // the power-on unit attention, taken
+    dev.perChannel.clear();
+    await Promise.all(Array.from({ length: 40 }, (_, i) => hba.read(0, 0, i * 8, 8)));
+    expect([...dev.perChannel.values()]).toEqual([10, 10, 10, 10]);
+    await hba.detach();
+    expect(pages.stats().usedPages).toBe(0); // sub-channel rings given back too
+  });
+
+  it('[H40] the guest asks for min(cpus - 1, host maximum) sub-channels; none from a host without multi-channel', async () => {
+    const two = await rig({ subChannelsMax: 2 });
+    const a = await StorvscDriver.attach(two.guest, two.offer, { allocPages: two.pages, cpus: 8 });
+    expect(a.channels.length).toBe(3);
+    await a.detach();
+    const none = await rig();
+    const b = await StorvscDriver.attach(none.guest, none.offer, { allocPages: none.pages, cpus: 8 });
+    expect(b.channels.length).toBe(1);
+    await b.detach();
   });
 
   it('a failed command carries CHECK CONDITION, autosense and the sense data; the typed error names it', async () => {
@@ -122,7 +148,7 @@ describe('storvsc guest against a hostile host', () => {
     hostCh!.flush();
     await hba.scsi(0, 0, TUR); // polls the channel: the five packets arrive first
     await hba.scsi(0, 0, TUR);
-    expect(hba.counters).toEqual({ rescans: 1, short: 1, completeIoWithoutId: 1, fchbaWithoutId: 1, unknown: 1 });
+    expect(hba.counters).toEqual({ subChannelOpenFailed: 0, rescans: 1, short: 1, completeIoWithoutId: 1, fchbaWithoutId: 1, unknown: 1 });
     await new Promise((r) => setTimeout(r, 50));
     expect(rescans).toEqual([3]);
     await hba.detach();

@@ -12,7 +12,7 @@ import type { Offer } from '../../vmbus/offers';
 import type { FreeingPageAllocator } from '../../vmbus/guest-pages';
 import { SCSI_STATUS } from '../scsi/sense';
 import {
-  decodeCompleteIo, decodeProperties, decodeVstorHeader, encodeExecuteSrb, encodeQueryProtocolVersion, encodeVstor,
+  decodeCompleteIo, decodeProperties, decodeVstorHeader, encodeCreateSubChannels, encodeExecuteSrb, encodeQueryProtocolVersion, encodeVstor,
   SRB_DIRECTION, VSTOR_OP, VSTOR_VERSION, type VstorProperties,
 } from './wire';
 
@@ -27,6 +27,11 @@ export interface StorvscOptions {
   timeoutMs?: number;
   /** Targets scanned by discover() (default 0..1). */
   scanTargets?: number[];
+  /**
+   * Processors to spread commands over: asks the host for min(cpus - 1, its maximum)
+   * sub-channels [H40] and sends round-robin over all open channels (default 1: no sub-channels).
+   */
+  cpus?: number;
 }
 
 export interface ScsiCommandOptions {
@@ -57,8 +62,11 @@ export class StorvscDriver {
   version = 0;
   properties: VstorProperties = { maxChannels: 0, multiChannel: false, maxTransferBytes: 0 };
   disks: StorvscDisk[] = [];
+  /** The primary channel and the sub-channels that opened; commands go round-robin over them. */
+  readonly channels: GuestChannel[] = [];
+  private nextChannel = 0;
   /** Packets the host sent on its own (not completions), and what became of them. */
-  readonly counters = { rescans: 0, short: 0, completeIoWithoutId: 0, fchbaWithoutId: 0, unknown: 0 };
+  readonly counters = { subChannelOpenFailed: 0, rescans: 0, short: 0, completeIoWithoutId: 0, fchbaWithoutId: 0, unknown: 0 };
   /** Called after a host-initiated rescan (ENUMERATE_BUS, REMOVE_DEVICE) has run discover(). */
   onRescan: ((disks: StorvscDisk[]) => void) | null = null;
   /** Staging buffers not in use, by page count: reused, so a steady load allocates nothing. */
@@ -67,7 +75,9 @@ export class StorvscDriver {
   /** Staging pages of requests that timed out: the host may still write them, so they are never reused. */
   leakedPages = 0;
 
-  private constructor(readonly bus: GuestBus, readonly channel: GuestChannel, private readonly opts: StorvscOptions) {}
+  private constructor(readonly bus: GuestBus, readonly channel: GuestChannel, private readonly opts: StorvscOptions) {
+    this.channels.push(channel);
+  }
 
   /** Opens the offer's channel, initialises the adapter and discovers its disks. */
   static async attach(bus: GuestBus, offer: Offer, opts: StorvscOptions): Promise<StorvscDriver> {
@@ -112,6 +122,29 @@ export class StorvscDriver {
     this.properties = decodeProperties(props.reply);
     const end = await this.step(encodeVstor({ operation: VSTOR_OP.endInitialization }, this.version).bytes);
     if (end.status !== 0) throw new SgringError('HostRefused', `END_INITIALIZATION failed with status 0x${end.status.toString(16)}`);
+    const want = Math.min((this.opts.cpus ?? 1) - 1, this.properties.multiChannel ? this.properties.maxChannels : 0);
+    if (want > 0) await this.openSubChannels(want);
+  }
+
+  /** CREATE_SUB_CHANNELS, then open each sub-channel offered; one that fails to open stays unused [H40]. */
+  private async openSubChannels(n: number): Promise<void> {
+    const r = await this.step(encodeCreateSubChannels(n, this.version));
+    if (r.status !== 0) return; // the adapter works on its primary channel alone
+    const deadline = performance.now() + this.timeout;
+    const offers = () => this.bus.offers.subChannels(this.channel.offer);
+    while (offers().length < n && performance.now() < deadline) {
+      this.bus.poll();
+      await new Promise<void>((res) => setTimeout(res, 0));
+    }
+    for (const offer of offers()) {
+      try {
+        const ch = await this.bus.open(offer);
+        ch.onPacket = (p) => this.unsolicited(p.payload(), p.transactionId);
+        this.channels.push(ch);
+      } catch {
+        this.counters.subChannelOpenFailed++;
+      }
+    }
   }
 
   /**
@@ -135,7 +168,9 @@ export class StorvscDriver {
     }
     const direction = length === 0 ? SRB_DIRECTION.none : write ? SRB_DIRECTION.write : SRB_DIRECTION.read;
     const msg = encodeExecuteSrb({ port: 0, path: 0, target, lun, cdb, direction, dataTransferLength: length }, this.version);
-    if (length === 0) return result(decodeCompleteIo(await this.channel.call(msg, this.timeout), 0), null);
+    let ch = this.channels[this.nextChannel++ % this.channels.length]!;
+    if (ch.state !== 'open') ch = this.channel; // a sub-channel closed or rescinded: the primary serves
+    if (length === 0) return result(decodeCompleteIo(await ch.call(msg, this.timeout), 0), null);
     const pages = Math.ceil(length / PAGE);
     const gpa = this.pool.get(pages)?.pop() ?? this.opts.allocPages(pages);
     const core = this.bus.core;
@@ -143,7 +178,7 @@ export class StorvscDriver {
     let reply: Uint8Array;
     try {
       if (write) core.u8.set(o.data!, at);
-      reply = await this.channel.callGpa({ rangeBytes: encodeGpaRange(core, [{ addr: gpa, len: length }]), rangeCount: 1 }, msg, this.timeout);
+      reply = await ch.callGpa({ rangeBytes: encodeGpaRange(core, [{ addr: gpa, len: length }]), rangeCount: 1 }, msg, this.timeout);
     } catch (e) {
       if (e instanceof SgringError && e.code === 'Timeout') this.leakedPages += pages; // the host may still write them
       else this.release(pages, gpa);

@@ -9,6 +9,7 @@ import { SgringError } from '../../engine/errors';
 import { optionNames } from '../../core/args';
 import type { DmaDomain } from '../../memory/dma-domain';
 import type { HostChannel, HostOfferSpec } from '../../vmbus/host-channel';
+import type { HostBus } from '../../vmbus/host-bus';
 import type { Guid } from '../../vmbus/guid';
 import type { ReceivedPacket } from '../../vmbus/received-packet';
 import { reportLuns, ScsiDisk, type ScsiResult } from '../scsi/disk';
@@ -18,7 +19,7 @@ import type { DeviceStatuses, IoKind } from '../../taps/event';
 import { iscsiEncoder } from '../../trace/iscsi';
 import type { BlockBackend } from '../block/backend';
 import {
-  decodeExecuteSrb, decodeProtocolVersion, decodeVstorHeader, encodeCompleteIo, encodeProperties, encodeVstor,
+  decodeExecuteSrb, decodeProtocolVersion, decodeSubChannelCount, decodeVstorHeader, encodeCompleteIo, encodeProperties, encodeVstor,
   SRB_DIRECTION, SRB_STATUS, VSTOR_OP, VSTOR_VERSION, type SrbRequest,
 } from './wire';
 
@@ -75,6 +76,8 @@ export interface StorvspOptions {
   versions?: number[];
   /** Largest transfer per request (default 2 MiB, reported in QUERY_PROPERTIES). */
   maxTransferBytes?: number;
+  /** Sub-channels: the bus to offer them on and how many at most (QUERY_PROPERTIES says so). */
+  subChannels?: { bus: HostBus; max: number };
   /** Tap points storvsc:io:decode|execute|writeback, traced as iSCSI. */
   taps?: TapRegistry;
   /** Device instance name for taps and traces (default 'storvsp0'). */
@@ -93,13 +96,23 @@ export class StorvspDevice {
   private readonly taps: TapRegistry | null;
   private points: { decode: StagePoint; execute: StagePoint; writeback: StagePoint } | null = null;
   private nextRequest = 1;
+  private readonly subChannels: { bus: HostBus; max: number } | null;
+  /** The primary channel's negotiated state, shared by its sub-channels (they skip initialisation). */
+  private primary: ChannelState | null = null;
+  private offeredSubChannels = 0;
+  /** Requests served per channel relid (the multi-channel spread shows here). */
+  readonly perChannel = new Map<number, number>();
   private readonly dma: DmaDomain;
   private readonly versions: number[];
   private readonly maxTransferBytes: number;
   private readonly instanceId: Guid | undefined;
 
   constructor(opts: StorvspOptions) {
-    optionNames(opts, ['targets', 'dma', 'instanceId', 'versions', 'maxTransferBytes', 'taps', 'name'], 'StorvspDevice');
+    optionNames(opts, ['targets', 'dma', 'instanceId', 'versions', 'maxTransferBytes', 'subChannels', 'taps', 'name'], 'StorvspDevice');
+    if (opts.subChannels !== undefined && (!opts.subChannels.bus || !Number.isInteger(opts.subChannels.max) || opts.subChannels.max < 0 || opts.subChannels.max > 64)) {
+      throw new SgringError('InvalidArgument', 'subChannels is { bus: HostBus, max: 0..64 }');
+    }
+    this.subChannels = opts.subChannels ?? null;
     if (!opts.dma) throw new SgringError('InvalidArgument', 'StorvspDevice needs the DMA domain (opts.dma)');
     if (!Array.isArray(opts.targets) || opts.targets.length === 0) throw new SgringError('InvalidArgument', 'StorvspDevice needs targets: [{ target, lun, backend }, ...]');
     for (const t of opts.targets) {
@@ -132,13 +145,16 @@ export class StorvspDevice {
   }
 
   private attach(ch: HostChannel): void {
-    const st: ChannelState = { version: 0, initialized: false };
+    const sub = ch.offer.subChannelIndex > 0 && this.primary !== null;
+    const st: ChannelState = sub ? this.primary! : { version: 0, initialized: false };
+    if (!sub) this.primary = st;
     ch.onPacket = (p) => this.handle(ch, st, p);
   }
 
   private handle(ch: HostChannel, st: ChannelState, p: ReceivedPacket): void {
     const msg = p.payload();
     const tid = p.transactionId;
+    this.perChannel.set(ch.offer.relid, (this.perChannel.get(ch.offer.relid) ?? 0) + 1);
     const answer = (payload: Uint8Array) => {
       if (!p.completionRequested) return;
       ch.completeId(Number(tid & 0xffffffffn), Number(tid >> 32n), payload);
@@ -160,8 +176,21 @@ export class StorvspDevice {
         st.version = v;
         return answer(status(0));
       }
-      case VSTOR_OP.queryProperties:
-        return answer(encodeProperties({ maxChannels: 1, multiChannel: false, maxTransferBytes: this.maxTransferBytes }, st.version || VSTOR_VERSION.win10));
+      case VSTOR_OP.queryProperties: {
+        const max = this.subChannels?.max ?? 0;
+        return answer(encodeProperties({ maxChannels: max, multiChannel: max > 0, maxTransferBytes: this.maxTransferBytes }, st.version || VSTOR_VERSION.win10));
+      }
+      case VSTOR_OP.createSubChannels: {
+        const n = msg.length >= 14 ? decodeSubChannelCount(msg) : 0;
+        if (!this.subChannels || !st.initialized || ch.offer.subChannelIndex !== 0 || n === 0 || n + this.offeredSubChannels > this.subChannels.max) {
+          this.counters.invalidRequests++;
+          return answer(status(VSTOR_STATUS_INVALID_PARAMETER));
+        }
+        answer(status(0)); // the answer first, then the offers (as Hyper-V does)
+        this.subChannels.bus.offerSubChannels(ch.offer.relid, n);
+        this.offeredSubChannels += n;
+        return;
+      }
       case VSTOR_OP.endInitialization:
         st.initialized = st.version !== 0;
         return answer(status(st.initialized ? 0 : VSTOR_STATUS_INVALID_PARAMETER));
