@@ -206,6 +206,33 @@ describe('IscsiTarget against hostile initiators', () => {
   });
 });
 
+describe('IscsiTarget resources', () => {
+  it('write data outstanding on a connection is capped (maxPendingBytes): a write beyond it gets TASK SET FULL, and goes through once room is back', async () => {
+    const core = loadCoreSync();
+    const small = new IscsiTarget({ luns: [new ScsiDisk(MemoryDisk.create(core, { blockCount: 64 }))], iqn: IQN, port: 0, maxPendingBytes: 4096 });
+    await small.listen();
+    const c = await RawInitiator.open(small.port);
+    await c.login();
+    c.command(TUR);
+    await c.next(); // the power-on unit attention
+    const itt = c.command(write10(0, 8), { write: true, edtl: 4096 }); // waits for its data: 4 KiB held
+    const r2t = (await c.next())!;
+    expect(r2t.opcode).toBe(OPC.r2t);
+    c.command(write10(8, 1), { write: true, edtl: 512 });
+    const full = (await c.next())!;
+    expect([full.opcode, full.bhs[3]]).toEqual([OPC.scsiResponse, SCSI_STATUS.taskSetFull]);
+    const { bytes, dv } = makePdu(OPC.dataOut, 0x80, new Uint8Array(4096).fill(5));
+    dv.setUint32(16, itt);
+    dv.setUint32(20, r2t.dv.getUint32(20));
+    c.send(bytes);
+    expect((await c.next())!.bhs[3]).toBe(SCSI_STATUS.good);
+    c.command(write10(8, 1), { write: true, edtl: 512, data: new Uint8Array(512) });
+    expect((await c.next())!.bhs[3]).toBe(SCSI_STATUS.good);
+    c.close();
+    await small.close();
+  });
+});
+
 const libiscsi = spawnSync('iscsi-test-cu', ['-l'], { encoding: 'utf8' }).status === 0;
 if (!libiscsi) console.warn('libiscsi-bin is not installed (apt-get install libiscsi-bin): the libiscsi tests are skipped here; CI installs it');
 

@@ -20,6 +20,8 @@ export interface IscsiTargetOptions {
   host?: string;
   /** TCP port (default 3260; 0 picks a free one: read `port` after listen()). */
   port?: number;
+  /** Bytes of write data one connection may have outstanding (default 256 MiB); beyond it TASK SET FULL. */
+  maxPendingBytes?: number;
 }
 
 const OUR_MAX_RECV = 262144;
@@ -47,18 +49,21 @@ export class IscsiTarget {
   readonly host: string;
   private readonly luns: ScsiDisk[];
   private requestedPort: number;
+  /** @internal */
+  readonly maxPendingBytes: number;
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
   /** Connections, logins, commands, commands ignored for a CmdSN outside the window, and connections closed for a protocol error. */
   readonly counters = { connections: 0, logins: 0, commands: 0, ignoredCommands: 0, protocolErrors: 0 };
 
   constructor(opts: IscsiTargetOptions) {
-    optionNames(opts, ['luns', 'iqn', 'host', 'port'], 'IscsiTarget');
+    optionNames(opts, ['luns', 'iqn', 'host', 'port', 'maxPendingBytes'], 'IscsiTarget');
     if (!Array.isArray(opts?.luns) || opts.luns.length === 0) throw new SgringError('InvalidArgument', 'IscsiTarget needs luns: [ScsiDisk, ...]');
     this.luns = opts.luns;
     this.iqn = opts.iqn ?? 'iqn.2026-12.sgring:disk';
     this.host = opts.host ?? '127.0.0.1';
     this.requestedPort = opts.port ?? 3260;
+    this.maxPendingBytes = opts.maxPendingBytes ?? 256 << 20;
   }
 
   /** The port it listens on (after listen()). */
@@ -289,6 +294,11 @@ class Connection {
     const write = (p.flags & 0x20) !== 0;
     if (write && edtl > 0) {
       if (edtl > 64 << 20) return this.respond(p.itt, lun, edtl, checkResult(fixedSense(SENSE.invalidFieldInCdb())), null);
+      let pending = 0;
+      for (const w of this.writes.values()) pending += w.edtl;
+      if (pending + edtl > this.target.maxPendingBytes) { // no buffer for it now: the initiator retries later
+        return this.respond(p.itt, lun, edtl, { status: SCSI_STATUS.taskSetFull, sense: null, data: null, transferred: 0 }, null);
+      }
       const w: PendingWrite = { itt: p.itt, lun, cdb, edtl, buf: new Uint8Array(edtl), received: 0, ttt: 0, r2tsn: 0, dataSn: 0, asked: 0 };
       const imm = this.immediateData ? Math.min(p.data.length, edtl) : 0;
       w.buf.set(p.data.subarray(0, imm));
