@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   drop, encodeVstor, VSTOR_OP, type HostChannel, MemorySink, PcapngWriter, randomFailure, readOnlyAfter, TapRegistry, traceTap,
-  encodeExecuteSrb, encodeGpaRange, GuestBus, HostBus, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, pageAllocator,
+  encodeExecuteSrb, encodeGpaRange, encodeGpaRanges, GuestBus, HostBus, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, pageAllocator,
   decodeCompleteIo, SRB_DIRECTION, SRB_STATUS, StorvscDriver, StorvspDevice, VSTOR_VERSION, type StorvspOptions,
 } from '../../src/index';
 
@@ -129,6 +129,13 @@ describe('storvsc guest and storvsp host', () => {
     bad[20] = 0; // CDB length 0
     expect(decodeCompleteIo(await hba.channel.call(bad), 0).srbStatus).toBe(SRB_STATUS.invalidRequest);
     expect(dev.counters.invalidRequests).toBe(2);
+    // Two GPA ranges (a first segment ending mid-page, a second starting at a page): a buffer with
+    // a hole the host would have to guess across. Refused, counted, nothing written.
+    const two = encodeGpaRanges(core, [{ addr: buf, len: 1024 }, { addr: buf + 8192, len: 512 }], { perSegment: true });
+    const r2 = await hba.channel.callGpa({ rangeBytes: two.bytes, rangeCount: two.rangeCount },
+      encodeExecuteSrb({ port: 0, path: 0, target: 0, lun: 0, cdb: Uint8Array.of(0x28, 0, 0, 0, 0, 0, 0, 0, 3, 0), direction: SRB_DIRECTION.read, dataTransferLength: 1536 }));
+    expect(decodeCompleteIo(r2, 1536).srbStatus).toBe(SRB_STATUS.invalidRequest);
+    expect(dev.counters.pageListRefused).toBe(1);
     expect(core.u8.subarray(core.guestBase + buf, core.guestBase + buf + 4096).every((b) => b === 0)).toBe(true); // nothing written
     await hba.detach();
   });

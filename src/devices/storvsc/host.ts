@@ -91,7 +91,7 @@ interface ChannelState {
 
 export class StorvspDevice {
   readonly disks = new Map<string, ScsiDisk>();
-  readonly counters = { requests: 0, failed: 0, replyFailed: 0, invalidRequests: 0, invalidLun: 0, dmaFaults: 0, unknownOperations: 0, beforeInit: 0 };
+  readonly counters = { requests: 0, failed: 0, replyFailed: 0, pageListRefused: 0, invalidRequests: 0, invalidLun: 0, dmaFaults: 0, unknownOperations: 0, beforeInit: 0 };
   readonly name: string;
   private readonly taps: TapRegistry | null;
   private points: { decode: StagePoint; execute: StagePoint; writeback: StagePoint } | null = null;
@@ -199,6 +199,14 @@ export class StorvspDevice {
         if (!st.initialized) {
           this.counters.beforeInit++;
           return answer(status(VSTOR_STATUS_INVALID_PARAMETER));
+        }
+        if (p.gpa && p.gpa.ranges.length !== 1) {
+          // The data buffer is one GPA range (Linux and FreeBSD send one; spec §4.5): a packet with
+          // several could describe a buffer with holes, which is refused, not guessed at.
+          this.counters.pageListRefused++;
+          const req = decodeExecuteSrb(msg, st.version);
+          return answer(encodeCompleteIo('invalid' in req ? { port: 0, path: 0, target: 0, lun: 0, direction: SRB_DIRECTION.none } : req,
+            { srbStatus: SRB_STATUS.invalidRequest, scsiStatus: 0, dataTransferLength: 0, sense: new Uint8Array(0) }, st.version));
         }
         void this.execute(st, msg.slice(), p.gpa ? p.gpa.segments.map((s) => ({ addr: s.addr, len: s.len })) : null).then((b) => b && answer(b)) // null: dropped by a tap
           .catch(() => this.counters.replyFailed++); // the channel closed or broke meanwhile
