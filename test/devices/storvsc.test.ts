@@ -33,6 +33,7 @@ async function rig(o: Partial<StorvspOptions> & { subChannelsMax?: number } = {}
 describe('storvsc guest and storvsp host', () => {
   it('initialises (Win10, properties) and finds two targets with three disks by REPORT LUNS and INQUIRY', async () => {
     const { guest, pages, offer } = await rig();
+    await expect(StorvscDriver.attach(guest, offer, { allocPages: pages, channels: 4 } as never)).rejects.toMatchObject({ code: 'InvalidArgument' });
     const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages });
     expect(hba.version).toBe(VSTOR_VERSION.win10);
     expect(hba.properties).toEqual({ maxChannels: 0, multiChannel: false, maxTransferBytes: 2 << 20 });

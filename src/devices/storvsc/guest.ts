@@ -6,6 +6,7 @@
 
 import { SgringError } from '../../engine/errors';
 import { encodeGpaRange } from '../../core/gpa-range';
+import { optionNames } from '../../core/args';
 import type { GuestBus } from '../../vmbus/guest-bus';
 import type { GuestChannel } from '../../vmbus/guest-channel';
 import type { Offer } from '../../vmbus/offers';
@@ -81,6 +82,7 @@ export class StorvscDriver {
 
   /** Opens the offer's channel, initialises the adapter and discovers its disks. */
   static async attach(bus: GuestBus, offer: Offer, opts: StorvscOptions): Promise<StorvscDriver> {
+    optionNames(opts, ['allocPages', 'versions', 'timeoutMs', 'scanTargets', 'cpus'], 'StorvscDriver.attach');
     if (typeof opts?.allocPages?.free !== 'function') throw new SgringError('InvalidArgument', 'StorvscDriver.attach needs allocPages (a pageAllocator, which can free)');
     const ch = await bus.open(offer);
     const drv = new StorvscDriver(bus, ch, opts);

@@ -154,9 +154,10 @@ export class StorvspDevice {
   private handle(ch: HostChannel, st: ChannelState, p: ReceivedPacket): void {
     const msg = p.payload();
     const tid = p.transactionId;
+    const wanted = p.completionRequested; // read now: the packet view is reused before an async answer
     this.perChannel.set(ch.offer.relid, (this.perChannel.get(ch.offer.relid) ?? 0) + 1);
     const answer = (payload: Uint8Array) => {
-      if (!p.completionRequested) return;
+      if (!wanted) return;
       ch.completeId(Number(tid & 0xffffffffn), Number(tid >> 32n), payload);
       ch.flush();
     };
