@@ -1,13 +1,14 @@
 // The iSCSI target (sgring/node) checked two ways: a small initiator written here sends the hostile
 // PDUs of hardening items 79 and 80, and libiscsi's own tools and its conformance suite
 // (iscsi-test-cu, Debian's libiscsi-bin) log in and drive the disk as any initiator would.
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCoreSync, MemoryDisk, ScsiDisk, SCSI_STATUS } from '../../src/index';
 import { IscsiTarget } from '../../src/node/index';
 import { BHS, encodeKeys, makePdu, OPC, parseKeys, PduReader, type Pdu } from '../../src/devices/iscsi/pdu';
+import { haveTool } from '../util/tools';
 
 const run = promisify(execFile);
 const IQN = 'iqn.2026-12.sgring:test';
@@ -233,8 +234,7 @@ describe('IscsiTarget resources', () => {
   });
 });
 
-const libiscsi = spawnSync('iscsi-test-cu', ['-l'], { encoding: 'utf8' }).status === 0;
-if (!libiscsi) console.warn('libiscsi-bin is not installed (apt-get install libiscsi-bin): the libiscsi tests are skipped here; CI installs it');
+const libiscsi = haveTool('iscsi-test-cu', ['-l'], 'libiscsi-bin', 'the libiscsi tests');
 
 describe.skipIf(!libiscsi)('libiscsi drives the target', () => {
   const url = () => `iscsi://127.0.0.1:${port}/${IQN}/0`;

@@ -1,7 +1,7 @@
 // NvmeDriver and NvmeController together: bring-up, reads and writes of every size through
 // real queue memory and a strict IOMMU domain, the frankendrive drives under a real driver,
 // retries, a lost command recovered by abort and reset, and the trace tshark decodes.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import {
   drop, Iommu, loadCoreSync, MemoryDisk, MemorySink, NvmeController, NvmeDriver, pageAllocator, PcapngWriter, randomFailure, readOnlyAfter,
   reincarnation, SgringError, TapRegistry, temperamental, traceTap, vendorCommand, type NvmeDriverOptions,
 } from '../../src/index';
+import { haveTool } from '../util/tools';
 
 function rig(o: { taps?: TapRegistry; blocks?: number; driver?: Partial<NvmeDriverOptions>; grant?: boolean } = {}) {
   const core = loadCoreSync({ guestBytes: 64 << 20 });
@@ -163,8 +164,7 @@ describe('the frankendrive drives under a real driver', () => {
   });
 });
 
-const haveTshark = spawnSync('tshark', ['--version']).status === 0;
-if (!haveTshark) console.warn('tshark is not installed (apt-get install tshark): the NVMe trace decode test is skipped here; CI installs it');
+const haveTshark = haveTool('tshark', ['--version'], 'tshark', 'the NVMe trace decode test');
 
 describe.skipIf(!haveTshark)('the controller\'s trace', () => {
   it('tshark decodes the driver\'s commands as NVMe/TCP with no malformed packet, and shows 01/82 where it was injected', async () => {

@@ -1,6 +1,6 @@
 // storvsc end to end in one thread: the guest driver and the storvsp host over real VMBus rings,
 // SCSI commands with data through GPA-direct ranges and the host's DMA domain, on memory disks.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import {
   encodeExecuteSrb, encodeGpaRange, encodeGpaRanges, GuestBus, HostBus, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, pageAllocator,
   decodeCompleteIo, SRB_DIRECTION, SRB_STATUS, StorvscDriver, StorvspDevice, VSTOR_VERSION, type StorvspOptions,
 } from '../../src/index';
+import { haveTool } from '../util/tools';
 
 async function rig(o: Partial<StorvspOptions> & { subChannelsMax?: number } = {}, tamper?: (ch: HostChannel) => void) {
   const core = loadCoreSync({ guestBytes: 16 << 20 });
@@ -236,7 +237,7 @@ describe('storvsc taps', () => {
     await hba.detach();
   });
 
-  const haveTshark = spawnSync('tshark', ['--version']).status === 0;
+  const haveTshark = haveTool('tshark', ['--version'], 'tshark', 'the storvsc trace decode test');
   it.skipIf(!haveTshark)('a trace at the storvsc stages is iSCSI that tshark decodes as SCSI: opcodes, LBAs, status and sense', async () => {
     const taps = new TapRegistry();
     const sink = new MemorySink();

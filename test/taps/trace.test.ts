@@ -1,7 +1,7 @@
 // Traces: the pcapng structure (blocks, lengths, options), bounded memory over 10^5 packets,
 // and captures of each encoder that Debian's unmodified tshark decodes with no malformed packet
 // and no expert error, its decoded fields equal to what the model logged.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import {
 import { FileSink } from '../../src/node/index';
 import { expectCode } from '../util/errors';
 import { BLOCK, MockNvme, readCmd, sqe, writeCmd } from './mock-nvme';
+import { haveTool } from '../util/tools';
 
 /** The blocks of a pcapng file: type, body, and the options of SHB/IDB/EPB, checking every length. */
 function parseBlocks(b: Uint8Array) {
@@ -104,9 +105,7 @@ describe('pcapng writer', () => {
   });
 });
 
-const tshark = spawnSync('tshark', ['--version'], { encoding: 'utf8' });
-const haveTshark = tshark.status === 0;
-if (!haveTshark) console.warn('tshark is not installed (apt-get install tshark): the decode tests are skipped here; CI installs it');
+const haveTshark = haveTool('tshark', ['--version'], 'tshark', 'the decode tests');
 
 describe.skipIf(!haveTshark)('tshark decodes the traces', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sgring-trace-'));
