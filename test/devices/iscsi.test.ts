@@ -207,6 +207,33 @@ describe('IscsiTarget against hostile initiators', () => {
   });
 });
 
+describe('PduReader', () => {
+  it('gives the same PDUs whatever the chunking of the stream, and holds only what is not yet a PDU', () => {
+    const pdus = [0, 1, 5, 48, 1000, 70000].map((n, i) => {
+      const { bytes, dv } = makePdu(OPC.scsiCommand, 0x80, new Uint8Array(n).map((_, j) => (i * 31 + j) & 0xff));
+      dv.setUint32(16, i + 1);
+      return bytes;
+    });
+    const stream = new Uint8Array(pdus.reduce((a, p) => a + p.length, 0));
+    pdus.reduce((at, p) => (stream.set(p, at), at + p.length), 0);
+    for (const seed of [1, 2, 3, 4]) {
+      const r = new PduReader(1 << 20);
+      const got: Pdu[] = [];
+      let x = seed;
+      for (let at = 0; at < stream.length;) {
+        x = (x * 1103515245 + 12345) >>> 0;
+        const n = Math.min(stream.length - at, 1 + (x % (seed === 1 ? 3 : 20000)));
+        r.push(stream.subarray(at, at + n));
+        at += n;
+        for (let p = r.next(); p; p = r.next()) got.push(p);
+      }
+      expect(r.length).toBe(0);
+      expect(got.map((p) => [p.itt, p.data.length])).toEqual([[1, 0], [2, 1], [3, 5], [4, 48], [5, 1000], [6, 70000]]);
+      expect(got.every((p, i) => p.data.every((b, j) => b === ((i * 31 + j) & 0xff)))).toBe(true);
+    }
+  });
+});
+
 describe('IscsiTarget resources', () => {
   it('write data outstanding on a connection is capped (maxPendingBytes): a write beyond it gets TASK SET FULL, and goes through once room is back', async () => {
     const core = loadCoreSync();

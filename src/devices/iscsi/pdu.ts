@@ -30,34 +30,64 @@ export function makePdu(opcode: number, flags: number, data: Uint8Array | null =
   return { bytes, dv };
 }
 
-/** Splits a byte stream into PDUs; refuses AHS and absurd lengths (the caller drops the connection). */
+/**
+ * Splits a byte stream into PDUs; refuses AHS and absurd lengths (the caller drops the
+ * connection). Chunks are kept as they came and joined once per PDU, so a stream costs one copy.
+ */
 export class PduReader {
-  private buf = new Uint8Array(0);
+  private chunks: Uint8Array[] = [];
+  private head = 0; // bytes of chunks[0] already taken
+  /** Bytes held and not yet returned as PDUs. */
+  length = 0;
 
   constructor(private readonly maxData: number) {}
 
   push(chunk: Uint8Array): void {
-    const b = new Uint8Array(this.buf.length + chunk.length);
-    b.set(this.buf);
-    b.set(chunk, this.buf.length);
-    this.buf = b;
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  /** The next `n` bytes (n <= length), consumed when `take`, else only looked at. */
+  private bytes(n: number, take: boolean): Uint8Array {
+    const out = new Uint8Array(n);
+    let i = 0;
+    let at = this.head;
+    for (let got = 0; got < n; i++, at = 0) {
+      const c = this.chunks[i]!;
+      const k = Math.min(c.length - at, n - got);
+      out.set(c.subarray(at, at + k), got);
+      got += k;
+      if (take && at + k < c.length) { // stopped inside this chunk
+        this.chunks.splice(0, i);
+        this.head = at + k;
+        this.length -= n;
+        return out;
+      }
+    }
+    if (take) {
+      this.chunks.splice(0, i);
+      this.head = 0;
+      this.length -= n;
+    }
+    return out;
   }
 
   /** The next whole PDU, null when more bytes are needed; throws on a PDU no target should accept. */
   next(): Pdu | null {
-    if (this.buf.length < BHS) return null;
-    const dv = new DataView(this.buf.buffer, this.buf.byteOffset, BHS);
-    const ahs = this.buf[4]! * 4;
+    if (this.length < BHS) return null;
+    const head = this.bytes(BHS, false);
+    const dv = new DataView(head.buffer);
+    const ahs = head[4]! * 4;
     const dsl = dv.getUint32(4) & 0xffffff;
     if (ahs !== 0) throw new Error('additional header segments are not supported');
     if (dsl > this.maxData) throw new Error(`a data segment of ${dsl} bytes is more than the ${this.maxData} negotiated`);
     const total = BHS + ((dsl + 3) & ~3);
-    if (this.buf.length < total) return null;
-    const bhs = this.buf.slice(0, BHS);
-    const data = this.buf.slice(BHS, BHS + dsl);
-    this.buf = this.buf.slice(total);
-    const hdv = new DataView(bhs.buffer);
-    return { bhs, dv: hdv, opcode: bhs[0]! & 0x3f, immediate: (bhs[0]! & 0x40) !== 0, flags: bhs[1]!, itt: hdv.getUint32(16), data };
+    if (this.length < total) return null;
+    const pdu = this.bytes(total, true);
+    const bhs = pdu.subarray(0, BHS);
+    const hdv = new DataView(pdu.buffer, 0, BHS);
+    return { bhs, dv: hdv, opcode: bhs[0]! & 0x3f, immediate: (bhs[0]! & 0x40) !== 0, flags: bhs[1]!, itt: hdv.getUint32(16), data: pdu.subarray(BHS, BHS + dsl) };
   }
 }
 

@@ -28,6 +28,7 @@ const OUR_MAX_RECV = 262144;
 const MAX_BURST = 262144;
 const FIRST_BURST = 65536;
 const CMD_WINDOW = 32;
+const MAX_BUFFERED = 4 * OUR_MAX_RECV; // received bytes held before the socket is paused
 
 interface PendingWrite {
   itt: number;
@@ -98,8 +99,11 @@ export class IscsiTarget {
     let chain = Promise.resolve();
     socket.on('data', (chunk: Buffer) => {
       reader.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+      // An initiator that sends faster than the disk serves is held back by TCP, not by our memory.
+      if (reader.length > MAX_BUFFERED) socket.pause();
       chain = chain.then(async () => {
         for (let p = reader.next(); p; p = reader.next()) await conn.handle(p);
+        if (socket.isPaused() && reader.length <= MAX_BUFFERED) socket.resume();
       }).catch(() => {
         this.counters.protocolErrors++;
         socket.destroy();
