@@ -4,6 +4,7 @@
 // Each ops/s is whole I/Os: driver submit -> controller -> disk -> completion reaped.
 
 import { Iommu, loadCoreSync, MemoryDisk, MemorySink, NvmeController, NvmeDriver, pageAllocator, PcapngWriter, TapRegistry, traceTap } from '../../dist/index.mjs';
+import { copyLimit, iops } from '../lib/io.mjs';
 import { makeCase } from '../lib/timing.mjs';
 
 const SUITE = 'nvme';
@@ -21,44 +22,10 @@ async function rig({ trace = false } = {}) {
   return { core, drv };
 }
 
-/** I/Os per second over `ms`: `depth` in flight, each `bytes`, random 4 KiB-aligned LBAs (or sequential). */
-async function iops(drv, { op, depth, bytes, ms, sequential = false }) {
-  const blocks = bytes / 512;
-  const buf = new Uint8Array(bytes);
-  let next = 0;
-  let done = 0;
-  let seed = 12345;
-  const lba = () => {
-    if (sequential) return (next = (next + blocks) % (BLOCKS - blocks));
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    return (seed % (BLOCKS / 8 - 1)) * 8;
-  };
-  const one = () => (op === 'read' ? drv.read(1, lba(), blocks, buf) : drv.write(1, lba(), buf));
-  // warm up
-  for (let i = 0; i < 200; i++) await one();
-  const until = performance.now() + ms;
-  const t0 = performance.now();
-  const worker = async () => {
-    while (performance.now() < until) {
-      await one();
-      done++;
-    }
-  };
-  await Promise.all(Array.from({ length: depth }, worker));
-  return (done / (performance.now() - t0)) * 1000;
-}
-
-function copyLimit(bytes) {
-  const core = loadCoreSync({ guestBytes: 4 << 20 });
-  const fn = core.fn.copyLimit;
-  const g = core.guestBase;
-  const t0 = performance.now();
-  let n = 0;
-  while (performance.now() - t0 < 200) {
-    fn(g, 0, g + (2 << 20), 0, bytes, 16);
-    n += 16;
-  }
-  return (n / (performance.now() - t0)) * 1000;
+/** `iops` of the driver's reads or writes on namespace 1. */
+function run(drv, op, o) {
+  const buf = new Uint8Array(o.bytes);
+  return iops((lba) => (op === 'read' ? drv.read(1, lba, o.bytes / 512, buf) : drv.write(1, lba, buf)), { diskBlocks: BLOCKS, ...o });
 }
 
 export default {
@@ -77,14 +44,14 @@ export default {
       ctx.log(`  ${name} (${engine}): ${(rate / 1e3).toFixed(1)} k/s`);
     };
     const { drv } = await rig();
-    add('4 KiB random read, QD 1', 4096, await iops(drv, { op: 'read', depth: 1, bytes: 4096, ms }));
-    add('4 KiB random read, QD 32', 4096, await iops(drv, { op: 'read', depth: 32, bytes: 4096, ms }));
-    add('4 KiB random write, QD 1', 4096, await iops(drv, { op: 'write', depth: 1, bytes: 4096, ms }));
-    add('4 KiB random write, QD 32', 4096, await iops(drv, { op: 'write', depth: 32, bytes: 4096, ms }));
-    add('128 KiB sequential read, QD 8', 131072, await iops(drv, { op: 'read', depth: 8, bytes: 131072, ms, sequential: true }));
+    add('4 KiB random read, QD 1', 4096, await run(drv, 'read', { depth: 1, bytes: 4096, ms }));
+    add('4 KiB random read, QD 32', 4096, await run(drv, 'read', { depth: 32, bytes: 4096, ms }));
+    add('4 KiB random write, QD 1', 4096, await run(drv, 'write', { depth: 1, bytes: 4096, ms }));
+    add('4 KiB random write, QD 32', 4096, await run(drv, 'write', { depth: 32, bytes: 4096, ms }));
+    add('128 KiB sequential read, QD 8', 131072, await run(drv, 'read', { depth: 8, bytes: 131072, ms, sequential: true }));
     add('128 KiB sequential read, QD 8', 131072, copyLimit(131072), 'copy-limit');
     const traced = await rig({ trace: true });
-    add('4 KiB random read, QD 32, traced', 4096, await iops(traced.drv, { op: 'read', depth: 32, bytes: 4096, ms }));
+    add('4 KiB random read, QD 32, traced', 4096, await run(traced.drv, 'read', { depth: 32, bytes: 4096, ms }));
     return rows;
   },
 };

@@ -5,6 +5,7 @@
 // Each ops/s is whole commands: EXECUTE_SRB -> host -> disk -> COMPLETE_IO -> driver.
 
 import { GuestBus, HostBus, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, pageAllocator, StorvscDriver, StorvspDevice } from '../../dist/index.mjs';
+import { copyLimit, iops } from '../lib/io.mjs';
 import { makeCase } from '../lib/timing.mjs';
 
 const SUITE = 'storvsc';
@@ -24,42 +25,10 @@ async function rig(blocks = BLOCKS) {
   return hba;
 }
 
-/** Commands per second over `ms`: `depth` in flight, each `bytes`, random 4 KiB-aligned LBAs or sequential. */
-async function iops(hba, { op, depth, bytes, ms, sequential = false, blocksOnDisk = BLOCKS }) {
-  const blocks = bytes / 512;
-  const buf = new Uint8Array(bytes);
-  let next = 0;
-  let done = 0;
-  let seed = 12345;
-  const lba = () => {
-    if (sequential) return (next = (next + blocks) % (blocksOnDisk - blocks));
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    return (seed % (blocksOnDisk / 8 - 1)) * 8;
-  };
-  const one = () => (op === 'read' ? hba.read(0, 0, lba(), blocks) : hba.write(0, 0, lba(), buf));
-  for (let i = 0; i < 200; i++) await one(); // warm up
-  const until = performance.now() + ms;
-  const t0 = performance.now();
-  const worker = async () => {
-    while (performance.now() < until) {
-      await one();
-      done++;
-    }
-  };
-  await Promise.all(Array.from({ length: depth }, worker));
-  return (done / (performance.now() - t0)) * 1000;
-}
-
-function copyLimit(bytes) {
-  const core = loadCoreSync({ guestBytes: 4 << 20 });
-  const g = core.guestBase;
-  const t0 = performance.now();
-  let n = 0;
-  while (performance.now() - t0 < 200) {
-    core.fn.copyLimit(g, 0, g + (2 << 20), 0, bytes, 16);
-    n += 16;
-  }
-  return (n / (performance.now() - t0)) * 1000;
+/** `iops` of the driver's READ (16) / WRITE (16) on target 0, LUN 0. */
+function run(hba, op, o) {
+  const buf = new Uint8Array(o.bytes);
+  return iops((lba) => (op === 'read' ? hba.read(0, 0, lba, o.bytes / 512) : hba.write(0, 0, lba, buf)), { diskBlocks: BLOCKS, ...o });
 }
 
 export default {
@@ -78,15 +47,15 @@ export default {
       ctx.log(`  ${name} (${engine}): ${(rate / 1e3).toFixed(1)} k/s, ${((rate * bytes) / 1e6).toFixed(1)} MB/s`);
     };
     const hba = await rig();
-    add('4 KiB random read, QD 1', 4096, await iops(hba, { op: 'read', depth: 1, bytes: 4096, ms }));
-    add('4 KiB random read, QD 32', 4096, await iops(hba, { op: 'read', depth: 32, bytes: 4096, ms }));
-    add('4 KiB random write, QD 1', 4096, await iops(hba, { op: 'write', depth: 1, bytes: 4096, ms }));
-    add('4 KiB random write, QD 32', 4096, await iops(hba, { op: 'write', depth: 32, bytes: 4096, ms }));
-    add('64 KiB sequential read, QD 8', 65536, await iops(hba, { op: 'read', depth: 8, bytes: 65536, ms, sequential: true }));
+    add('4 KiB random read, QD 1', 4096, await run(hba, 'read', { depth: 1, bytes: 4096, ms }));
+    add('4 KiB random read, QD 32', 4096, await run(hba, 'read', { depth: 32, bytes: 4096, ms }));
+    add('4 KiB random write, QD 1', 4096, await run(hba, 'write', { depth: 1, bytes: 4096, ms }));
+    add('4 KiB random write, QD 32', 4096, await run(hba, 'write', { depth: 32, bytes: 4096, ms }));
+    add('64 KiB sequential read, QD 8', 65536, await run(hba, 'read', { depth: 8, bytes: 65536, ms, sequential: true }));
     add('64 KiB sequential read, QD 8', 65536, copyLimit(65536), 'copy-limit');
     await hba.detach();
     const dd = await rig(40e6 / 512);
-    add('dd 4 KiB sequential read, 40 MB disk, QD 1', 4096, await iops(dd, { op: 'read', depth: 1, bytes: 4096, ms, sequential: true, blocksOnDisk: 40e6 / 512 }));
+    add('dd 4 KiB sequential read, 40 MB disk, QD 1', 4096, await run(dd, 'read', { depth: 1, bytes: 4096, ms, sequential: true, diskBlocks: 40e6 / 512 }));
     await dd.detach();
     return rows;
   },
