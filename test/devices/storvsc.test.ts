@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  drop, encodeVstor, VSTOR_OP, type HostChannel, MemorySink, PcapngWriter, randomFailure, readOnlyAfter, TapRegistry, traceTap,
+  decodeVstorHeader, drop, encodeVstor, VSTOR_OP, type HostChannel, MemorySink, PcapngWriter, randomFailure, readOnlyAfter, TapRegistry, traceTap,
   encodeExecuteSrb, encodeGpaRange, encodeGpaRanges, GuestBus, HostBus, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, pageAllocator,
   decodeCompleteIo, SRB_DIRECTION, SRB_STATUS, StorvscDriver, StorvspDevice, VSTOR_VERSION, type StorvspOptions,
 } from '../../src/index';
@@ -130,7 +130,14 @@ describe('storvsc guest and storvsp host', () => {
     const bad = lie.slice();
     bad[20] = 0; // CDB length 0
     expect(decodeCompleteIo(await hba.channel.call(bad), 0).srbStatus).toBe(SRB_STATUS.invalidRequest);
-    expect(dev.counters.invalidRequests).toBe(2);
+    // Header-only packets (12 bytes, padded to 16 by the ring) for operations that carry a field:
+    // the version reads as 0 (not accepted), the sub-channel count as 0 (refused and counted).
+    for (const operation of [VSTOR_OP.queryProtocolVersion, VSTOR_OP.createSubChannels]) {
+      const short = encodeVstor({ operation }).bytes.subarray(0, 12);
+      expect(decodeVstorHeader(await hba.channel.call(short)).status).not.toBe(0);
+    }
+    expect(hba.channel.state).toBe('open');
+    expect(dev.counters.invalidRequests).toBe(3);
     // Two GPA ranges (a first segment ending mid-page, a second starting at a page): a buffer with
     // a hole the host would have to guess across. Refused, counted, nothing written.
     const two = encodeGpaRanges(core, [{ addr: buf, len: 1024 }, { addr: buf + 8192, len: 512 }], { perSegment: true });

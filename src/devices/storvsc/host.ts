@@ -90,7 +90,8 @@ interface ChannelState {
 }
 
 export class StorvspDevice {
-  readonly disks = new Map<string, ScsiDisk>();
+  /** The disks by `target * 256 + lun`. */
+  readonly disks = new Map<number, ScsiDisk>();
   readonly counters = { requests: 0, failed: 0, replyFailed: 0, pageListRefused: 0, invalidRequests: 0, invalidLun: 0, dmaFaults: 0, unknownOperations: 0, beforeInit: 0 };
   readonly name: string;
   private readonly taps: TapRegistry | null;
@@ -119,7 +120,7 @@ export class StorvspDevice {
       if (!Number.isInteger(t.target) || t.target < 0 || t.target > 255 || !Number.isInteger(t.lun) || t.lun < 0 || t.lun > 255) {
         throw new SgringError('InvalidArgument', `target ${t.target} / lun ${t.lun}: each is 0..255`);
       }
-      const key = `${t.target}:${t.lun}`;
+      const key = t.target * 256 + t.lun;
       if (this.disks.has(key)) throw new SgringError('InvalidArgument', `target ${t.target} lun ${t.lun} given twice`);
       this.disks.set(key, t.backend instanceof ScsiDisk ? t.backend : new ScsiDisk(t.backend));
     }
@@ -219,7 +220,7 @@ export class StorvspDevice {
   }
 
   private lunsOf(target: number): number[] {
-    return [...this.disks.keys()].map((k) => k.split(':').map(Number)).filter(([t]) => t === target).map(([, l]) => l!).sort((a, b) => a - b);
+    return [...this.disks.keys()].filter((k) => k >> 8 === target).map((k) => k & 0xff).sort((a, b) => a - b);
   }
 
   private reportLuns(target: number, cdb: Uint8Array): ScsiResult {
@@ -259,7 +260,7 @@ export class StorvspDevice {
       this.counters.invalidRequests++;
       return fail({ port: 0, path: 0, target: 0, lun: 0, direction: SRB_DIRECTION.none }, SRB_STATUS.invalidRequest);
     }
-    const disk = this.disks.get(`${req.target}:${req.lun}`);
+    const disk = this.disks.get(req.target * 256 + req.lun);
     if (!disk && !(req.cdb[0] === 0xa0 && this.lunsOf(req.target).length > 0)) {
       this.counters.invalidLun++;
       return fail(req, SRB_STATUS.invalidLun);
