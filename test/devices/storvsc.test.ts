@@ -188,6 +188,24 @@ describe('storvsc guest against a hostile host', () => {
     await hba.detach();
   });
 
+  it('[H30] a reply too short to hold an SRB fails that command with MessageTooShort; its staging buffer is reused', async () => {
+    let cut = false;
+    const { guest, pages, offer } = await rig({}, (ch) => {
+      const real = ch.completeId.bind(ch);
+      ch.completeId = (lo, hi, payload) => real(lo, hi, cut ? payload!.subarray(0, 16) : payload);
+    });
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages });
+    await hba.scsi(0, 0, TUR);
+    await hba.read(0, 0, 0, 1);
+    const used = pages.stats().usedPages;
+    cut = true;
+    await expect(hba.read(0, 0, 0, 1)).rejects.toMatchObject({ code: 'MessageTooShort' });
+    cut = false;
+    expect((await hba.read(0, 0, 0, 1)).length).toBe(512);
+    expect(pages.stats().usedPages).toBe(used);
+    await hba.detach();
+  });
+
   it('[H34] [H36] a reply claiming 255 bytes of sense and more data than asked is clamped: 20 bytes of sense, the requested length', async () => {
     let tamper = false;
     const { guest, pages, offer } = await rig({}, (ch) => {

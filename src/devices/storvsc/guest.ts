@@ -186,10 +186,12 @@ export class StorvscDriver {
       else this.release(pages, gpa);
       throw e;
     }
-    const r = decodeCompleteIo(reply, length);
-    const data = direction === SRB_DIRECTION.read ? core.u8.slice(at, at + r.dataTransferLength) : null;
-    this.release(pages, gpa);
-    return result(r, data);
+    try {
+      const r = decodeCompleteIo(reply, length); // throws MessageTooShort for a reply without an SRB
+      return result(r, direction === SRB_DIRECTION.read ? core.u8.slice(at, at + r.dataTransferLength) : null);
+    } finally {
+      this.release(pages, gpa);
+    }
   }
 
   private release(pages: number, gpa: number): void {
