@@ -131,6 +131,29 @@ export class GuestBus {
     return w.value as T;
   }
 
+  private hostWaits = 0;
+
+  /**
+   * Lets the host make progress, for a driver with many requests in flight that reaps them in one
+   * loop: with a pump (both ends in one thread) runs the host and yields to pending async work (a
+   * microtask turn, a timer turn every 256 calls so I/O callbacks run too); otherwise sleeps on
+   * the guest's doorbell until the control queue or a channel has something, at most `timeoutMs`.
+   */
+  async waitForHost(timeoutMs = 100): Promise<void> {
+    if (this.opts.pump) {
+      this.opts.pump();
+      if ((++this.hostWaits & 255) === 0) await yieldNow();
+      else await Promise.resolve();
+      return;
+    }
+    const work = () => {
+      if (this.end.readable > 0 || (this.outbox.length > 0 && this.end.writable > 0)) return true;
+      for (const ch of this.channels.values()) if (ch.state === 'open' && ch.hasWork()) return true;
+      return false;
+    };
+    await this.end.ownBell.waitUntilAsync(work, timeoutMs);
+  }
+
   // ---- receiving ----
 
   /**

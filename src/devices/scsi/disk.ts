@@ -128,6 +128,47 @@ export class ScsiDisk {
     }
   }
 
+  /**
+   * READ or WRITE (6/10/16) straight between the medium and `bytes` of core memory at `ptr` (a
+   * device's translated DMA buffer): no staging copy, and synchronous when the backend is. Returns
+   * null when the command is not such a transfer of exactly `bytes`, carries FUA, or a unit
+   * attention is pending: the caller then runs execute(), which answers those.
+   */
+  transfer(cdb: Uint8Array, ptr: number, bytes: number): ScsiResult | Promise<ScsiResult> | null {
+    const op = cdb[0]!;
+    const read = op === OP.read6 || op === OP.read10 || op === OP.read16;
+    if ((!read && op !== OP.write6 && op !== OP.write10 && op !== OP.write16) || this.attention || (op !== OP.write6 && (cdb[1]! & 0x08) !== 0)) return null;
+    let lba: number;
+    let blocks: number;
+    try {
+      [lba, blocks] = this.range(op, cdb, new DataView(cdb.buffer, cdb.byteOffset, cdb.length));
+      if (!read && this.backend.readOnly && blocks > 0) check(SENSE.writeProtected);
+    } catch (e) {
+      this.counters.commands++;
+      return e instanceof CheckCondition ? this.fail(e.senseData, e.info) : null;
+    }
+    if (blocks * this.backend.blockSize !== bytes || bytes === 0) return null;
+    this.counters.commands++;
+    const done = (): ScsiResult => {
+      this.lastSense = null;
+      if (read) this.counters.readBlocks += blocks;
+      else this.counters.writtenBlocks += blocks;
+      return { status: SCSI_STATUS.good, sense: null, data: null, transferred: bytes };
+    };
+    const failed = (e: unknown): ScsiResult => {
+      if (e instanceof SgringError && e.code === 'MediumError') return this.fail(read ? SENSE.unrecoveredReadError : SENSE.writeError, lba);
+      if (e instanceof SgringError && e.code === 'ReadOnlyMedium') return this.fail(SENSE.writeProtected);
+      if (e instanceof SgringError && e.code === 'LbaOutOfRange') return this.fail(SENSE.lbaOutOfRange);
+      return this.fail(SENSE.internalTargetFailure);
+    };
+    try {
+      const r = read ? this.backend.read(lba, blocks, ptr) : this.backend.write(lba, blocks, ptr);
+      return r instanceof Promise ? r.then(done, failed) : done();
+    } catch (e) {
+      return failed(e);
+    }
+  }
+
   private fail(s: Sense, info?: number): ScsiResult {
     this.counters.checkConditions++;
     this.lastSense = s;

@@ -1,26 +1,34 @@
 // storvsc: the guest end of a VMBus SCSI adapter (spec/vmbus.md §4.4–4.5). attach() opens the
 // channel and runs the initialisation as Linux does (BEGIN, the newest protocol version the host
-// accepts, QUERY_PROPERTIES, END); scsi() sends one command with its data described by a
-// GPA-direct range over staging pages in guest memory, and reads the reply with the hardened
-// clamps of wire.ts. Disk discovery: REPORT LUNS on each target asked for, INQUIRY per LUN.
+// accepts, QUERY_PROPERTIES, END, sub-channels); scsi() sends one command with its data described
+// by a GPA-direct range, and one reaper loop takes the completions of every command in flight,
+// reading each reply with the hardened clamps of wire.ts. Disk discovery: REPORT LUNS on each
+// target asked for, then INQUIRY and READ CAPACITY per LUN.
 
 import { SgringError } from '../../engine/errors';
-import { encodeGpaRange } from '../../core/gpa-range';
+import type { Segment } from '../../core/gpa-range';
+import { copyFromBounce, copyToBounce, planPageList, zeroBounce, type PagePlan } from '../../core/pagelist';
 import { optionNames } from '../../core/args';
 import type { GuestBus } from '../../vmbus/guest-bus';
 import type { GuestChannel } from '../../vmbus/guest-channel';
 import type { Offer } from '../../vmbus/offers';
 import type { FreeingPageAllocator } from '../../vmbus/guest-pages';
-import { SCSI_STATUS } from '../scsi/sense';
+import type { ReceivedPacket } from '../../vmbus/received-packet';
+import { Watchdog } from '../../vmbus/watchdog';
+import type { StagePoint, TapRegistry } from '../../taps/registry';
+import type { TapCompletion } from '../../taps/event';
+import { iscsiEncoder } from '../../trace/iscsi';
+import { fixedSense, SCSI_STATUS } from '../scsi/sense';
+import { ioOf, kindOf, SCSI_TAP_STATUSES, tapSense } from '../scsi/taps';
 import {
   decodeCompleteIo, decodeProperties, decodeVstorHeader, encodeCreateSubChannels, encodeExecuteSrb, encodeQueryProtocolVersion, encodeVstor,
-  SRB_DIRECTION, VSTOR_OP, VSTOR_VERSION, type VstorProperties,
+  SRB_DIRECTION, SRB_STATUS, VSTOR_OP, VSTOR_PACKET_BYTES, VSTOR_VERSION, type VstorProperties,
 } from './wire';
 
 const PAGE = 4096;
 
 export interface StorvscOptions {
-  /** Guest pages for the data staging buffer (given back by detach()). */
+  /** Guest pages for the data staging buffers and bounce pages (given back by detach()). */
   allocPages: FreeingPageAllocator;
   /** Versions to offer, newest first (default Win10, Win8.1, Win8: what Linux offers). */
   versions?: number[];
@@ -33,6 +41,10 @@ export interface StorvscOptions {
    * sub-channels [H40] and sends round-robin over all open channels (default 1: no sub-channels).
    */
   cpus?: number;
+  /** Tap points storvsc:io:submit|complete (the guest's view of each command), traced as iSCSI. */
+  taps?: TapRegistry;
+  /** Device instance name for taps and traces (default 'storvsc0'). */
+  name?: string;
 }
 
 export interface ScsiCommandOptions {
@@ -40,6 +52,15 @@ export interface ScsiCommandOptions {
   data?: Uint8Array;
   /** Bytes to read (direction read). */
   length?: number;
+  /** Read into this array (at least the bytes asked) instead of a new one. */
+  into?: Uint8Array;
+  /**
+   * The data buffer as guest-physical segments of the caller's own guest memory: no staging copy;
+   * pages that break Hyper-V's page-list rule are bounced as planPageList decides. `direction`
+   * says which way the data goes (default 'read').
+   */
+  segments?: readonly Segment[];
+  direction?: 'read' | 'write';
 }
 
 export interface ScsiCommandResult {
@@ -48,7 +69,7 @@ export interface ScsiCommandResult {
   sense: Uint8Array;
   /** Bytes the host moved (clamped to the request). */
   transferred: number;
-  /** Read data, `transferred` bytes. */
+  /** Read data, `transferred` bytes (null for writes, and for reads into segments). */
   data: Uint8Array | null;
 }
 
@@ -57,6 +78,28 @@ export interface StorvscDisk {
   lun: number;
   vendor: string;
   product: string;
+  /** From READ CAPACITY (16); 0 when the disk did not answer it. */
+  blockSize: number;
+  blockCount: number;
+}
+
+/** One command in flight. */
+interface Command {
+  channel: GuestChannel;
+  target: number;
+  lun: number;
+  cdb: Uint8Array;
+  length: number;
+  direction: number;
+  /** Staging or bounce pages of this command (pages 0: none). */
+  gpa: number;
+  pages: number;
+  segments: readonly Segment[] | null;
+  plan: PagePlan | null;
+  into: Uint8Array | null;
+  resolve: (r: ScsiCommandResult) => void;
+  reject: (e: Error) => void;
+  request: number;
 }
 
 export class StorvscDriver {
@@ -66,27 +109,55 @@ export class StorvscDriver {
   /** The primary channel and the sub-channels that opened; commands go round-robin over them. */
   readonly channels: GuestChannel[] = [];
   private nextChannel = 0;
-  /** Packets the host sent on its own (not completions), and what became of them. */
-  readonly counters = { subChannelOpenFailed: 0, rescans: 0, short: 0, completeIoWithoutId: 0, fchbaWithoutId: 0, unknown: 0 };
+  /** Packets the host sent on its own (not completions), and what became of them; bytes bounced. */
+  readonly counters = { subChannelOpenFailed: 0, rescans: 0, short: 0, completeIoWithoutId: 0, fchbaWithoutId: 0, unknown: 0, bouncedBytes: 0 };
   /** Called after a host-initiated rescan (ENUMERATE_BUS, REMOVE_DEVICE) has run discover(). */
   onRescan: ((disks: StorvscDisk[]) => void) | null = null;
+  readonly name: string;
   /** Staging buffers not in use, by page count: reused, so a steady load allocates nothing. */
   private readonly pool = new Map<number, number[]>();
-  private readonly inFlight = new Set<Promise<unknown>>();
   /** Staging pages of requests that timed out: the host may still write them, so they are never reused. */
   leakedPages = 0;
+  /** Hung requests fail with Timeout when the reaper runs this watchdog. */
+  private readonly watchdog: Watchdog;
+  private outstanding = 0;
+  private readonly blocked: Command[] = [];
+  private reaping = false;
+  private detaching = false;
+  private readonly idle: (() => void)[] = [];
+  private requests = 1;
+  private scratch = new DataView(new ArrayBuffer(8 + 8 * 18));
+  /** The EXECUTE_SRB being sent (copied into the ring by the send). */
+  private readonly srb = new Uint8Array(VSTOR_PACKET_BYTES);
+  private readonly taps: TapRegistry | null;
+  private readonly points: { submit: StagePoint; complete: StagePoint } | null = null;
 
   private constructor(readonly bus: GuestBus, readonly channel: GuestChannel, private readonly opts: StorvscOptions) {
-    this.channels.push(channel);
+    this.name = opts.name ?? 'storvsc0';
+    this.watchdog = new Watchdog(() => this.channels, { deadlineMs: this.timeout });
+    this.taps = opts.taps ?? null;
+    if (this.taps) {
+      const [submit, complete] = this.taps.declare(this.name, [
+        { name: 'storvsc:io:submit', description: 'the command as the guest sends it (CDB, write data)' },
+        { name: 'storvsc:io:complete', description: 'the reply as the guest read it: SCSI status, sense, read data' },
+      ], { encoder: iscsiEncoder });
+      this.points = { submit: submit!, complete: complete! };
+    }
+    this.adopt(channel);
+  }
+
+  private adopt(ch: GuestChannel): void {
+    ch.onPacket = (p) => this.unsolicited(p.payload(), p.transactionId);
+    (ch as GuestChannel<Command>).onCompletion = (c, e, p) => this.onCompletion(c, e, p);
+    this.channels.push(ch);
   }
 
   /** Opens the offer's channel, initialises the adapter and discovers its disks. */
   static async attach(bus: GuestBus, offer: Offer, opts: StorvscOptions): Promise<StorvscDriver> {
-    optionNames(opts, ['allocPages', 'versions', 'timeoutMs', 'scanTargets', 'cpus'], 'StorvscDriver.attach');
+    optionNames(opts, ['allocPages', 'versions', 'timeoutMs', 'scanTargets', 'cpus', 'taps', 'name'], 'StorvscDriver.attach');
     if (typeof opts?.allocPages?.free !== 'function') throw new SgringError('InvalidArgument', 'StorvscDriver.attach needs allocPages (a pageAllocator, which can free)');
     const ch = await bus.open(offer);
     const drv = new StorvscDriver(bus, ch, opts);
-    ch.onPacket = (p) => drv.unsolicited(p.payload(), p.transactionId);
     try {
       await drv.init();
       await drv.discover();
@@ -140,9 +211,7 @@ export class StorvscDriver {
     }
     for (const offer of offers()) {
       try {
-        const ch = await this.bus.open(offer);
-        ch.onPacket = (p) => this.unsolicited(p.payload(), p.transactionId);
-        this.channels.push(ch);
+        this.adopt(await this.bus.open(offer));
       } catch {
         this.counters.subChannelOpenFailed++;
       }
@@ -150,54 +219,221 @@ export class StorvscDriver {
   }
 
   /**
-   * One SCSI command to (target, lun). Data moves through a staging buffer in guest pages that
-   * one GPA range describes; commands may overlap (each has its own buffer).
+   * One SCSI command to (target, lun). Its data moves through one GPA range: over a staging
+   * buffer of guest pages (reused: a steady load allocates none), or over the caller's own guest
+   * memory (`segments`), bounced only where planPageList says the list breaks Hyper-V's rule.
+   * Commands overlap; one loop reaps the completions of all of them.
    */
   scsi(target: number, lun: number, cdb: Uint8Array, o: ScsiCommandOptions = {}): Promise<ScsiCommandResult> {
-    const run = this.run(target, lun, cdb, o);
-    this.inFlight.add(run);
-    const forget = () => this.inFlight.delete(run);
-    run.then(forget, forget);
-    return run;
+    return new Promise<ScsiCommandResult>((resolve, reject) => {
+      const c = this.command(target, lun, cdb, o, resolve, reject);
+      if (this.points !== null && this.points.submit.taps !== null) void this.submitTapped(c);
+      else this.submit(c);
+    });
   }
 
-  private async run(target: number, lun: number, cdb: Uint8Array, o: ScsiCommandOptions): Promise<ScsiCommandResult> {
-    const write = o.data !== undefined;
-    const length = write ? o.data!.length : (o.length ?? 0);
+  /** Checks a command's arguments and prepares its buffer; throws (the promise rejects) on bad ones. */
+  private command(target: number, lun: number, cdb: Uint8Array, o: ScsiCommandOptions, resolve: Command['resolve'], reject: Command['reject']): Command {
+    if (this.detaching) throw new SgringError('ChannelClosed', 'the adapter is detaching');
+    const segments = o.segments ?? null;
+    const write = o.data !== undefined || (segments !== null && o.direction === 'write');
+    const length = segments !== null ? segmentBytes(segments) : o.data !== undefined ? o.data.length : (o.length ?? 0);
     if (!Number.isInteger(length) || length < 0) throw new SgringError('InvalidArgument', `length ${length} is not a byte count`);
+    if (o.into !== undefined && (!(o.into instanceof Uint8Array) || o.into.length < length)) throw new SgringError('InvalidArgument', `into must be a Uint8Array of at least ${length} bytes`);
     if (this.properties.maxTransferBytes > 0 && length > this.properties.maxTransferBytes) {
       throw new SgringError('TransferTooLarge', `${length} bytes is more than the host's ${this.properties.maxTransferBytes} per request`);
     }
     const direction = length === 0 ? SRB_DIRECTION.none : write ? SRB_DIRECTION.write : SRB_DIRECTION.read;
-    const msg = encodeExecuteSrb({ port: 0, path: 0, target, lun, cdb, direction, dataTransferLength: length }, this.version);
-    let ch = this.channels[this.nextChannel++ % this.channels.length]!;
-    if (ch.state !== 'open') ch = this.channel; // a sub-channel closed or rescinded: the primary serves
-    if (length === 0) return result(decodeCompleteIo(await ch.call(msg, this.timeout), 0), null);
-    const pages = Math.ceil(length / PAGE);
-    const gpa = this.pool.get(pages)?.pop() ?? this.opts.allocPages(pages);
+    encodeExecuteSrb({ port: 0, path: 0, target, lun, cdb, direction, dataTransferLength: length }, this.version, this.srb); // checks the CDB now
+    let channel = this.channels[this.nextChannel++ % this.channels.length]!;
+    if (channel.state !== 'open') channel = this.channel; // a sub-channel closed or rescinded: the primary serves
+    const c: Command = { channel, target, lun, cdb, length, direction, gpa: 0, pages: 0, segments, plan: null, into: o.into ?? null, resolve, reject, request: this.requests++ };
     const core = this.bus.core;
-    const at = core.guestBase + gpa;
-    let reply: Uint8Array;
-    try {
-      if (write) core.u8.set(o.data!, at);
-      reply = await ch.callGpa({ rangeBytes: encodeGpaRange(core, [{ addr: gpa, len: length }]), rangeCount: 1 }, msg, this.timeout);
-    } catch (e) {
-      if (e instanceof SgringError && e.code === 'Timeout') this.leakedPages += pages; // the host may still write them
-      else this.release(pages, gpa);
-      throw e;
+    if (segments !== null && length > 0) {
+      c.pages = Math.ceil(length / PAGE) + 1;
+      c.gpa = this.stagingPages(c.pages);
+      c.plan = planPageList(segments, { rule: 'hyperv', core, bouncePages: Array.from({ length: c.pages }, (_, i) => c.gpa + i * PAGE) });
+      this.counters.bouncedBytes += c.plan.bouncedBytes;
+      if (c.plan.bouncedBytes === 0) {
+        this.release(c); // the caller's pages are the buffer
+        c.pages = 0;
+      } else if (write) copyToBounce(core, segments, c.plan);
+      else zeroBounce(core, segments, c.plan);
+    } else if (length > 0) {
+      c.pages = Math.ceil(length / PAGE);
+      c.gpa = this.stagingPages(c.pages);
+      if (write) core.u8.set(o.data!, core.guestBase + c.gpa);
     }
+    return c;
+  }
+
+  /** Sends `c`, or queues it until the ring or the id table has room again. */
+  private submit(c: Command): void {
+    this.outstanding++;
+    if (this.blocked.length > 0 || !this.send(c)) this.blocked.push(c);
+    if (!this.reaping) void this.reap();
+  }
+
+  private send(c: Command): boolean {
+    let id: number;
     try {
-      const r = decodeCompleteIo(reply, length); // throws MessageTooShort for a reply without an SRB
-      return result(r, direction === SRB_DIRECTION.read ? core.u8.slice(at, at + r.dataTransferLength) : null);
+      const message = encodeExecuteSrb({ port: 0, path: 0, target: c.target, lun: c.lun, cdb: c.cdb, direction: c.direction, dataTransferLength: c.length }, this.version, this.srb);
+      if (c.length === 0) id = c.channel.request(message, c);
+      else {
+        const p = c.plan;
+        const range = p !== null ? this.range(p.byteCount, p.byteOffset, p.pages) : this.range(c.length, c.gpa % PAGE, null, Math.floor(c.gpa / PAGE));
+        id = c.channel.requestGpa({ rangeBytes: range, rangeCount: 1 }, message, c);
+      }
+    } catch (e) {
+      this.finish(c, e as Error, false);
+      return true;
+    }
+    return id !== 0;
+  }
+
+  /** The submit stage's taps, then the send (or what the taps decided instead). */
+  private async submitTapped(c: Command): Promise<void> {
+    const completion = { status: 0, cdw0: 0 };
+    const step = await this.stage(this.points!.submit, c, completion, c.direction === SRB_DIRECTION.write ? this.dataViews(c) : null);
+    if (step === 'go') return this.submit(c);
+    this.outstanding++;
+    if (step === 'complete') return this.completed(c, tapResult(completion.status, c));
+    // Dropped before it reached the ring: nothing will answer it, so it fails at its deadline.
+    setTimeout(() => this.finish(c, new SgringError('Timeout', `request ${c.request} was dropped by a tap before it was sent`), false), this.timeout);
+  }
+
+  /** One loop reaps every command in flight: polls the bus, retries queued sends, runs the watchdog. */
+  private async reap(): Promise<void> {
+    this.reaping = true;
+    try {
+      let nextCheck = performance.now() + this.watchdog.intervalMs;
+      while (this.outstanding > 0) {
+        this.bus.poll();
+        while (this.blocked.length > 0 && this.send(this.blocked[0]!)) this.blocked.shift();
+        if (this.outstanding === 0) break;
+        const now = performance.now();
+        if (now >= nextCheck) {
+          this.watchdog.check(now);
+          nextCheck = now + this.watchdog.intervalMs;
+        }
+        await this.bus.waitForHost(Math.min(100, this.watchdog.intervalMs));
+      }
     } finally {
-      this.release(pages, gpa);
+      this.reaping = false;
     }
   }
 
-  private release(pages: number, gpa: number): void {
-    const list = this.pool.get(pages);
-    if (list) list.push(gpa);
-    else this.pool.set(pages, [gpa]);
+  /** A channel's completion of one of our commands, or its failure (Timeout, channel closed). */
+  private onCompletion(c: Command, error: SgringError | null, p: ReceivedPacket | null): void {
+    if (error) return this.finish(c, error, error.code === 'Timeout');
+    let r: ScsiCommandResult;
+    try {
+      const reply = decodeCompleteIo(p!.payload(), c.length); // MessageTooShort for a reply without an SRB
+      if (reply.operation !== VSTOR_OP.completeIo) throw new SgringError('HostRefused', `storvsp answered an SRB with operation ${reply.operation}`);
+      r = { status: reply.scsiStatus, srbStatus: reply.srbStatus, sense: reply.sense, transferred: reply.dataTransferLength, data: null };
+    } catch (e) {
+      return this.finish(c, e as Error, false);
+    }
+    if (this.points !== null && this.points.complete.taps !== null) void this.completeTapped(c, r);
+    else this.completed(c, r);
+  }
+
+  private async completeTapped(c: Command, r: ScsiCommandResult): Promise<void> {
+    const completion = { status: r.status === SCSI_STATUS.good ? 0 : r.status | ((r.sense[2] ?? 0) & 0xf) << 8, cdw0: 0 };
+    const step = await this.stage(this.points!.complete, c, completion, c.direction === SRB_DIRECTION.read && r.transferred > 0 ? this.dataViews(c, r.transferred) : null);
+    if (step === 'drop') {
+      // The completion is lost on its way to the caller: the request hangs until its deadline.
+      setTimeout(() => this.finish(c, new SgringError('Timeout', `the completion of request ${c.request} was dropped by a tap`), false), this.timeout);
+      return;
+    }
+    this.completed(c, step === 'complete' ? tapResult(completion.status, c) : r);
+  }
+
+  /** Delivers a result: read data copied out (up to the bytes moved), the buffer given back. */
+  private completed(c: Command, r: ScsiCommandResult): void {
+    const core = this.bus.core;
+    if (c.direction === SRB_DIRECTION.read) {
+      const n = r.transferred;
+      if (c.plan !== null) copyFromBounce(core, c.segments!, c.plan, n);
+      else if (c.segments === null) {
+        const at = core.guestBase + c.gpa;
+        r.data = c.into !== null ? c.into.subarray(0, n) : core.u8.slice(at, at + n);
+        if (c.into !== null) c.into.set(core.u8.subarray(at, at + n));
+      }
+    }
+    this.settle(c);
+    c.resolve(r);
+  }
+
+  private finish(c: Command, e: Error, leak: boolean): void {
+    if (leak && c.pages > 0) {
+      this.leakedPages += c.pages; // the host may still write them: never reused
+      c.pages = 0;
+    }
+    this.settle(c);
+    c.reject(e);
+  }
+
+  private settle(c: Command): void {
+    if (c.pages > 0) this.release(c);
+    c.pages = 0;
+    this.outstanding--;
+    if (this.outstanding === 0) for (const w of this.idle.splice(0)) w();
+  }
+
+  private stagingPages(pages: number): number {
+    return this.pool.get(pages)?.pop() ?? this.opts.allocPages(pages);
+  }
+
+  private release(c: Command): void {
+    const list = this.pool.get(c.pages);
+    if (list) list.push(c.gpa);
+    else this.pool.set(c.pages, [c.gpa]);
+  }
+
+  /**
+   * One GPA range (spec §2.5: byte count, byte offset, PFNs) in a reused buffer: the PFNs given, or
+   * the ones from `firstPfn` on that `byteCount` bytes at `byteOffset` span.
+   */
+  private range(byteCount: number, byteOffset: number, pfns: readonly number[] | null, firstPfn = 0): Uint8Array {
+    const n = pfns !== null ? pfns.length : Math.ceil((byteOffset + byteCount) / PAGE);
+    if (this.scratch.byteLength < 8 + 8 * n) this.scratch = new DataView(new ArrayBuffer(8 + 8 * n));
+    const dv = this.scratch;
+    dv.setUint32(0, byteCount, true);
+    dv.setUint32(4, byteOffset, true);
+    for (let i = 0; i < n; i++) {
+      const pfn = pfns !== null ? pfns[i]! : firstPfn + i;
+      dv.setUint32(8 + 8 * i, pfn % 0x1_0000_0000, true);
+      dv.setUint32(12 + 8 * i, Math.floor(pfn / 0x1_0000_0000), true);
+    }
+    return new Uint8Array(dv.buffer, 0, 8 + 8 * n);
+  }
+
+  /** Views of a command's data in guest memory, in order (the first `bytes`). */
+  private dataViews(c: Command, bytes = c.length): Uint8Array[] {
+    const core = this.bus.core;
+    const list = c.segments !== null ? c.segments : [{ addr: c.gpa, len: c.length }];
+    const out: Uint8Array[] = [];
+    for (let i = 0, left = bytes; left > 0 && i < list.length; i++) {
+      const n = Math.min(list[i]!.len, left);
+      out.push(core.u8.subarray(core.guestBase + list[i]!.addr, core.guestBase + list[i]!.addr + n));
+      left -= n;
+    }
+    return out;
+  }
+
+  /** Runs a stage's taps: 'go', 'drop', or 'complete' (completion.status says how). */
+  private async stage(p: StagePoint, c: Command, completion: TapCompletion, data: Uint8Array[] | null): Promise<'go' | 'drop' | 'complete'> {
+    const o = this.taps!.run(p, {
+      device: this.name, queue: this.channels.indexOf(c.channel), io: ioOf(c.cdb), command: c.cdb, completion, data, statuses: SCSI_TAP_STATUSES,
+      request: String(c.request), timeNs: BigInt(Math.round(performance.now() * 1e6)), detail: { transferBytes: c.length },
+    });
+    if (o.error) {
+      completion.status = SCSI_TAP_STATUSES.internal;
+      return 'complete';
+    }
+    if (o.wait) await o.wait;
+    return o.action === 'continue' ? 'go' : o.action;
   }
 
   /**
@@ -219,12 +455,12 @@ export class StorvscDriver {
     else this.counters.unknown++;
   }
 
-  /** REPORT LUNS on each scanned target, then INQUIRY on each LUN found. */
+  /** REPORT LUNS on each scanned target, then INQUIRY and READ CAPACITY (16) on each LUN found. */
   async discover(): Promise<StorvscDisk[]> {
     const found: StorvscDisk[] = [];
     for (const target of this.opts.scanTargets ?? [0, 1]) {
       const rl = await this.scsi(target, 0, Uint8Array.of(0xa0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0), { length: 4096 });
-      if ((rl.srbStatus & 0x3f) !== 1 || rl.status !== SCSI_STATUS.good || !rl.data || rl.data.length < 8) continue;
+      if ((rl.srbStatus & 0x3f) !== SRB_STATUS.success || rl.status !== SCSI_STATUS.good || !rl.data || rl.data.length < 8) continue;
       const dv = new DataView(rl.data.buffer, rl.data.byteOffset, rl.data.length);
       const n = Math.min(dv.getUint32(0) / 8, (rl.data.length - 8) / 8);
       for (let i = 0; i < n; i++) {
@@ -232,7 +468,9 @@ export class StorvscDriver {
         const inq = await this.scsi(target, lun, Uint8Array.of(0x12, 0, 0, 0, 36, 0), { length: 36 });
         if (inq.status !== SCSI_STATUS.good || !inq.data || inq.data.length < 36) continue;
         const text = (a: number, b: number) => new TextDecoder().decode(inq.data!.subarray(a, b)).trim();
-        found.push({ target, lun, vendor: text(8, 16), product: text(16, 32) });
+        const cap = await this.retried(target, lun, Uint8Array.of(0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0), { length: 32 });
+        const c = cap.status === SCSI_STATUS.good && cap.data && cap.data.length >= 12 ? new DataView(cap.data.buffer, cap.data.byteOffset, 12) : null;
+        found.push({ target, lun, vendor: text(8, 16), product: text(16, 32), blockSize: c ? c.getUint32(8) : 0, blockCount: c ? Number(c.getBigUint64(0)) + 1 : 0 });
       }
     }
     this.disks = found;
@@ -246,47 +484,88 @@ export class StorvscDriver {
     return r;
   }
 
-  /** Reads `blocks` blocks at `lba` (READ 16). */
-  async read(target: number, lun: number, lba: number, blocks: number, blockSize = 512): Promise<Uint8Array> {
-    return checked(await this.retried(target, lun, rw16(0x88, lba, blocks), { length: blocks * blockSize }), 'READ (16)').data!;
+  /** The block size of (target, lun) as discovered (512 for a LUN discover() did not see). */
+  private blockSize(target: number, lun: number): number {
+    for (const d of this.disks) if (d.target === target && d.lun === lun && d.blockSize > 0) return d.blockSize;
+    return 512;
   }
 
-  /** Writes whole blocks at `lba` (WRITE 16). */
-  async write(target: number, lun: number, lba: number, data: Uint8Array, blockSize = 512): Promise<void> {
-    if (data.length % blockSize !== 0) throw new SgringError('InvalidArgument', `${data.length} bytes is not a whole number of ${blockSize}-byte blocks`);
-    checked(await this.retried(target, lun, rw16(0x8a, lba, data.length / blockSize), { data }), 'WRITE (16)');
+  /**
+   * Reads `blocks` blocks at `lba` (READ 16): into a new array (returned), into `into`, or straight
+   * into guest memory the segments describe (bounced only where the list breaks the rule).
+   */
+  read(target: number, lun: number, lba: number, blocks: number, into?: Uint8Array): Promise<Uint8Array>;
+  read(target: number, lun: number, lba: number, blocks: number, segments: readonly Segment[]): Promise<void>;
+  async read(target: number, lun: number, lba: number, blocks: number, to?: Uint8Array | readonly Segment[]): Promise<Uint8Array | void> {
+    const bytes = blocks * this.blockSize(target, lun);
+    const o: ScsiCommandOptions = Array.isArray(to) ? { segments: to as readonly Segment[], direction: 'read' } : { length: bytes, ...(to ? { into: to as Uint8Array } : {}) };
+    if (o.segments && segmentBytes(o.segments) !== bytes) throw new SgringError('InvalidArgument', `the segments hold ${segmentBytes(o.segments)} bytes; ${blocks} blocks are ${bytes}`);
+    const r = checked(await this.retried(target, lun, rw16(0x88, lba, blocks), o), 'READ (16)');
+    return o.segments ? undefined : r.data!;
+  }
+
+  /** Writes whole blocks at `lba` (WRITE 16): `data`, or `blocks` blocks from the guest memory the segments describe. */
+  write(target: number, lun: number, lba: number, data: Uint8Array): Promise<void>;
+  write(target: number, lun: number, lba: number, blocks: number, segments: readonly Segment[]): Promise<void>;
+  async write(target: number, lun: number, lba: number, a: Uint8Array | number, segments?: readonly Segment[]): Promise<void> {
+    const bs = this.blockSize(target, lun);
+    if (typeof a === 'number') {
+      if (!Array.isArray(segments) || segmentBytes(segments) !== a * bs) throw new SgringError('InvalidArgument', `write(target, lun, lba, blocks, segments): the segments must hold ${a} blocks of ${bs} bytes`);
+      checked(await this.retried(target, lun, rw16(0x8a, lba, a), { segments, direction: 'write' }), 'WRITE (16)');
+      return;
+    }
+    if (!(a instanceof Uint8Array) || a.length % bs !== 0) throw new SgringError('InvalidArgument', `write: data must be a Uint8Array of whole ${bs}-byte blocks`);
+    checked(await this.retried(target, lun, rw16(0x8a, lba, a.length / bs), { data: a }), 'WRITE (16)');
   }
 
   async flush(target: number, lun: number): Promise<void> {
     checked(await this.retried(target, lun, Uint8Array.of(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0), {}), 'SYNCHRONIZE CACHE (10)');
   }
 
-  /** Waits for the commands in flight, closes the channel and gives the staging pages back. */
+  /** Waits for the commands in flight, closes the channels and gives the staging pages back. */
   async detach(): Promise<void> {
-    await Promise.allSettled([...this.inFlight]);
+    if (this.outstanding > 0) await new Promise<void>((r) => this.idle.push(r));
+    this.detaching = true;
     if (this.channel.state === 'open') await this.channel.close();
     for (const list of this.pool.values()) for (const gpa of list) this.opts.allocPages.free(gpa);
     this.pool.clear();
+    this.taps?.undeclare(this.name);
   }
 }
 
-function result(r: ReturnType<typeof decodeCompleteIo>, data: Uint8Array | null): ScsiCommandResult {
-  if (r.operation !== VSTOR_OP.completeIo) throw new SgringError('HostRefused', `storvsp answered an SRB with operation ${r.operation}`);
-  return { status: r.scsiStatus, srbStatus: r.srbStatus, sense: r.sense, transferred: r.dataTransferLength, data };
+const segmentBytes = (segments: readonly Segment[]): number => {
+  if (!Array.isArray(segments)) throw new SgringError('InvalidArgument', 'segments must be an array of { addr, len }');
+  let n = 0;
+  for (const s of segments) n += s?.len;
+  return n;
+};
+
+/** The result a tap decided (status: SCSI status, sense key above it). */
+function tapResult(status: number, c: Command): ScsiCommandResult {
+  if (status === 0) return { status: SCSI_STATUS.good, srbStatus: SRB_STATUS.success, sense: new Uint8Array(0), transferred: c.length, data: null };
+  const scsiStatus = status & 0xff;
+  const sense = scsiStatus === SCSI_STATUS.checkCondition ? fixedSense(tapSense(status >> 8, kindOf(c.cdb))) : new Uint8Array(0);
+  return { status: scsiStatus, srbStatus: SRB_STATUS.error | (sense.length > 0 ? SRB_STATUS.autosenseValid : 0), sense, transferred: 0, data: null };
 }
 
 function rw16(op: number, lba: number, blocks: number): Uint8Array {
+  if (!Number.isSafeInteger(lba) || lba < 0 || !Number.isInteger(blocks) || blocks < 0 || blocks > 0xffffffff) {
+    throw new SgringError('InvalidArgument', `lba ${lba} and blocks ${blocks} must be non-negative integers (blocks a u32)`);
+  }
   const c = new Uint8Array(16);
-  const dv = new DataView(c.buffer);
   c[0] = op;
-  dv.setBigUint64(2, BigInt(lba));
-  dv.setUint32(10, blocks);
+  const hi = Math.floor(lba / 0x1_0000_0000);
+  for (let i = 0; i < 4; i++) {
+    c[2 + i] = hi >>> (24 - 8 * i);
+    c[6 + i] = lba >>> (24 - 8 * i);
+    c[10 + i] = blocks >>> (24 - 8 * i);
+  }
   return c;
 }
 
 /** The result of a good command, or an SgringError (ReadOnlyMedium for DATA PROTECT, LbaOutOfRange, else MediumError) with status and sense in details. */
 function checked(r: ScsiCommandResult, what: string): ScsiCommandResult {
-  if (r.status === SCSI_STATUS.good && (r.srbStatus & 0x3f) === 1) return r;
+  if (r.status === SCSI_STATUS.good && (r.srbStatus & 0x3f) === SRB_STATUS.success) return r;
   const s = r.sense;
   const details = { status: r.status, srbStatus: r.srbStatus, senseKey: s.length > 2 ? s[2]! & 0xf : undefined, asc: s[12], ascq: s[13] };
   const code = details.senseKey === 0x7 ? 'ReadOnlyMedium' : details.asc === 0x21 ? 'LbaOutOfRange' : 'MediumError';

@@ -12,10 +12,11 @@ import type { HostChannel, HostOfferSpec } from '../../vmbus/host-channel';
 import type { HostBus } from '../../vmbus/host-bus';
 import type { Guid } from '../../vmbus/guid';
 import type { ReceivedPacket } from '../../vmbus/received-packet';
+import type { GpaDecodeResult } from '../../core/gpa-range';
 import { reportLuns, ScsiDisk, type ScsiResult } from '../scsi/disk';
-import { fixedSense, SCSI_STATUS, SENSE, SENSE_KEY, type Sense } from '../scsi/sense';
+import { fixedSense, SCSI_STATUS } from '../scsi/sense';
+import { ioOf, isReadOp, isWriteOp, SCSI_TAP_STATUSES, tapSense } from '../scsi/taps';
 import type { StagePoint, TapRegistry } from '../../taps/registry';
-import type { DeviceStatuses, IoKind } from '../../taps/event';
 import { iscsiEncoder } from '../../trace/iscsi';
 import type { BlockBackend } from '../block/backend';
 import {
@@ -23,42 +24,12 @@ import {
   SRB_DIRECTION, SRB_STATUS, VSTOR_OP, VSTOR_VERSION, type SrbRequest,
 } from './wire';
 
+const EMPTY = new Uint8Array(0);
+
 /** NT status a real host answers an unsupported protocol version with. */
 export const VSTOR_STATUS_REVISION_MISMATCH = 0xc0000059;
 /** NT status for a packet the host cannot act on. */
 export const VSTOR_STATUS_INVALID_PARAMETER = 0xc000000d;
-
-/**
- * What the injectors' outcomes become on a SCSI disk: the SCSI status in the low byte, the sense
- * key above it (CHECK CONDITION with DATA PROTECT, MEDIUM ERROR, HARDWARE ERROR).
- */
-export const SCSI_TAP_STATUSES: DeviceStatuses = {
-  success: 0,
-  readOnly: (SENSE_KEY.dataProtect << 8) | SCSI_STATUS.checkCondition,
-  mediaError: (SENSE_KEY.mediumError << 8) | SCSI_STATUS.checkCondition,
-  internal: (SENSE_KEY.hardwareError << 8) | SCSI_STATUS.checkCondition,
-};
-
-/** Fixed sense for a tap's outcome: the usual ASC for the key and the direction. */
-function senseFor(key: number, kind: IoKind): Sense {
-  if (key === SENSE_KEY.dataProtect) return SENSE.writeProtected;
-  if (key === SENSE_KEY.mediumError) return kind === 'write' ? SENSE.writeError : SENSE.unrecoveredReadError;
-  if (key === SENSE_KEY.hardwareError) return SENSE.internalTargetFailure;
-  return { key, asc: 0, ascq: 0 };
-}
-
-const RW = { read: [0x08, 0x28, 0x88], write: [0x0a, 0x2a, 0x8a, 0x93] };
-
-/** LBA and block count of a READ/WRITE (6/10/16) CDB, for the taps. */
-function lbaOf(cdb: Uint8Array): { lba?: bigint; blocks?: number } {
-  const dv = new DataView(cdb.buffer, cdb.byteOffset, cdb.length);
-  switch (cdb[0]) {
-    case 0x08: case 0x0a: return { lba: BigInt(((cdb[1]! & 0x1f) << 16) | dv.getUint16(2)), blocks: cdb[4] || 256 };
-    case 0x28: case 0x2a: return { lba: BigInt(dv.getUint32(2)), blocks: dv.getUint16(7) };
-    case 0x88: case 0x8a: case 0x93: return cdb.length >= 16 ? { lba: dv.getBigUint64(2), blocks: dv.getUint32(10) } : {};
-    default: return {};
-  }
-}
 
 export interface StorvspTarget {
   target: number;
@@ -154,12 +125,13 @@ export class StorvspDevice {
 
   private handle(ch: HostChannel, st: ChannelState, p: ReceivedPacket): void {
     const msg = p.payload();
-    const tid = p.transactionId;
+    const lo = p.transactionIdLo;
+    const hi = p.transactionIdHi;
     const wanted = p.completionRequested; // read now: the packet view is reused before an async answer
     this.perChannel.set(ch.offer.relid, (this.perChannel.get(ch.offer.relid) ?? 0) + 1);
     const answer = (payload: Uint8Array) => {
       if (!wanted) return;
-      ch.completeId(Number(tid & 0xffffffffn), Number(tid >> 32n), payload);
+      ch.completeId(lo, hi, payload);
       ch.flush();
     };
     const status = (s: number) => encodeVstor({ operation: VSTOR_OP.completeIo, flags: 0, status: s }, st.version || VSTOR_VERSION.win10).bytes;
@@ -210,6 +182,7 @@ export class StorvspDevice {
           return answer(encodeCompleteIo('invalid' in req ? { port: 0, path: 0, target: 0, lun: 0, direction: SRB_DIRECTION.none } : req,
             { srbStatus: SRB_STATUS.invalidRequest, scsiStatus: 0, dataTransferLength: 0, sense: new Uint8Array(0) }, st.version));
         }
+        if (wanted && this.direct(st, msg, p.gpa, lo, hi, ch)) return;
         void this.execute(st, msg.slice(), p.gpa ? p.gpa.segments.map((s) => ({ addr: s.addr, len: s.len })) : null).then((b) => b && answer(b)) // null: dropped by a tap
           .catch(() => this.counters.replyFailed++); // the channel closed or broke meanwhile
         return;
@@ -217,6 +190,55 @@ export class StorvspDevice {
         this.counters.unknownOperations++;
         return answer(status(VSTOR_STATUS_INVALID_PARAMETER));
     }
+  }
+
+  /** True when a tap is attached at one of this device's stages (commands then take the staged path). */
+  private get tapped(): boolean {
+    const p = this.points;
+    return p !== null && (p.decode.taps !== null || p.execute.taps !== null || p.writeback.taps !== null);
+  }
+
+  /**
+   * The fast path of a READ or WRITE whose data buffer is contiguous in core memory, with no tap
+   * attached: the disk moves the blocks straight between the medium and guest memory (no staging
+   * copy), and a synchronous disk's answer goes out in the same poll as its request. False when
+   * the command needs the general path (which also answers every refusal and fault).
+   */
+  private direct(st: ChannelState, msg: Uint8Array, gpa: GpaDecodeResult | null, lo: number, hi: number, ch: HostChannel): boolean {
+    if (gpa === null || gpa.segments.length !== 1 || this.tapped) return false;
+    const req = decodeExecuteSrb(msg, st.version);
+    if ('invalid' in req) return false;
+    const op = req.cdb[0]!;
+    const length = req.dataTransferLength;
+    const read = isReadOp(op);
+    if (read ? req.direction !== SRB_DIRECTION.read : !isWriteOp(op) || req.direction !== SRB_DIRECTION.write) return false;
+    const disk = this.disks.get(req.target * 256 + req.lun);
+    if (!disk || length === 0 || length > this.maxTransferBytes || length > gpa.segments[0]!.len) return false;
+    let ptr: number;
+    try {
+      ptr = this.dma.translate(gpa.segments[0]!.addr, length, read ? 'write' : 'read');
+    } catch {
+      return false;
+    }
+    const r = disk.transfer(req.cdb, ptr, length);
+    if (r === null) return false;
+    const reply = (res: ScsiResult) => this.completion(req, res, res.status === SCSI_STATUS.good ? length : 0, st.version);
+    if (!(r instanceof Promise)) {
+      ch.completeId(lo, hi, reply(r)); // staged: written with the rest of this poll's answers
+      return true;
+    }
+    void r.then((res) => {
+      ch.completeId(lo, hi, reply(res));
+      ch.flush();
+    }).catch(() => this.counters.replyFailed++); // the channel closed or broke meanwhile
+    return true;
+  }
+
+  /** COMPLETE_IO for a disk's answer: success with `moved` bytes, or the error with its sense. */
+  private completion(req: SrbRequest, r: ScsiResult, moved: number, version: number): Uint8Array {
+    if (r.status === SCSI_STATUS.good) return encodeCompleteIo(req, { srbStatus: SRB_STATUS.success, scsiStatus: SCSI_STATUS.good, dataTransferLength: moved, sense: EMPTY }, version);
+    this.counters.failed++;
+    return encodeCompleteIo(req, { srbStatus: SRB_STATUS.error, scsiStatus: r.status, dataTransferLength: 0, sense: r.sense ?? EMPTY }, version);
   }
 
   private lunsOf(target: number): number[] {
@@ -271,7 +293,7 @@ export class StorvspDevice {
       this.counters.invalidRequests++; // more data than the page list describes, or than the host allows
       return fail(req, SRB_STATUS.invalidRequest);
     }
-    const kind: IoKind = RW.read.includes(req.cdb[0]!) ? 'read' : RW.write.includes(req.cdb[0]!) ? 'write' : req.cdb[0] === 0x35 || req.cdb[0] === 0x91 ? 'flush' : req.cdb[0] === 0x42 ? 'discard' : 'other';
+    const io = ioOf(req.cdb);
     const completion = { status: 0, cdw0: 0 };
     const request = `${req.target}:${req.lun}:${this.nextRequest++}`;
     let sense: Uint8Array | null = null;
@@ -279,7 +301,7 @@ export class StorvspDevice {
     const stage = async (p: StagePoint | null, data: Uint8Array | null): Promise<'go' | 'drop' | 'complete'> => {
       if (p === null || p.taps === null) return 'go';
       const o = this.taps!.run(p, {
-        device: this.name, queue: 0, io: { kind, opcode: req.cdb[0]!, ...lbaOf(req.cdb) }, command: req.cdb, completion,
+        device: this.name, queue: 0, io, command: req.cdb, completion,
         data: data && data.length > 0 ? [data] : null, statuses: SCSI_TAP_STATUSES, request, timeNs: BigInt(Math.round(performance.now() * 1e6)),
         detail: { lun: req.lun, transferBytes: length, sense },
       });
@@ -314,15 +336,14 @@ export class StorvspDevice {
       if ((await stage(this.points?.writeback ?? null, data)) === 'drop') return null;
       if (completion.status !== 0) {
         const scsiStatus = completion.status & 0xff;
-        if (sense === null && scsiStatus === SCSI_STATUS.checkCondition) sense = fixedSense(senseFor(completion.status >> 8, kind));
-        this.counters.failed++;
-        return encodeCompleteIo(req, { srbStatus: SRB_STATUS.error, scsiStatus, dataTransferLength: 0, sense: sense ?? new Uint8Array(0) }, st.version);
+        if (sense === null && scsiStatus === SCSI_STATUS.checkCondition) sense = fixedSense(tapSense(completion.status >> 8, io.kind));
+        return this.completion(req, { status: scsiStatus, sense, data: null, transferred: 0 }, 0, st.version);
       }
       if (data) {
         if (data.length > 0) this.scatter(segments!, data);
         moved = data.length;
       }
-      return encodeCompleteIo(req, { srbStatus: SRB_STATUS.success, scsiStatus: SCSI_STATUS.good, dataTransferLength: moved, sense: new Uint8Array(0) }, st.version);
+      return this.completion(req, { status: SCSI_STATUS.good, sense: null, data: null, transferred: moved }, moved, st.version);
     } catch (e) {
       if (!(e instanceof SgringError)) throw e;
       this.counters.dmaFaults++; // an IOMMU fault or a range outside guest RAM: this request fails

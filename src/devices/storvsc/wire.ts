@@ -58,21 +58,39 @@ export interface VstorHeader {
   status: number;
 }
 
-/** A vstor packet of the size `version` uses, header filled, union zeroed. */
-export function encodeVstor(h: { operation: number; flags?: number; status?: number }, version: number = VSTOR_VERSION.win10): { bytes: Uint8Array; dv: DataView } {
-  const bytes = new Uint8Array(vstorPacketBytes(version));
-  const dv = new DataView(bytes.buffer);
-  dv.setUint32(0, h.operation, true);
-  dv.setUint32(4, h.flags ?? VSTOR_FLAG_REQUEST_COMPLETION, true);
-  dv.setUint32(8, h.status ?? 0, true);
-  return { bytes, dv };
+// Little-endian fields by hand: these run per command, and a DataView per packet costs more than
+// the packet (V8 must give a fresh array its own ArrayBuffer first).
+const put16 = (b: Uint8Array, at: number, v: number) => {
+  b[at] = v;
+  b[at + 1] = v >>> 8;
+};
+const put32 = (b: Uint8Array, at: number, v: number) => {
+  b[at] = v;
+  b[at + 1] = v >>> 8;
+  b[at + 2] = v >>> 16;
+  b[at + 3] = v >>> 24;
+};
+const get16 = (b: Uint8Array, at: number) => b[at]! | (b[at + 1]! << 8);
+const get32 = (b: Uint8Array, at: number) => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+const EMPTY = new Uint8Array(0);
+
+/**
+ * A vstor packet of the size `version` uses, header filled, union zeroed: a new array, or the
+ * first bytes of `into` (a buffer a sender reuses; the packet is copied out when sent).
+ */
+export function encodeVstor(h: { operation: number; flags?: number; status?: number }, version: number = VSTOR_VERSION.win10, into?: Uint8Array): { bytes: Uint8Array } {
+  const n = vstorPacketBytes(version);
+  const bytes = into ? into.subarray(0, n).fill(0) : new Uint8Array(n);
+  put32(bytes, 0, h.operation);
+  put32(bytes, 4, h.flags ?? VSTOR_FLAG_REQUEST_COMPLETION);
+  put32(bytes, 8, h.status ?? 0);
+  return { bytes };
 }
 
 /** operation, flags and status of a vstor packet (at least 12 bytes). */
 export function decodeVstorHeader(bytes: Uint8Array): VstorHeader {
   if (bytes.length < 12) throw new SgringError('MessageTooShort', `a vstor packet of ${bytes.length} bytes has no header (12 bytes)`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-  return { operation: dv.getUint32(0, true), flags: dv.getUint32(4, true), status: dv.getUint32(8, true) };
+  return { operation: get32(bytes, 0), flags: get32(bytes, 4), status: get32(bytes, 8) };
 }
 
 /** A SCSI command as the guest sends it (EXECUTE_SRB). */
@@ -112,12 +130,12 @@ export function defaultSrbFlags(direction: number): number {
 }
 
 /** EXECUTE_SRB for `version` (the SRB size and the extension follow it). */
-export function encodeExecuteSrb(r: SrbRequest, version: number = VSTOR_VERSION.win10): Uint8Array {
+export function encodeExecuteSrb(r: SrbRequest, version: number = VSTOR_VERSION.win10, into?: Uint8Array): Uint8Array {
   if (!(r.cdb instanceof Uint8Array) || r.cdb.length === 0 || r.cdb.length > 16) throw new SgringError('InvalidArgument', `a CDB is 1 to 16 bytes (got ${r.cdb?.length})`);
   if (r.direction !== 0 && r.direction !== 1 && r.direction !== 2) throw new SgringError('InvalidArgument', `direction ${r.direction} is 0 (write), 1 (read) or 2 (none)`);
   const win8 = isWin8(version);
-  const { bytes, dv } = encodeVstor({ operation: VSTOR_OP.executeSrb }, version);
-  dv.setUint16(SRB_AT, win8 ? SRB_BYTES : SRB_BYTES_PRE_WIN8, true);
+  const { bytes } = encodeVstor({ operation: VSTOR_OP.executeSrb }, version, into);
+  put16(bytes, SRB_AT, win8 ? SRB_BYTES : SRB_BYTES_PRE_WIN8);
   bytes[SRB_AT + 4] = r.port;
   bytes[SRB_AT + 5] = r.path;
   bytes[SRB_AT + 6] = r.target;
@@ -125,13 +143,13 @@ export function encodeExecuteSrb(r: SrbRequest, version: number = VSTOR_VERSION.
   bytes[SRB_AT + 8] = r.cdb.length;
   bytes[SRB_AT + 9] = r.senseInfoLength ?? (win8 ? SENSE_BYTES : SENSE_BYTES_PRE_WIN8);
   bytes[SRB_AT + 10] = r.direction;
-  dv.setUint32(SRB_AT + 12, r.dataTransferLength >>> 0, true);
+  put32(bytes, SRB_AT + 12, r.dataTransferLength);
   bytes.set(r.cdb, SRB_AT + 16);
   if (win8) {
     bytes[SRB_AT + 38] = r.queueTag ?? 0xff; // untagged
     bytes[SRB_AT + 39] = r.queueAction ?? 0x20; // simple queue tag
-    dv.setUint32(SRB_AT + 40, r.srbFlags ?? defaultSrbFlags(r.direction), true);
-    dv.setUint32(SRB_AT + 44, r.timeoutSeconds ?? 60, true);
+    put32(bytes, SRB_AT + 40, r.srbFlags ?? defaultSrbFlags(r.direction));
+    put32(bytes, SRB_AT + 44, r.timeoutSeconds ?? 60);
   }
   return bytes;
 }
@@ -139,27 +157,31 @@ export function encodeExecuteSrb(r: SrbRequest, version: number = VSTOR_VERSION.
 /**
  * The host's reading of an EXECUTE_SRB: the request, or a reason to answer INVALID REQUEST
  * (a packet shorter than the negotiated size, an SRB length that is neither size, a CDB length
- * above 16 or zero, an unknown direction).
+ * above 16 or zero, an unknown direction). The CDB is a view of `bytes`.
  */
 export function decodeExecuteSrb(bytes: Uint8Array, version: number = VSTOR_VERSION.win10): SrbRequest | { invalid: string } {
   const need = vstorPacketBytes(version);
   if (bytes.length < need) return { invalid: `${bytes.length} bytes, a vstor packet of this version is ${need}` };
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-  const srbLength = dv.getUint16(SRB_AT, true);
+  const srbLength = get16(bytes, SRB_AT);
   if (srbLength !== SRB_BYTES && srbLength !== SRB_BYTES_PRE_WIN8) return { invalid: `SRB length ${srbLength}` };
   const cdbLength = bytes[SRB_AT + 8]!;
   if (cdbLength === 0 || cdbLength > 16) return { invalid: `CDB length ${cdbLength}` };
   const direction = bytes[SRB_AT + 10]!;
   if (direction > 2) return { invalid: `data_in ${direction}` };
-  const win8 = isWin8(version) && srbLength === SRB_BYTES;
-  return {
+  const r: SrbRequest = {
     port: bytes[SRB_AT + 4]!, path: bytes[SRB_AT + 5]!, target: bytes[SRB_AT + 6]!, lun: bytes[SRB_AT + 7]!,
-    cdb: bytes.slice(SRB_AT + 16, SRB_AT + 16 + cdbLength),
+    cdb: bytes.subarray(SRB_AT + 16, SRB_AT + 16 + cdbLength),
     senseInfoLength: bytes[SRB_AT + 9]!,
     direction,
-    dataTransferLength: dv.getUint32(SRB_AT + 12, true),
-    ...(win8 ? { queueTag: bytes[SRB_AT + 38]!, queueAction: bytes[SRB_AT + 39]!, srbFlags: dv.getUint32(SRB_AT + 40, true), timeoutSeconds: dv.getUint32(SRB_AT + 44, true) } : {}),
+    dataTransferLength: get32(bytes, SRB_AT + 12),
   };
+  if (isWin8(version) && srbLength === SRB_BYTES) {
+    r.queueTag = bytes[SRB_AT + 38]!;
+    r.queueAction = bytes[SRB_AT + 39]!;
+    r.srbFlags = get32(bytes, SRB_AT + 40);
+    r.timeoutSeconds = get32(bytes, SRB_AT + 44);
+  }
+  return r;
 }
 
 /**
@@ -168,10 +190,10 @@ export function decodeExecuteSrb(bytes: Uint8Array, version: number = VSTOR_VERS
  */
 export function encodeCompleteIo(req: Pick<SrbRequest, 'port' | 'path' | 'target' | 'lun' | 'direction' | 'senseInfoLength'>, reply: SrbReply, version: number = VSTOR_VERSION.win10, status = 0): Uint8Array {
   const win8 = isWin8(version);
-  const { bytes, dv } = encodeVstor({ operation: VSTOR_OP.completeIo, flags: 0, status }, version);
+  const { bytes } = encodeVstor({ operation: VSTOR_OP.completeIo, flags: 0, status }, version);
   const senseMax = Math.min(req.senseInfoLength ?? SENSE_BYTES, win8 ? SENSE_BYTES : SENSE_BYTES_PRE_WIN8);
   const sense = reply.sense.subarray(0, senseMax);
-  dv.setUint16(SRB_AT, win8 ? SRB_BYTES : SRB_BYTES_PRE_WIN8, true);
+  put16(bytes, SRB_AT, win8 ? SRB_BYTES : SRB_BYTES_PRE_WIN8);
   bytes[SRB_AT + 2] = reply.srbStatus | (sense.length > 0 ? SRB_STATUS.autosenseValid : 0);
   bytes[SRB_AT + 3] = reply.scsiStatus;
   bytes[SRB_AT + 4] = req.port;
@@ -180,7 +202,7 @@ export function encodeCompleteIo(req: Pick<SrbRequest, 'port' | 'path' | 'target
   bytes[SRB_AT + 7] = req.lun;
   bytes[SRB_AT + 9] = sense.length;
   bytes[SRB_AT + 10] = req.direction;
-  dv.setUint32(SRB_AT + 12, reply.dataTransferLength >>> 0, true);
+  put32(bytes, SRB_AT + 12, reply.dataTransferLength);
   bytes.set(sense, SRB_AT + 16);
   return bytes;
 }
@@ -192,35 +214,36 @@ export function encodeCompleteIo(req: Pick<SrbRequest, 'port' | 'path' | 'target
  * failure other than DATA OVERRUN [H37]. Throws MessageTooShort for a packet without an SRB.
  */
 export function decodeCompleteIo(bytes: Uint8Array, requested: number): VstorHeader & SrbReply {
-  const h = decodeVstorHeader(bytes);
-  if (bytes.length < VSTOR_PACKET_BYTES_PRE_WIN8) throw new SgringError('MessageTooShort', `a COMPLETE_IO of ${bytes.length} bytes has no SRB`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  if (bytes.length < VSTOR_PACKET_BYTES_PRE_WIN8) {
+    decodeVstorHeader(bytes);
+    throw new SgringError('MessageTooShort', `a COMPLETE_IO of ${bytes.length} bytes has no SRB`);
+  }
   const srbStatus = bytes[SRB_AT + 2]!;
   const scsiStatus = bytes[SRB_AT + 3]!;
   const senseRoom = Math.min(SENSE_BYTES, bytes.length - (SRB_AT + 16));
   const senseLength = Math.min(bytes[SRB_AT + 9]!, senseRoom);
   const withSense = scsiStatus === 0x02 && (srbStatus & SRB_STATUS.autosenseValid) !== 0;
   const result = srbStatus & 0x3f;
-  let moved = Math.min(dv.getUint32(SRB_AT + 12, true), requested);
+  let moved = Math.min(get32(bytes, SRB_AT + 12), requested);
   if (result !== SRB_STATUS.success && result !== SRB_STATUS.dataOverrun) moved = 0;
   return {
-    ...h, srbStatus, scsiStatus, dataTransferLength: moved,
-    sense: withSense ? bytes.slice(SRB_AT + 16, SRB_AT + 16 + senseLength) : new Uint8Array(0),
+    operation: get32(bytes, 0), flags: get32(bytes, 4), status: get32(bytes, 8), srbStatus, scsiStatus, dataTransferLength: moved,
+    sense: withSense ? bytes.slice(SRB_AT + 16, SRB_AT + 16 + senseLength) : EMPTY,
   };
 }
 
 /** QUERY_PROTOCOL_VERSION asking for `version` (always sent in the size of that version). */
 export function encodeQueryProtocolVersion(version: number): Uint8Array {
-  const { bytes, dv } = encodeVstor({ operation: VSTOR_OP.queryProtocolVersion }, version);
-  dv.setUint16(SRB_AT, version, true);
-  dv.setUint16(SRB_AT + 2, 0, true); // revision
+  const { bytes } = encodeVstor({ operation: VSTOR_OP.queryProtocolVersion }, version);
+  put16(bytes, SRB_AT, version);
+  put16(bytes, SRB_AT + 2, 0); // revision
   return bytes;
 }
 
 /** The version a QUERY_PROTOCOL_VERSION asks for. */
 export function decodeProtocolVersion(bytes: Uint8Array): number {
   if (bytes.length < SRB_AT + 4) throw new SgringError('MessageTooShort', `a QUERY_PROTOCOL_VERSION of ${bytes.length} bytes`);
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getUint16(SRB_AT, true);
+  return get16(bytes, SRB_AT);
 }
 
 /** The channel properties a host answers QUERY_PROPERTIES with. */
@@ -231,32 +254,31 @@ export interface VstorProperties {
 }
 
 export function encodeProperties(p: VstorProperties, version: number = VSTOR_VERSION.win10): Uint8Array {
-  const { bytes, dv } = encodeVstor({ operation: VSTOR_OP.completeIo, flags: 0 }, version);
-  dv.setUint16(SRB_AT + 4, p.maxChannels, true);
-  dv.setUint32(SRB_AT + 8, p.multiChannel ? VSTOR_PROPERTY_MULTI_CHANNEL : 0, true);
-  dv.setUint32(SRB_AT + 12, p.maxTransferBytes >>> 0, true);
+  const { bytes } = encodeVstor({ operation: VSTOR_OP.completeIo, flags: 0 }, version);
+  put16(bytes, SRB_AT + 4, p.maxChannels);
+  put32(bytes, SRB_AT + 8, p.multiChannel ? VSTOR_PROPERTY_MULTI_CHANNEL : 0);
+  put32(bytes, SRB_AT + 12, p.maxTransferBytes);
   return bytes;
 }
 
 /** The properties of a QUERY_PROPERTIES reply, the transfer size rounded down to 4 KiB [H41]. */
 export function decodeProperties(bytes: Uint8Array): VstorProperties {
   if (bytes.length < SRB_AT + 24) throw new SgringError('MessageTooShort', `a QUERY_PROPERTIES reply of ${bytes.length} bytes`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   return {
-    maxChannels: dv.getUint16(SRB_AT + 4, true),
-    multiChannel: (dv.getUint32(SRB_AT + 8, true) & VSTOR_PROPERTY_MULTI_CHANNEL) !== 0,
-    maxTransferBytes: (dv.getUint32(SRB_AT + 12, true) & ~0xfff) >>> 0,
+    maxChannels: get16(bytes, SRB_AT + 4),
+    multiChannel: (get32(bytes, SRB_AT + 8) & VSTOR_PROPERTY_MULTI_CHANNEL) !== 0,
+    maxTransferBytes: (get32(bytes, SRB_AT + 12) & ~0xfff) >>> 0,
   };
 }
 
 /** CREATE_SUB_CHANNELS asking for `count` sub-channels. */
 export function encodeCreateSubChannels(count: number, version: number = VSTOR_VERSION.win10): Uint8Array {
-  const { bytes, dv } = encodeVstor({ operation: VSTOR_OP.createSubChannels }, version);
-  dv.setUint16(SRB_AT, count, true);
+  const { bytes } = encodeVstor({ operation: VSTOR_OP.createSubChannels }, version);
+  put16(bytes, SRB_AT, count);
   return bytes;
 }
 
 export function decodeSubChannelCount(bytes: Uint8Array): number {
   if (bytes.length < SRB_AT + 2) throw new SgringError('MessageTooShort', `a CREATE_SUB_CHANNELS of ${bytes.length} bytes`);
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getUint16(SRB_AT, true);
+  return get16(bytes, SRB_AT);
 }
