@@ -1,7 +1,7 @@
 // SCSI commands as iSCSI PDUs (RFC 7143 §11), which Wireshark's own iSCSI dissector decodes:
-// one TCP connection per device on port 3260; a decode stage writes the SCSI Command PDU (and
-// Data-Out for a write), a writeback stage Data-In (for a read) and the SCSI Response with the
-// status and sense. Events give the CDB as their command and, in `detail`, the LUN
+// one TCP connection per device on port 3260; a decode stage (a guest's submit) writes the SCSI
+// Command PDU (and Data-Out for a write), a writeback stage (a guest's complete) Data-In (for a
+// read) and the SCSI Response with the status and sense. Events give the CDB as their command and, in `detail`, the LUN
 // (`lun`), the transfer length (`transferBytes`) and the sense bytes (`sense`).
 
 import { LINKTYPE_ETHERNET } from './pcapng';
@@ -50,7 +50,10 @@ export const iscsiEncoder: TraceEncoder = {
   },
   encode(r: TraceRecord, state: unknown): Uint8Array[] {
     const s = state as IscsiState;
-    const step = stageStep(r.stage);
+    // The command as it leaves (a guest's submit) or arrives (a host's decode); the answer as the
+    // host writes it back or the guest takes it (complete).
+    const at = stageStep(r.stage);
+    const step = at === 'submit' ? 'decode' : at === 'complete' ? 'writeback' : at;
     if ((step !== 'decode' && step !== 'writeback') || r.command === null) return [];
     const lun = Number(r.detail?.lun ?? 0);
     const data = joinData(r.data);

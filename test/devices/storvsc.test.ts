@@ -236,7 +236,6 @@ describe('storvsc taps', () => {
     const taps = new TapRegistry();
     const { guest, pages, offer } = await rig({ taps });
     const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages });
-    await hba.scsi(0, 0, new Uint8Array(6)); // TEST UNIT READY takes the power-on unit attention first
     taps.attach('storvsc:io:decode', readOnlyAfter(1));
     await hba.write(0, 0, 0, new Uint8Array(512).fill(1));
     const err = await hba.write(0, 0, 8, new Uint8Array(512).fill(2)).catch((e) => e);
@@ -244,6 +243,27 @@ describe('storvsc taps', () => {
     expect((await hba.read(0, 0, 0, 1))[0]).toBe(1);
     expect((await hba.read(0, 0, 8, 1))[0]).toBe(0); // the refused write never reached the disk
     await hba.detach();
+  });
+
+  it('guest stages: readOnlyAfter(1) at storvsc:io:submit fails the second write in the guest, before the host sees it; a drop at storvsc:io:complete loses the answer (Timeout)', async () => {
+    const taps = new TapRegistry();
+    const { guest, pages, offer, dev } = await rig();
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages, taps, timeoutMs: 200 });
+    expect(taps.stages().map((s) => `${s.device} ${s.name}`)).toEqual(['storvsc0 storvsc:io:submit', 'storvsc0 storvsc:io:complete']);
+    const ro = taps.attach('storvsc:io:submit', readOnlyAfter(1));
+    await hba.write(0, 0, 0, new Uint8Array(512).fill(1));
+    const served = dev.counters.requests;
+    await expect(hba.write(0, 0, 8, new Uint8Array(512).fill(2))).rejects.toMatchObject({ code: 'ReadOnlyMedium', details: { senseKey: 0x7, asc: 0x27 } });
+    expect(dev.counters.requests).toBe(served); // decided in the guest
+    ro.detach();
+    const d = taps.attach('storvsc:io:complete', drop({ rate: 1, seed: 1 }));
+    await expect(hba.read(0, 0, 0, 1)).rejects.toMatchObject({ code: 'Timeout' });
+    expect(dev.counters.requests).toBe(served + 1); // the host served it; the guest never took the answer
+    d.detach();
+    expect((await hba.read(0, 0, 0, 1))[0]).toBe(1);
+    expect((await hba.read(0, 0, 8, 1))[0]).toBe(0);
+    await hba.detach();
+    expect(taps.stages()).toEqual([]); // detach takes the guest's stages away
   });
 
   it('randomFailure gives MEDIUM ERROR with its sense; drop leaves the request to the deadline (Timeout) and the next one is served', async () => {

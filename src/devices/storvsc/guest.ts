@@ -252,7 +252,12 @@ export class StorvscDriver {
     if (segments !== null && length > 0) {
       c.pages = Math.ceil(length / PAGE) + 1;
       c.gpa = this.stagingPages(c.pages);
-      c.plan = planPageList(segments, { rule: 'hyperv', core, bouncePages: Array.from({ length: c.pages }, (_, i) => c.gpa + i * PAGE) });
+      try {
+        c.plan = planPageList(segments, { rule: 'hyperv', core, bouncePages: Array.from({ length: c.pages }, (_, i) => c.gpa + i * PAGE) });
+      } catch (e) {
+        this.release(c);
+        throw e;
+      }
       this.counters.bouncedBytes += c.plan.bouncedBytes;
       if (c.plan.bouncedBytes === 0) {
         this.release(c); // the caller's pages are the buffer
@@ -340,7 +345,7 @@ export class StorvscDriver {
 
   private async completeTapped(c: Command, r: ScsiCommandResult): Promise<void> {
     const completion = { status: r.status === SCSI_STATUS.good ? 0 : r.status | ((r.sense[2] ?? 0) & 0xf) << 8, cdw0: 0 };
-    const step = await this.stage(this.points!.complete, c, completion, c.direction === SRB_DIRECTION.read && r.transferred > 0 ? this.dataViews(c, r.transferred) : null);
+    const step = await this.stage(this.points!.complete, c, completion, c.direction === SRB_DIRECTION.read && r.transferred > 0 ? this.dataViews(c, r.transferred) : null, r.sense.length > 0 ? r.sense : null);
     if (step === 'drop') {
       // The completion is lost on its way to the caller: the request hangs until its deadline.
       setTimeout(() => this.finish(c, new SgringError('Timeout', `the completion of request ${c.request} was dropped by a tap`), false), this.timeout);
@@ -423,10 +428,10 @@ export class StorvscDriver {
   }
 
   /** Runs a stage's taps: 'go', 'drop', or 'complete' (completion.status says how). */
-  private async stage(p: StagePoint, c: Command, completion: TapCompletion, data: Uint8Array[] | null): Promise<'go' | 'drop' | 'complete'> {
+  private async stage(p: StagePoint, c: Command, completion: TapCompletion, data: Uint8Array[] | null, sense: Uint8Array | null = null): Promise<'go' | 'drop' | 'complete'> {
     const o = this.taps!.run(p, {
       device: this.name, queue: this.channels.indexOf(c.channel), io: ioOf(c.cdb), command: c.cdb, completion, data, statuses: SCSI_TAP_STATUSES,
-      request: String(c.request), timeNs: BigInt(Math.round(performance.now() * 1e6)), detail: { transferBytes: c.length },
+      request: String(c.request), timeNs: BigInt(Math.round(performance.now() * 1e6)), detail: { lun: c.lun, transferBytes: c.length, sense },
     });
     if (o.error) {
       completion.status = SCSI_TAP_STATUSES.internal;

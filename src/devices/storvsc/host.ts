@@ -6,6 +6,7 @@
 // read are answered INVALID REQUEST and counted; a DMA fault fails that request only.
 
 import { SgringError } from '../../engine/errors';
+import { GPA_DIRECT_PREFIX_SIZE } from '../../generated/constants';
 import { optionNames } from '../../core/args';
 import type { DmaDomain } from '../../memory/dma-domain';
 import type { HostChannel, HostOfferSpec } from '../../vmbus/host-channel';
@@ -121,6 +122,19 @@ export class StorvspDevice {
     const st: ChannelState = sub ? this.primary! : { version: 0, initialized: false };
     if (!sub) this.primary = st;
     ch.onPacket = (p) => this.handle(ch, st, p);
+    // A GPA range the channel could not read (a PFN count that does not match its bytes, an
+    // offset past the page...): INVALID REQUEST for that command, as for a list with holes.
+    ch.onBadPacket = (p) => {
+      if (!p.completionRequested) return;
+      ch.completeId(p.transactionIdLo, p.transactionIdHi, this.refusePageList(st, p.payload()));
+    };
+  }
+
+  private refusePageList(st: ChannelState, msg: Uint8Array): Uint8Array {
+    this.counters.pageListRefused++;
+    const req = decodeExecuteSrb(msg, st.version);
+    return encodeCompleteIo('invalid' in req ? { port: 0, path: 0, target: 0, lun: 0, direction: SRB_DIRECTION.none } : req,
+      { srbStatus: SRB_STATUS.invalidRequest, scsiStatus: 0, dataTransferLength: 0, sense: EMPTY }, st.version);
   }
 
   private handle(ch: HostChannel, st: ChannelState, p: ReceivedPacket): void {
@@ -174,14 +188,11 @@ export class StorvspDevice {
           this.counters.beforeInit++;
           return answer(status(VSTOR_STATUS_INVALID_PARAMETER));
         }
-        if (p.gpa && p.gpa.ranges.length !== 1) {
-          // The data buffer is one GPA range (Linux and FreeBSD send one; spec §4.5): a packet with
-          // several could describe a buffer with holes, which is refused, not guessed at.
-          this.counters.pageListRefused++;
-          const req = decodeExecuteSrb(msg, st.version);
-          return answer(encodeCompleteIo('invalid' in req ? { port: 0, path: 0, target: 0, lun: 0, direction: SRB_DIRECTION.none } : req,
-            { srbStatus: SRB_STATUS.invalidRequest, scsiStatus: 0, dataTransferLength: 0, sense: new Uint8Array(0) }, st.version));
-        }
+        // The data buffer is one GPA range (Linux and FreeBSD send one; spec §4.5): a packet with
+        // several could describe a buffer with holes, and one whose range names more PFNs than its
+        // bytes span (FreeBSD's faulty S/G bounce sends those) maps bytes the sender did not mean:
+        // both are refused, not guessed at.
+        if (p.gpa && (p.gpa.ranges.length !== 1 || p.gpa.bytes !== p.headerBytes - GPA_DIRECT_PREFIX_SIZE)) return answer(this.refusePageList(st, msg));
         if (wanted && this.direct(st, msg, p.gpa, lo, hi, ch)) return;
         void this.execute(st, msg.slice(), p.gpa ? p.gpa.segments.map((s) => ({ addr: s.addr, len: s.len })) : null).then((b) => b && answer(b)) // null: dropped by a tap
           .catch(() => this.counters.replyFailed++); // the channel closed or broke meanwhile
