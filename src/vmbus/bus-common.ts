@@ -152,3 +152,11 @@ export function pollBus(end: MessageEnd, flushOutbox: () => void, handle: (slot:
   if (first !== null) throw first;
   return n;
 }
+
+/** Spins while `waiting()` holds, at most `micros` µs; true when it stopped holding. */
+export function spinWhile(waiting: () => boolean, micros: number): boolean {
+  if (micros <= 0) return !waiting();
+  const end = performance.now() + micros / 1000;
+  for (let i = 0; waiting(); i++) if ((i & 63) === 63 && performance.now() > end) return false;
+  return true;
+}

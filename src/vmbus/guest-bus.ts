@@ -20,7 +20,7 @@ import { GuestChannel, initRingPages } from './guest-channel';
 import type { ChannelEndOptions } from './channel-end';
 import type { DeviceClassName } from './guid';
 import type { PageAllocator } from './guest-pages';
-import { pollBus, receivedMessage, VMBUS_VERSIONS, Waiters, type DropCounters, type Waiter } from './bus-common';
+import { pollBus, receivedMessage, spinWhile, VMBUS_VERSIONS, Waiters, type DropCounters, type Waiter } from './bus-common';
 
 export interface GuestBusOptions {
   /** Contiguous guest pages for rings (see bumpPageAllocator). */
@@ -136,10 +136,12 @@ export class GuestBus {
   /**
    * Lets the host make progress, for a driver with many requests in flight that reaps them in one
    * loop: with a pump (both ends in one thread) runs the host and yields to pending async work (a
-   * microtask turn, a timer turn every 256 calls so I/O callbacks run too); otherwise sleeps on
-   * the guest's doorbell until the control queue or a channel has something, at most `timeoutMs`.
+   * microtask turn, a timer turn every 256 calls so I/O callbacks run too); otherwise watches for
+   * work `spinMicros` µs (a non-blocking wait's wake-up costs a trip through the event loop), then
+   * sleeps on the guest's doorbell until the control queue or a channel has something, at most
+   * `timeoutMs`.
    */
-  async waitForHost(timeoutMs = 100): Promise<void> {
+  async waitForHost(timeoutMs = 100, spinMicros = 50): Promise<void> {
     if (this.opts.pump) {
       this.opts.pump();
       if ((++this.hostWaits & 255) === 0) await yieldNow();
@@ -151,7 +153,7 @@ export class GuestBus {
       for (const ch of this.channels.values()) if (ch.state === 'open' && ch.hasWork()) return true;
       return false;
     };
-    await this.end.ownBell.waitUntilAsync(work, timeoutMs);
+    if (!spinWhile(() => !work(), spinMicros)) await this.end.ownBell.waitUntilAsync(work, timeoutMs);
   }
 
   // ---- receiving ----

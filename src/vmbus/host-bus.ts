@@ -19,7 +19,7 @@ import type { MessageEnd, MessageTransport } from './transport';
 import { GpadlTable, pfnsContiguous, type Gpadl, type GpadlLimits } from './gpadl';
 import { HostChannel, type HostOffer, type HostOfferSpec } from './host-channel';
 import { classGuid, instanceGuid, normalizeGuid } from './guid';
-import { pollBus, receivedMessage, VMBUS_VERSIONS, type DropCounters } from './bus-common';
+import { pollBus, receivedMessage, spinWhile, VMBUS_VERSIONS, type DropCounters } from './bus-common';
 
 export type { HostOffer, HostOfferSpec } from './host-channel';
 
@@ -155,6 +155,27 @@ export class HostBus {
       if (until() || ++empty <= spinPolls) continue;
       empty = 0;
       if (!bell.waitUntil(() => bell.value !== seen, idleMs)) throw new SgringError('Timeout', `host: no guest activity for ${idleMs} ms`);
+    }
+  }
+
+  /**
+   * serve() for devices that answer asynchronously (a file-backed disk, a tap that delays): it
+   * sleeps with a non-blocking wait, so their promises settle and their answers go out meanwhile.
+   * Like serve(), it first watches the doorbell for `spinMicros` before sleeping (the wake-up of a
+   * non-blocking wait costs a trip through the event loop). Throws Timeout when nothing arrives
+   * for `idleMs`.
+   */
+  async serveAsync(until: () => boolean, idleMs = 5000, spinMicros = 50): Promise<void> {
+    const bell = this.end.ownBell;
+    while (!until()) {
+      const seen = bell.value;
+      if (this.poll() > 0) {
+        await Promise.resolve(); // a turn for the answers of this batch that are promises
+        continue;
+      }
+      if (until()) break;
+      if (spinWhile(() => bell.value === seen, spinMicros)) continue;
+      if (!(await bell.waitUntilAsync(() => bell.value !== seen, idleMs))) throw new SgringError('Timeout', `host: no guest activity for ${idleMs} ms`);
     }
   }
 

@@ -1,0 +1,17 @@
+// Host side of the storvsc suite's two-thread cases: a StorvspDevice with one memory disk on a
+// HostBus in this worker, served with serveAsync until the guest says stop.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { HostBus, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, StorvspDevice } from '../../dist/index.mjs';
+
+const { memory, transport, control, blocks, subChannels } = workerData;
+const core = loadCoreSync({ memory });
+try {
+  const dma = IommuDomain.create(core, 'storvsp0', { mode: 'identity' });
+  const bus = new HostBus(MessageTransport.attach(core, transport), { dma });
+  bus.offer(new StorvspDevice({ dma, targets: [{ target: 0, lun: 0, backend: MemoryDisk.create(core, { blockCount: blocks }) }], subChannels: { bus, max: subChannels } }).offer());
+  await bus.serveAsync(() => Atomics.load(new Int32Array(control), 0) === 1, 60_000);
+  parentPort.postMessage({ ok: true });
+} catch (e) {
+  parentPort.postMessage({ error: `storvsp host: ${e?.stack ?? e}` });
+}
