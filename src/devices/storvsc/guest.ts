@@ -18,7 +18,7 @@ import { Watchdog } from '../../vmbus/watchdog';
 import type { StagePoint, TapRegistry } from '../../taps/registry';
 import type { TapCompletion } from '../../taps/event';
 import { iscsiEncoder } from '../../trace/iscsi';
-import { fixedSense, SCSI_STATUS } from '../scsi/sense';
+import { fixedSense, SCSI_STATUS, SENSE_KEY } from '../scsi/sense';
 import { ioOf, kindOf, SCSI_TAP_STATUSES, tapSense } from '../scsi/taps';
 import {
   decodeCompleteIo, decodeProperties, decodeVstorHeader, encodeCreateSubChannels, encodeExecuteSrb, encodeQueryProtocolVersion, encodeVstor,
@@ -482,11 +482,10 @@ export class StorvscDriver {
     return found;
   }
 
-  /** scsi(), retried (up to 3 times) while the disk answers UNIT ATTENTION, as an OS's SCSI layer does. */
-  private async retried(target: number, lun: number, cdb: Uint8Array, o: ScsiCommandOptions): Promise<ScsiCommandResult> {
-    let r = await this.scsi(target, lun, cdb, o);
-    for (let i = 0; i < 3 && r.status === SCSI_STATUS.checkCondition && r.sense.length > 2 && (r.sense[2]! & 0xf) === 0x6; i++) r = await this.scsi(target, lun, cdb, o);
-    return r;
+  /** scsi(), sent again (up to 3 times) while the disk answers UNIT ATTENTION, as an OS's SCSI layer does. */
+  private retried(target: number, lun: number, cdb: Uint8Array, o: ScsiCommandOptions, tries = 3): Promise<ScsiCommandResult> {
+    return this.scsi(target, lun, cdb, o).then((r) =>
+      tries > 0 && r.status === SCSI_STATUS.checkCondition && r.sense.length > 2 && (r.sense[2]! & 0xf) === SENSE_KEY.unitAttention ? this.retried(target, lun, cdb, o, tries - 1) : r);
   }
 
   /** The block size of (target, lun) as discovered (512 for a LUN discover() did not see). */
@@ -501,26 +500,40 @@ export class StorvscDriver {
    */
   read(target: number, lun: number, lba: number, blocks: number, into?: Uint8Array): Promise<Uint8Array>;
   read(target: number, lun: number, lba: number, blocks: number, segments: readonly Segment[]): Promise<void>;
-  async read(target: number, lun: number, lba: number, blocks: number, to?: Uint8Array | readonly Segment[]): Promise<Uint8Array | void> {
-    const bytes = blocks * this.blockSize(target, lun);
-    const o: ScsiCommandOptions = Array.isArray(to) ? { segments: to as readonly Segment[], direction: 'read' } : { length: bytes, ...(to ? { into: to as Uint8Array } : {}) };
-    if (o.segments && segmentBytes(o.segments) !== bytes) throw new SgringError('InvalidArgument', `the segments hold ${segmentBytes(o.segments)} bytes; ${blocks} blocks are ${bytes}`);
-    const r = checked(await this.retried(target, lun, rw16(0x88, lba, blocks), o), 'READ (16)');
-    return o.segments ? undefined : r.data!;
+  read(target: number, lun: number, lba: number, blocks: number, to?: Uint8Array | readonly Segment[]): Promise<Uint8Array | void> {
+    try {
+      const bytes = blocks * this.blockSize(target, lun);
+      const cdb = rw16(0x88, lba, blocks);
+      if (Array.isArray(to)) {
+        const segments = to as readonly Segment[];
+        if (segmentBytes(segments) !== bytes) throw new SgringError('InvalidArgument', `the segments hold ${segmentBytes(segments)} bytes; ${blocks} blocks are ${bytes}`);
+        return this.retried(target, lun, cdb, { segments, direction: 'read' }).then((r) => void checked(r, 'READ (16)'));
+      }
+      return this.retried(target, lun, cdb, to ? { length: bytes, into: to as Uint8Array } : { length: bytes }).then((r) => checked(r, 'READ (16)').data!);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Writes whole blocks at `lba` (WRITE 16): `data`, or `blocks` blocks from the guest memory the segments describe. */
   write(target: number, lun: number, lba: number, data: Uint8Array): Promise<void>;
   write(target: number, lun: number, lba: number, blocks: number, segments: readonly Segment[]): Promise<void>;
-  async write(target: number, lun: number, lba: number, a: Uint8Array | number, segments?: readonly Segment[]): Promise<void> {
-    const bs = this.blockSize(target, lun);
-    if (typeof a === 'number') {
-      if (!Array.isArray(segments) || segmentBytes(segments) !== a * bs) throw new SgringError('InvalidArgument', `write(target, lun, lba, blocks, segments): the segments must hold ${a} blocks of ${bs} bytes`);
-      checked(await this.retried(target, lun, rw16(0x8a, lba, a), { segments, direction: 'write' }), 'WRITE (16)');
-      return;
+  write(target: number, lun: number, lba: number, a: Uint8Array | number, segments?: readonly Segment[]): Promise<void> {
+    try {
+      const bs = this.blockSize(target, lun);
+      let o: ScsiCommandOptions;
+      let blocks: number;
+      if (typeof a === 'number') {
+        if (!Array.isArray(segments) || segmentBytes(segments) !== a * bs) throw new SgringError('InvalidArgument', `write(target, lun, lba, blocks, segments): the segments must hold ${a} blocks of ${bs} bytes`);
+        [o, blocks] = [{ segments, direction: 'write' }, a];
+      } else {
+        if (!(a instanceof Uint8Array) || a.length % bs !== 0) throw new SgringError('InvalidArgument', `write: data must be a Uint8Array of whole ${bs}-byte blocks`);
+        [o, blocks] = [{ data: a }, a.length / bs];
+      }
+      return this.retried(target, lun, rw16(0x8a, lba, blocks), o).then((r) => void checked(r, 'WRITE (16)'));
+    } catch (e) {
+      return Promise.reject(e);
     }
-    if (!(a instanceof Uint8Array) || a.length % bs !== 0) throw new SgringError('InvalidArgument', `write: data must be a Uint8Array of whole ${bs}-byte blocks`);
-    checked(await this.retried(target, lun, rw16(0x8a, lba, a.length / bs), { data: a }), 'WRITE (16)');
   }
 
   async flush(target: number, lun: number): Promise<void> {

@@ -80,7 +80,7 @@ const EMPTY = new Uint8Array(0);
  */
 export function encodeVstor(h: { operation: number; flags?: number; status?: number }, version: number = VSTOR_VERSION.win10, into?: Uint8Array): { bytes: Uint8Array } {
   const n = vstorPacketBytes(version);
-  const bytes = into ? into.subarray(0, n).fill(0) : new Uint8Array(n);
+  const bytes = into ? (into.length === n ? into : into.subarray(0, n)).fill(0) : new Uint8Array(n);
   put32(bytes, 0, h.operation);
   put32(bytes, 4, h.flags ?? VSTOR_FLAG_REQUEST_COMPLETION);
   put32(bytes, 8, h.status ?? 0);
