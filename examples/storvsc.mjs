@@ -24,7 +24,15 @@ const data = new Uint8Array(64 * 1024).fill(0xa5);
 await hba.write(0, 1, 2048, data);                             // WRITE (16), data through a GPA range
 assert.deepEqual(await hba.read(0, 1, 2048, 128), data);        // READ (16)
 await hba.flush(0, 1);
+
+// Straight into the guest's own memory: three segments (the end of one page, a whole page, half
+// of a third). The list obeys Hyper-V's page-list rule, so nothing is bounced.
+const segments = [{ addr: pages(1) + 0xe00, len: 0x200 }, { addr: pages(1), len: 0x1000 }, { addr: pages(1), len: 0x800 }];
+await hba.read(0, 1, 2048, 13, segments);                       // 13 blocks = 0x1a00 bytes
+assert.ok(segments.every((s) => core.u8.subarray(core.guestBase + s.addr, core.guestBase + s.addr + s.len).every((b) => b === 0xa5)));
+assert.equal(hba.counters.bouncedBytes, 0);
 const err = await hba.read(1, 0, 4096, 1).catch((e) => e);      // past the end of a 2048-block disk
 assert.equal(err.code, 'LbaOutOfRange');
 await hba.detach();
+for (const s of segments) pages.free(s.addr & ~0xfff);
 assert.equal(pages.stats().usedPages, 0);                      // ring and staging pages given back
