@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCoreSync, MemoryDisk, ScsiDisk, SCSI_STATUS } from '../../src/index';
+import { drop, loadCoreSync, MemoryDisk, MemorySink, PcapngWriter, readOnlyAfter, ScsiDisk, SCSI_STATUS, TapRegistry, traceTap } from '../../src/index';
 import { IscsiTarget } from '../../src/node/index';
 import { BHS, encodeKeys, makePdu, OPC, parseKeys, PduReader, type Pdu } from '../../src/devices/iscsi/pdu';
 import { haveTool } from '../util/tools';
@@ -258,6 +258,43 @@ describe('IscsiTarget resources', () => {
     expect((await c.next())!.bhs[3]).toBe(SCSI_STATUS.good);
     c.close();
     await small.close();
+  });
+});
+
+describe('IscsiTarget taps', () => {
+  it('iscsi:io:decode takes the injectors (readOnlyAfter(1): the second write is DATA PROTECT; a dropped command gets no response) and the trace records each command', async () => {
+    const taps = new TapRegistry();
+    const sink = new MemorySink();
+    const w = new PcapngWriter(sink);
+    taps.attach('iscsi:io:*', traceTap(w));
+    const disk = MemoryDisk.create(loadCoreSync(), { blockCount: 64 });
+    const t = new IscsiTarget({ luns: [new ScsiDisk(disk)], iqn: IQN, port: 0, taps });
+    await t.listen();
+    expect(taps.stages().map((s) => s.name)).toEqual(['iscsi:io:decode', 'iscsi:io:execute', 'iscsi:io:writeback']);
+    const ini = await RawInitiator.open(t.port);
+    await ini.login();
+    ini.command(TUR); // the power-on unit attention
+    await ini.next();
+    const ro = taps.attach('iscsi:io:decode', readOnlyAfter(1));
+    ini.command(write10(1, 1), { write: true, edtl: 512, data: new Uint8Array(512).fill(7) });
+    expect((await ini.next())!.bhs[3]).toBe(SCSI_STATUS.good);
+    ini.command(write10(2, 1), { write: true, edtl: 512, data: new Uint8Array(512).fill(8) });
+    const refused = (await ini.next())!;
+    expect([refused.bhs[3], refused.data[2 + 2]! & 0xf, refused.data[2 + 12]]).toEqual([SCSI_STATUS.checkCondition, 0x7, 0x27]);
+    expect(disk.core.u8[disk.ptr + 2 * 512]).toBe(0); // never reached the disk
+    ro.detach();
+    const d = taps.attach('iscsi:io:decode', drop({ rate: 1, seed: 1 }));
+    ini.command(read10(1, 1), { read: true, edtl: 512 });
+    expect(await ini.next(300)).toBeNull(); // dropped: no Data-In, no response
+    d.detach();
+    ini.command(read10(1, 1), { read: true, edtl: 512 });
+    const data = (await ini.next())!;
+    expect([data.opcode, data.data[0]]).toEqual([OPC.dataIn, 7]);
+    ini.close();
+    await t.close();
+    expect(taps.stages()).toEqual([]);
+    w.close();
+    expect(sink.bytes().length).toBeGreaterThan(1000); // the pcapng of the commands (decoded by tshark in the storvsc trace test)
   });
 });
 

@@ -3,7 +3,9 @@
 // (discovery and normal sessions), SendTargets, SCSI commands with immediate data, R2T and
 // Data-Out for the rest of a write, Data-In and the SCSI response with status and sense,
 // NOP, task management and logout. No digests, one connection per session, error recovery
-// level 0: a protocol error closes the connection. Node only (the sgring/node subpath).
+// level 0: a protocol error closes the connection. With `taps`, every SCSI command passes the
+// stages iscsi:io:decode|execute|writeback (scsi/staged.ts, as storvsp's do), so the injectors
+// act on what a real initiator sends. Node only (the sgring/node subpath).
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { SgringError } from '../../engine/errors';
@@ -11,6 +13,8 @@ import { optionNames } from '../../core/args';
 import type { ScsiDisk, ScsiResult } from '../scsi/disk';
 import { reportLuns } from '../scsi/disk';
 import { fixedSense, SCSI_STATUS, SENSE } from '../scsi/sense';
+import type { TapRegistry } from '../../taps/registry';
+import { declareScsiStages, runStaged, type ScsiStages } from '../scsi/staged';
 import { BHS, encodeKeys, makePdu, OPC, parseKeys, PduReader, type Pdu } from './pdu';
 
 export interface IscsiTargetOptions {
@@ -22,6 +26,10 @@ export interface IscsiTargetOptions {
   port?: number;
   /** Bytes of write data one connection may have outstanding (default 256 MiB); beyond it TASK SET FULL. */
   maxPendingBytes?: number;
+  /** Tap points iscsi:io:decode|execute|writeback (every SCSI command), traced as iSCSI. */
+  taps?: TapRegistry;
+  /** Device instance name for taps and traces (default 'iscsi0'). */
+  name?: string;
 }
 
 const OUR_MAX_RECV = 262144;
@@ -56,15 +64,23 @@ export class IscsiTarget {
   private readonly sockets = new Set<Socket>();
   /** Connections, logins, commands, commands ignored for a CmdSN outside the window, and connections closed for a protocol error. */
   readonly counters = { connections: 0, logins: 0, commands: 0, ignoredCommands: 0, protocolErrors: 0 };
+  readonly name: string;
+  /** @internal */
+  readonly taps: TapRegistry | null;
+  /** @internal */
+  readonly stages: ScsiStages | null;
 
   constructor(opts: IscsiTargetOptions) {
-    optionNames(opts, ['luns', 'iqn', 'host', 'port', 'maxPendingBytes'], 'IscsiTarget');
+    optionNames(opts, ['luns', 'iqn', 'host', 'port', 'maxPendingBytes', 'taps', 'name'], 'IscsiTarget');
     if (!Array.isArray(opts?.luns) || opts.luns.length === 0) throw new SgringError('InvalidArgument', 'IscsiTarget needs luns: [ScsiDisk, ...]');
     this.luns = opts.luns;
     this.iqn = opts.iqn ?? 'iqn.2026-12.sgring:disk';
     this.host = opts.host ?? '127.0.0.1';
     this.requestedPort = opts.port ?? 3260;
     this.maxPendingBytes = opts.maxPendingBytes ?? 256 << 20;
+    this.name = opts.name ?? 'iscsi0';
+    this.taps = opts.taps ?? null;
+    this.stages = this.taps ? declareScsiStages(this.taps, this.name, 'iscsi') : null;
   }
 
   /** The port it listens on (after listen()). */
@@ -83,7 +99,9 @@ export class IscsiTarget {
     });
   }
 
+  /** Closes every connection and the listening socket; the tap stages go with them. */
   async close(): Promise<void> {
+    this.taps?.undeclare(this.name);
     for (const s of this.sockets) s.destroy();
     const server = this.server;
     this.server = null;
@@ -94,7 +112,7 @@ export class IscsiTarget {
     this.counters.connections++;
     this.sockets.add(socket);
     socket.setNoDelay(true);
-    const conn = new Connection(this, socket);
+    const conn = new Connection(this, socket, this.counters.connections);
     const reader = new PduReader(OUR_MAX_RECV);
     let chain = Promise.resolve();
     socket.on('data', (chunk: Buffer) => {
@@ -139,7 +157,9 @@ class Connection {
   /** ITTs of the last writes failed for a DataSN error, whose remaining Data-Out is dropped. */
   private readonly failedWrites = new Set<number>();
 
-  constructor(private readonly target: IscsiTarget, private readonly socket: Socket) {}
+  private nextRequest = 1;
+
+  constructor(private readonly target: IscsiTarget, private readonly socket: Socket, private readonly id: number) {}
 
   private send(bytes: Uint8Array): void {
     this.socket.write(bytes);
@@ -360,40 +380,46 @@ class Connection {
     return this.execute(w.itt, w.lun, w.cdb, w.edtl, w.buf);
   }
 
+  /** Runs a command through the tap stages; a command a tap dropped gets no response. */
   private async execute(itt: number, lun: number, cdb: Uint8Array, edtl: number, dataOut: Uint8Array | null): Promise<void> {
     const disk = this.target.lun(lun);
-    let r: ScsiResult;
+    const blocks = disk ? writeBlocks(cdb) : null;
+    const t = this.target;
+    const r = await runStaged(t.taps, t.stages, {
+      device: t.name, queue: this.id, request: `${this.id}:${itt}:${this.nextRequest++}`, lun, cdb, length: edtl,
+      dataOut: dataOut ? () => dataOut : null, run: (d) => this.run(lun, cdb, edtl, d ?? null),
+    });
+    if (r === null) return;
+    this.respond(itt, lun, edtl, r, blocks !== null ? blocks * disk!.backend.blockSize : dataOut !== null ? edtl : null);
+  }
+
+  private async run(lun: number, cdb: Uint8Array, edtl: number, dataOut: Uint8Array | null): Promise<ScsiResult> {
+    const disk = this.target.lun(lun);
     if (cdb[0] === 0xa0) {
       // REPORT LUNS belongs to the target: every LUN it serves.
       const data = reportLuns(Array.from({ length: this.target.lunCount() }, (_, i) => i));
       const alloc = new DataView(cdb.buffer, cdb.byteOffset).getUint32(6);
-      r = { status: SCSI_STATUS.good, sense: null, data: data.subarray(0, Math.min(alloc, data.length)), transferred: 0 };
-    } else if (!disk) {
-      if (cdb[0] === 0x12) {
-        // INQUIRY to a LUN that does not exist: peripheral qualifier 3, device type 0x1f.
-        const b = new Uint8Array(36);
-        b[0] = 0x7f;
-        b[2] = 0x06;
-        b[3] = 0x02;
-        b[4] = 31;
-        r = { status: SCSI_STATUS.good, sense: null, data: b.subarray(0, Math.min(cdb[4]! | (cdb[3]! << 8), 36)), transferred: 36 };
-      } else {
-        r = checkResult(fixedSense(SENSE.lunNotSupported));
-      }
-    } else {
-      const blocks = writeBlocks(cdb);
-      if (blocks !== null) {
-        // EDTL and the CDB disagree: write only the whole blocks both allow and report the rest as a
-        // residual (overflow when the CDB asked for more than EDTL, underflow when less).
-        const need = blocks * disk.backend.blockSize;
-        const fit = Math.min(blocks, Math.floor(edtl / disk.backend.blockSize));
-        if (fit === 0 && blocks !== 0) r = { status: SCSI_STATUS.good, sense: null, data: null, transferred: 0 };
-        else r = await disk.execute({ cdb: fit === blocks ? cdb : withWriteBlocks(cdb, fit), dataOut: dataOut ?? undefined });
-        return this.respond(itt, lun, edtl, r, need);
-      }
-      r = await disk.execute({ cdb, dataOut: dataOut ?? undefined });
+      return { status: SCSI_STATUS.good, sense: null, data: data.subarray(0, Math.min(alloc, data.length)), transferred: 0 };
     }
-    this.respond(itt, lun, edtl, r, dataOut !== null ? edtl : null);
+    if (!disk) {
+      if (cdb[0] !== 0x12) return checkResult(fixedSense(SENSE.lunNotSupported));
+      // INQUIRY to a LUN that does not exist: peripheral qualifier 3, device type 0x1f.
+      const b = new Uint8Array(36);
+      b[0] = 0x7f;
+      b[2] = 0x06;
+      b[3] = 0x02;
+      b[4] = 31;
+      return { status: SCSI_STATUS.good, sense: null, data: b.subarray(0, Math.min(cdb[4]! | (cdb[3]! << 8), 36)), transferred: 36 };
+    }
+    const blocks = writeBlocks(cdb);
+    if (blocks !== null) {
+      // EDTL and the CDB disagree: write only the whole blocks both allow and report the rest as a
+      // residual (overflow when the CDB asked for more than EDTL, underflow when less).
+      const fit = Math.min(blocks, Math.floor(edtl / disk.backend.blockSize));
+      if (fit === 0 && blocks !== 0) return { status: SCSI_STATUS.good, sense: null, data: null, transferred: 0 };
+      return disk.execute({ cdb: fit === blocks ? cdb : withWriteBlocks(cdb, fit), dataOut: dataOut ?? undefined });
+    }
+    return disk.execute({ cdb, dataOut: dataOut ?? undefined });
   }
 
   /**

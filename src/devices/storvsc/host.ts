@@ -15,10 +15,10 @@ import type { Guid } from '../../vmbus/guid';
 import type { ReceivedPacket } from '../../vmbus/received-packet';
 import type { GpaDecodeResult } from '../../core/gpa-range';
 import { reportLuns, ScsiDisk, type ScsiResult } from '../scsi/disk';
-import { fixedSense, SCSI_STATUS } from '../scsi/sense';
-import { ioOf, isReadOp, isWriteOp, SCSI_TAP_STATUSES, tapSense } from '../scsi/taps';
-import type { StagePoint, TapRegistry } from '../../taps/registry';
-import { iscsiEncoder } from '../../trace/iscsi';
+import { SCSI_STATUS } from '../scsi/sense';
+import { isReadOp, isWriteOp } from '../scsi/taps';
+import { anyTap, declareScsiStages, runStaged, type ScsiStages } from '../scsi/staged';
+import type { TapRegistry } from '../../taps/registry';
 import type { BlockBackend } from '../block/backend';
 import {
   decodeExecuteSrb, decodeProtocolVersion, decodeSubChannelCount, decodeVstorHeader, encodeCompleteIo, encodeProperties, encodeVstor,
@@ -67,7 +67,7 @@ export class StorvspDevice {
   readonly counters = { requests: 0, failed: 0, replyFailed: 0, pageListRefused: 0, invalidRequests: 0, invalidLun: 0, dmaFaults: 0, unknownOperations: 0, beforeInit: 0 };
   readonly name: string;
   private readonly taps: TapRegistry | null;
-  private points: { decode: StagePoint; execute: StagePoint; writeback: StagePoint } | null = null;
+  private points: ScsiStages | null = null;
   private nextRequest = 1;
   private readonly subChannels: { bus: HostBus; max: number } | null;
   /** The primary channel's negotiated state, shared by its sub-channels (they skip initialisation). */
@@ -102,14 +102,7 @@ export class StorvspDevice {
     this.instanceId = opts.instanceId;
     this.name = opts.name ?? 'storvsp0';
     this.taps = opts.taps ?? null;
-    if (this.taps) {
-      const [decode, execute, writeback] = this.taps.declare(this.name, [
-        { name: 'storvsc:io:decode', description: 'the SRB as the host read it (CDB, target/LUN)' },
-        { name: 'storvsc:io:execute', description: 'write data on its way to the disk, read data on its way to the guest' },
-        { name: 'storvsc:io:writeback', description: 'the outcome before COMPLETE_IO: SCSI status, sense, read data' },
-      ], { encoder: iscsiEncoder });
-      this.points = { decode: decode!, execute: execute!, writeback: writeback! };
-    }
+    if (this.taps) this.points = declareScsiStages(this.taps, this.name, 'storvsc');
   }
 
   /** The offer for `HostBus.offer`: the storage class, handlers set when the guest opens it. */
@@ -203,12 +196,6 @@ export class StorvspDevice {
     }
   }
 
-  /** True when a tap is attached at one of this device's stages (commands then take the staged path). */
-  private get tapped(): boolean {
-    const p = this.points;
-    return p !== null && (p.decode.taps !== null || p.execute.taps !== null || p.writeback.taps !== null);
-  }
-
   /**
    * The fast path of a READ or WRITE whose data buffer is contiguous in core memory, with no tap
    * attached: the disk moves the blocks straight between the medium and guest memory (no staging
@@ -216,7 +203,7 @@ export class StorvspDevice {
    * the command needs the general path (which also answers every refusal and fault).
    */
   private direct(st: ChannelState, msg: Uint8Array, gpa: GpaDecodeResult | null, lo: number, hi: number, ch: HostChannel): boolean {
-    if (gpa === null || gpa.segments.length !== 1 || this.tapped) return false;
+    if (gpa === null || gpa.segments.length !== 1 || anyTap(this.points)) return false;
     const req = decodeExecuteSrb(msg, st.version);
     if ('invalid' in req) return false;
     const op = req.cdb[0]!;
@@ -288,7 +275,7 @@ export class StorvspDevice {
   private async execute(st: ChannelState, msg: Uint8Array, segments: { addr: number; len: number }[] | null): Promise<Uint8Array | null> {
     const req = decodeExecuteSrb(msg, st.version);
     const fail = (r: Pick<SrbRequest, 'port' | 'path' | 'target' | 'lun' | 'direction'>, srbStatus: number) =>
-      encodeCompleteIo(r, { srbStatus, scsiStatus: 0, dataTransferLength: 0, sense: new Uint8Array(0) }, st.version);
+      encodeCompleteIo(r, { srbStatus, scsiStatus: 0, dataTransferLength: 0, sense: EMPTY }, st.version);
     if ('invalid' in req) {
       this.counters.invalidRequests++;
       return fail({ port: 0, path: 0, target: 0, lun: 0, direction: SRB_DIRECTION.none }, SRB_STATUS.invalidRequest);
@@ -304,57 +291,22 @@ export class StorvspDevice {
       this.counters.invalidRequests++; // more data than the page list describes, or than the host allows
       return fail(req, SRB_STATUS.invalidRequest);
     }
-    const io = ioOf(req.cdb);
-    const completion = { status: 0, cdw0: 0 };
-    const request = `${req.target}:${req.lun}:${this.nextRequest++}`;
-    let sense: Uint8Array | null = null;
-    /** Runs a stage's taps: 'go', 'drop', or 'complete' (completion.status says how). */
-    const stage = async (p: StagePoint | null, data: Uint8Array | null): Promise<'go' | 'drop' | 'complete'> => {
-      if (p === null || p.taps === null) return 'go';
-      const o = this.taps!.run(p, {
-        device: this.name, queue: 0, io, command: req.cdb, completion,
-        data: data && data.length > 0 ? [data] : null, statuses: SCSI_TAP_STATUSES, request, timeNs: BigInt(Math.round(performance.now() * 1e6)),
-        detail: { lun: req.lun, transferBytes: length, sense },
-      });
-      if (o.error) {
-        completion.status = SCSI_TAP_STATUSES.internal;
-        return 'complete';
-      }
-      if (o.wait) await o.wait;
-      return o.action === 'continue' ? 'go' : o.action;
-    };
     try {
-      let data: Uint8Array | null = null;
-      let moved = 0;
-      let step = await stage(this.points?.decode ?? null, null);
-      if (step === 'drop') return null;
-      if (step === 'go') {
-        const dataOut = req.direction === SRB_DIRECTION.write && length > 0 ? this.gather(segments!, length) : undefined;
-        if (dataOut) step = await stage(this.points?.execute ?? null, dataOut); // a write's data on its way to the disk
-        if (step === 'drop') return null;
-        if (step === 'go') {
-          // REPORT LUNS belongs to the target: every LUN this adapter serves behind it.
-          const r: ScsiResult = req.cdb[0] === 0xa0 ? this.reportLuns(req.target, req.cdb) : await disk!.execute({ cdb: req.cdb, dataOut });
-          completion.status = r.status === SCSI_STATUS.good ? 0 : r.status | ((r.sense ? r.sense[2]! & 0xf : 0) << 8);
-          sense = r.sense;
-          if (r.status === SCSI_STATUS.good && req.direction === SRB_DIRECTION.read && r.data) data = r.data.subarray(0, Math.min(r.data.length, length));
-          else if (r.status === SCSI_STATUS.good && req.direction === SRB_DIRECTION.write) moved = Math.min(r.transferred, length);
-          if (data && data.length > 0 && !dataOut) step = await stage(this.points?.execute ?? null, data); // a read's data on its way to the guest
-          if (step === 'drop') return null;
-        }
-      }
-      if (step === 'complete') sense = null; // a tap decided the outcome: its sense, not the disk's
-      if ((await stage(this.points?.writeback ?? null, data)) === 'drop') return null;
-      if (completion.status !== 0) {
-        const scsiStatus = completion.status & 0xff;
-        if (sense === null && scsiStatus === SCSI_STATUS.checkCondition) sense = fixedSense(tapSense(completion.status >> 8, io.kind));
-        return this.completion(req, { status: scsiStatus, sense, data: null, transferred: 0 }, 0, st.version);
-      }
-      if (data) {
+      const r = await runStaged(this.taps, this.points, {
+        device: this.name, queue: 0, request: `${req.target}:${req.lun}:${this.nextRequest++}`, lun: req.lun, cdb: req.cdb, length,
+        dataOut: req.direction === SRB_DIRECTION.write && length > 0 ? () => this.gather(segments!, length) : null,
+        // REPORT LUNS belongs to the target: every LUN this adapter serves behind it.
+        run: (dataOut) => (req.cdb[0] === 0xa0 ? this.reportLuns(req.target, req.cdb) : disk!.execute({ cdb: req.cdb, dataOut })),
+      });
+      if (r === null) return null; // dropped by a tap
+      if (r.status !== SCSI_STATUS.good) return this.completion(req, r, 0, st.version);
+      let moved = req.direction === SRB_DIRECTION.write ? Math.min(r.transferred, length) : 0;
+      if (req.direction === SRB_DIRECTION.read && r.data) {
+        const data = r.data.subarray(0, Math.min(r.data.length, length));
         if (data.length > 0) this.scatter(segments!, data);
         moved = data.length;
       }
-      return this.completion(req, { status: SCSI_STATUS.good, sense: null, data: null, transferred: moved }, moved, st.version);
+      return this.completion(req, r, moved, st.version);
     } catch (e) {
       if (!(e instanceof SgringError)) throw e;
       this.counters.dmaFaults++; // an IOMMU fault or a range outside guest RAM: this request fails
