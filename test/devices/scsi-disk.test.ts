@@ -26,6 +26,28 @@ async function disk(o: { blocks?: number; readOnly?: boolean; blockSize?: number
 }
 
 describe('ScsiDisk', () => {
+  it('transfer(): READ/WRITE straight between the medium and core memory, synchronously on a memory disk; null for what execute() must answer', async () => {
+    const { core, backend, d } = await disk();
+    const buf = core.alloc(4096);
+    core.u8.fill(0x3c, buf, buf + 4096);
+    expect(d.transfer(cdb16(0x8a, 8, 8), buf, 4096)).toEqual({ status: SCSI_STATUS.good, sense: null, data: null, transferred: 4096 });
+    expect(core.u8[backend.ptr + 8 * 512]).toBe(0x3c);
+    core.u8.fill(0, buf, buf + 4096);
+    expect(d.transfer(cdb10(0x28, 8, 8), buf, 4096)).toMatchObject({ status: SCSI_STATUS.good, transferred: 4096 });
+    expect(core.u8[buf + 4095]).toBe(0x3c);
+    expect(d.counters).toMatchObject({ readBlocks: 8, writtenBlocks: 8 });
+    const past = d.transfer(cdb16(0x88, 2047, 2), buf, 1024) as ScsiResult;
+    expect([past.status, sense(past)]).toEqual([SCSI_STATUS.checkCondition, [0x5, 0x21, 0]]);
+    expect(d.transfer(cdb16(0x88, 0, 8), buf, 2048)).toBeNull(); // the buffer is not the command's size
+    expect(d.transfer(cdb16(0x8a, 0, 1, 0x08), buf, 512)).toBeNull(); // FUA: execute() flushes
+    expect(d.transfer(cdb(0x12, 0, 0, 0, 36, 0), buf, 36)).toBeNull(); // not a READ or WRITE
+    d.reset();
+    expect(d.transfer(cdb16(0x88, 0, 1), buf, 512)).toBeNull(); // a unit attention is execute()'s to report
+    const ro = await disk({ readOnly: true });
+    const refused = ro.d.transfer(cdb16(0x8a, 0, 1), ro.core.alloc(512), 512) as ScsiResult;
+    expect([refused.status, sense(refused)]).toEqual([SCSI_STATUS.checkCondition, [0x7, 0x27, 0]]);
+  });
+
   it('INQUIRY: standard data and the VPD pages 0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2; allocation length honoured', async () => {
     const { d } = await disk();
     const std = await d.execute({ cdb: cdb(0x12, 0, 0, 0, 96, 0) });
