@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import {
   decodeVstorHeader, drop, encodeVstor, VSTOR_OP, type HostChannel, MemorySink, PcapngWriter, randomFailure, readOnlyAfter, TapRegistry, traceTap,
   encodeExecuteSrb, encodeGpaRange, encodeGpaRanges, GuestBus, HostBus, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, pageAllocator,
-  decodeCompleteIo, SRB_DIRECTION, SRB_STATUS, StorvscDriver, StorvspDevice, VSTOR_VERSION, type StorvspOptions,
+  decodeCompleteIo, instanceGuid, SRB_DIRECTION, SRB_STATUS, StorvscDriver, StorvspDevice, VSTOR_VERSION, type StorvspOptions,
 } from '../../src/index';
 import { haveTool } from '../util/tools';
 
@@ -109,6 +109,31 @@ describe('storvsc guest and storvsp host', () => {
     const none = await hba.scsi(5, 0, Uint8Array.of(0, 0, 0, 0, 0, 0));
     expect(none.srbStatus).toBe(SRB_STATUS.invalidLun);
     await hba.detach();
+  });
+
+  it("two adapters with three disks, told apart by instance GUID (the talk's cfgadm -al listing): each disk is its own", async () => {
+    const core = loadCoreSync({ guestBytes: 16 << 20 });
+    const transport = MessageTransport.create(core);
+    const dma = IommuDomain.create(core, 'storvsp', { mode: 'identity' });
+    const host = new HostBus(transport, { dma });
+    const disk = () => MemoryDisk.create(core, { blockCount: 2048 });
+    const ids = [instanceGuid(0x1001), instanceGuid(0x1002)];
+    host.offer(new StorvspDevice({ dma, instanceId: ids[0], name: 'storvsp0', targets: [{ target: 0, lun: 0, backend: disk() }] }).offer());
+    host.offer(new StorvspDevice({ dma, instanceId: ids[1], name: 'storvsp1', targets: [{ target: 0, lun: 0, backend: disk() }, { target: 1, lun: 0, backend: disk() }] }).offer());
+    const pages = pageAllocator(core);
+    const guest = new GuestBus(transport, { allocPages: pages, pump: () => host.poll() });
+    await guest.connect();
+    const storage = guest.offers.all().filter((o) => o.className === 'storage');
+    expect(storage.map((o) => o.instanceId).sort()).toEqual([...ids].sort());
+    const hbas = await Promise.all(ids.map((id, i) => StorvscDriver.attach(guest, storage.find((o) => o.instanceId === id)!, { allocPages: pages, name: `storvsc${i}` })));
+    const listing = hbas.flatMap((h, c) => h.disks.map((d) => `c${c + 1}::dsk/c${c + 1}t${d.target}d${d.lun}`));
+    expect(listing).toEqual(['c1::dsk/c1t0d0', 'c2::dsk/c2t0d0', 'c2::dsk/c2t1d0']);
+    await hbas[0]!.write(0, 0, 5, new Uint8Array(512).fill(1));
+    await hbas[1]!.write(0, 0, 5, new Uint8Array(512).fill(2));
+    await hbas[1]!.write(1, 0, 5, new Uint8Array(512).fill(3));
+    expect([(await hbas[0]!.read(0, 0, 5, 1))[0], (await hbas[1]!.read(0, 0, 5, 1))[0], (await hbas[1]!.read(1, 0, 5, 1))[0]]).toEqual([1, 2, 3]);
+    for (const h of hbas) await h.detach();
+    expect(pages.stats().usedPages).toBe(0);
   });
 
   it('[H38] [H39] the guest falls back to the newest version the host takes, and fails to attach when it takes none', async () => {
