@@ -86,7 +86,8 @@ export default {
     { label: '4 KiB random read, QD 32, one thread, IOPS (target 500 k)', of: { suite: SUITE, name: '4 KiB random read, QD 32', engine: 'wasm', payloadBytes: 4096 } },
     { label: '4 KiB random read, QD 32, host in a worker, IOPS', of: { suite: SUITE, name: '4 KiB random read, QD 32, two threads', engine: 'wasm', payloadBytes: 4096 } },
     { label: '4 KiB random read, QD 1, IOPS', of: { suite: SUITE, name: '4 KiB random read, QD 1', engine: 'wasm', payloadBytes: 4096 } },
-    { label: '64 KiB sequential read, wasm / copy limit (target 0.6)', of: { suite: SUITE, name: '64 KiB sequential read, QD 8', engine: 'wasm', payloadBytes: 65536 }, over: { suite: SUITE, name: '64 KiB sequential read, QD 8', engine: 'copy-limit', payloadBytes: 65536 } },
+    { label: '64 KiB sequential read into guest segments (one copy), wasm / copy limit (target 0.6)', of: { suite: SUITE, name: '64 KiB sequential read into guest segments, QD 8', engine: 'wasm', payloadBytes: 65536 }, over: { suite: SUITE, name: '64 KiB sequential read, QD 8', engine: 'copy-limit', payloadBytes: 65536 } },
+    { label: '64 KiB sequential read into a buffer (two copies), wasm / copy limit', of: { suite: SUITE, name: '64 KiB sequential read, QD 8', engine: 'wasm', payloadBytes: 65536 }, over: { suite: SUITE, name: '64 KiB sequential read, QD 8', engine: 'copy-limit', payloadBytes: 65536 } },
     { label: 'dd 4 KiB sequential reads of a 40 MB disk, MB/s (illumos first light: 18.8)', of: { suite: SUITE, name: 'dd 4 KiB sequential read, 40 MB disk, QD 1', engine: 'wasm', payloadBytes: 4096 } },
   ],
   async run(ctx) {
@@ -106,6 +107,7 @@ export default {
     add('4 KiB random read into guest segments, unbounced, QD 32', 4096, await run(hba, 'read', { depth: 32, bytes: 4096, ms }, [{ addr: pages(1), len: 4096 }]));
     add('4 KiB random read into guest segments, bounced, QD 32', 4096, await run(hba, 'read', { depth: 32, bytes: 4096, ms }, [{ addr: pages(1), len: 2048 }, { addr: pages(1), len: 2048 }]));
     add('64 KiB sequential read, QD 8', 65536, await run(hba, 'read', { depth: 8, bytes: 65536, ms, sequential: true }));
+    add('64 KiB sequential read into guest segments, QD 8', 65536, await run(hba, 'read', { depth: 8, bytes: 65536, ms, sequential: true }, [{ addr: pages(16), len: 65536 }]));
     add('64 KiB sequential read, QD 8', 65536, copyLimit(65536), 'copy-limit');
     await one.close();
     const four = await rig({ cpus: 4 });

@@ -249,7 +249,9 @@ export class StorvscDriver {
     if (channel.state !== 'open') channel = this.channel; // a sub-channel closed or rescinded: the primary serves
     const c: Command = { channel, target, lun, cdb, length, direction, gpa: 0, pages: 0, segments, plan: null, into: o.into ?? null, resolve, reject, request: this.requests++ };
     const core = this.bus.core;
-    if (segments !== null && length > 0) {
+    if (segments !== null && length > 0 && (c.plan = obeysRule(segments, length, core.guestBytes)) !== null) {
+      // Already a valid page list: the caller's pages are the buffer, nothing to plan or bounce.
+    } else if (segments !== null && length > 0) {
       c.pages = Math.ceil(length / PAGE) + 1;
       c.gpa = this.stagingPages(c.pages);
       try {
@@ -359,7 +361,9 @@ export class StorvscDriver {
     const core = this.bus.core;
     if (c.direction === SRB_DIRECTION.read) {
       const n = r.transferred;
-      if (c.plan !== null) copyFromBounce(core, c.segments!, c.plan, n);
+      if (c.plan !== null) {
+        if (c.plan.bouncedBytes > 0) copyFromBounce(core, c.segments!, c.plan, n);
+      }
       else if (c.segments === null) {
         const at = core.guestBase + c.gpa;
         r.data = c.into !== null ? c.into.subarray(0, n) : core.u8.slice(at, at + n);
@@ -549,6 +553,24 @@ export class StorvscDriver {
     this.pool.clear();
     this.taps?.undeclare(this.name);
   }
+}
+
+/**
+ * The page list of segments that already obey Hyper-V's rule — only the first may start
+ * mid-page, only the last may end mid-page — as a plan that bounces nothing; null when they do
+ * not (or are not plain in-range numbers): planPageList then decides.
+ */
+function obeysRule(segments: readonly Segment[], length: number, guestBytes: number): PagePlan | null {
+  const n = segments.length;
+  if (n > 64) return null;
+  const pages: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const { addr, len } = segments[i]!;
+    if (!Number.isSafeInteger(addr) || addr < 0 || !Number.isInteger(len) || len <= 0 || addr + len > guestBytes) return null;
+    if ((i > 0 && addr % PAGE !== 0) || (i < n - 1 && (addr + len) % PAGE !== 0)) return null;
+    for (let f = Math.floor(addr / PAGE), last = Math.floor((addr + len - 1) / PAGE); f <= last; f++) pages.push(f);
+  }
+  return { byteOffset: segments[0]!.addr % PAGE, byteCount: length, pages, copies: [], bouncedBytes: 0, bounceEntries: [], pageSize: PAGE };
 }
 
 const segmentBytes = (segments: readonly Segment[]): number => {

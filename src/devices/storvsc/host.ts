@@ -22,7 +22,7 @@ import type { TapRegistry } from '../../taps/registry';
 import type { BlockBackend } from '../block/backend';
 import {
   decodeExecuteSrb, decodeProtocolVersion, decodeSubChannelCount, decodeVstorHeader, encodeCompleteIo, encodeProperties, encodeVstor,
-  SRB_DIRECTION, SRB_STATUS, VSTOR_OP, VSTOR_VERSION, type SrbRequest,
+  SRB_DIRECTION, SRB_STATUS, VSTOR_OP, VSTOR_PACKET_BYTES, VSTOR_VERSION, type SrbRequest,
 } from './wire';
 
 const EMPTY = new Uint8Array(0);
@@ -79,6 +79,7 @@ export class StorvspDevice {
   private readonly versions: number[];
   private readonly maxTransferBytes: number;
   private readonly instanceId: Guid | undefined;
+  private readonly reply = new Uint8Array(VSTOR_PACKET_BYTES);
 
   constructor(opts: StorvspOptions) {
     optionNames(opts, ['targets', 'dma', 'instanceId', 'versions', 'maxTransferBytes', 'subChannels', 'taps', 'name'], 'StorvspDevice');
@@ -220,7 +221,7 @@ export class StorvspDevice {
     }
     const r = disk.transfer(req.cdb, ptr, length);
     if (r === null) return false;
-    const reply = (res: ScsiResult) => this.completion(req, res, res.status === SCSI_STATUS.good ? length : 0, st.version);
+    const reply = (res: ScsiResult) => this.completion(req, res, res.status === SCSI_STATUS.good ? length : 0, st.version, this.reply); // sent at once
     if (!(r instanceof Promise)) {
       ch.completeId(lo, hi, reply(r)); // staged: written with the rest of this poll's answers
       return true;
@@ -232,11 +233,14 @@ export class StorvspDevice {
     return true;
   }
 
-  /** COMPLETE_IO for a disk's answer: success with `moved` bytes, or the error with its sense. */
-  private completion(req: SrbRequest, r: ScsiResult, moved: number, version: number): Uint8Array {
-    if (r.status === SCSI_STATUS.good) return encodeCompleteIo(req, { srbStatus: SRB_STATUS.success, scsiStatus: SCSI_STATUS.good, dataTransferLength: moved, sense: EMPTY }, version);
+  /**
+   * COMPLETE_IO for a disk's answer: success with `moved` bytes, or the error with its sense
+   * (into `into` when given: a buffer the caller hands to completeId at once).
+   */
+  private completion(req: SrbRequest, r: ScsiResult, moved: number, version: number, into?: Uint8Array): Uint8Array {
+    if (r.status === SCSI_STATUS.good) return encodeCompleteIo(req, { srbStatus: SRB_STATUS.success, scsiStatus: SCSI_STATUS.good, dataTransferLength: moved, sense: EMPTY }, version, 0, into);
     this.counters.failed++;
-    return encodeCompleteIo(req, { srbStatus: SRB_STATUS.error, scsiStatus: r.status, dataTransferLength: 0, sense: r.sense ?? EMPTY }, version);
+    return encodeCompleteIo(req, { srbStatus: SRB_STATUS.error, scsiStatus: r.status, dataTransferLength: 0, sense: r.sense ?? EMPTY }, version, 0, into);
   }
 
   private lunsOf(target: number): number[] {

@@ -186,11 +186,12 @@ export function decodeExecuteSrb(bytes: Uint8Array, version: number = VSTOR_VERS
 
 /**
  * COMPLETE_IO answering `req`: the request's addressing echoed, the statuses, bytes moved, and
- * sense data cut to what the guest offered and the version allows (autosense-valid set with it).
+ * sense data cut to what the guest offered and the version allows (autosense-valid set with it);
+ * into the first bytes of `into` when given.
  */
-export function encodeCompleteIo(req: Pick<SrbRequest, 'port' | 'path' | 'target' | 'lun' | 'direction' | 'senseInfoLength'>, reply: SrbReply, version: number = VSTOR_VERSION.win10, status = 0): Uint8Array {
+export function encodeCompleteIo(req: Pick<SrbRequest, 'port' | 'path' | 'target' | 'lun' | 'direction' | 'senseInfoLength'>, reply: SrbReply, version: number = VSTOR_VERSION.win10, status = 0, into?: Uint8Array): Uint8Array {
   const win8 = isWin8(version);
-  const { bytes } = encodeVstor({ operation: VSTOR_OP.completeIo, flags: 0, status }, version);
+  const { bytes } = encodeVstor({ operation: VSTOR_OP.completeIo, flags: 0, status }, version, into);
   const senseMax = Math.min(req.senseInfoLength ?? SENSE_BYTES, win8 ? SENSE_BYTES : SENSE_BYTES_PRE_WIN8);
   const sense = reply.sense.subarray(0, senseMax);
   put16(bytes, SRB_AT, win8 ? SRB_BYTES : SRB_BYTES_PRE_WIN8);
