@@ -70,3 +70,4 @@ export * from './devices/block/index';
 export * from './devices/nvme/index';
 export * from './devices/scsi/index';
 export * from './devices/storvsc/index';
+export * from './devices/netvsc/index';

@@ -278,7 +278,7 @@ export class HostBus {
     }
     const end = this.end;
     const relid = o.relid;
-    const ch = new HostChannel({ core: this.core, out: rx, in: tx, raise: () => end.signalChannel(relid), bell: end.ownBell }, o.spec.channel ?? {}, o, g.handle);
+    const ch = new HostChannel({ core: this.core, out: rx, in: tx, raise: () => end.signalChannel(relid), bell: end.ownBell }, o.spec.channel ?? {}, o, g.handle, this.gpadls);
     g.inUse = true;
     o.state = 'opened';
     this.channels.set(relid, ch);

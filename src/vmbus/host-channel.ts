@@ -5,6 +5,7 @@
 
 import type { SgringError } from '../engine/errors';
 import { ChannelEnd, type ChannelEndInit, type ChannelEndOptions, type ChannelState } from './channel-end';
+import type { Gpadl, GpadlTable } from './gpadl';
 import type { DeviceClassName, Guid } from './guid';
 
 /** What a device offers: HostBus.offer takes the spec and keeps the offer. */
@@ -45,11 +46,21 @@ export class HostChannel<C = unknown> extends ChannelEnd<C> {
   onClose: ((reason: ChannelState) => void) | null = null;
 
   /** @internal made by HostBus on OPENCHANNEL */
-  constructor(init: ChannelEndInit, opts: ChannelEndOptions, offer: HostOffer, ringGpadl: number) {
+  constructor(init: ChannelEndInit, opts: ChannelEndOptions, offer: HostOffer, ringGpadl: number, private readonly gpadls: GpadlTable) {
     super(init, opts);
     this.offer = offer;
     this.relid = offer.relid;
     this.ringGpadl = ringGpadl;
+  }
+
+  /**
+   * A GPADL the guest created for this channel and finished (a device's receive or send buffer,
+   * spec §3.6), or undefined: a handle of another channel, still being built, or unknown. The
+   * ring's own GPADL is not handed out.
+   */
+  gpadl(handle: number): Gpadl | undefined {
+    const g = this.gpadls.get(handle);
+    return g && g.state === 'created' && g.relid === this.relid && handle !== this.ringGpadl ? g : undefined;
   }
 
   /** @internal */

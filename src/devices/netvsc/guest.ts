@@ -1,0 +1,355 @@
+// netvsc: the guest end of a VMBus network adapter (spec/vmbus.md §5.2–5.6). attach() opens the
+// channel and brings the adapter up as Linux does: NVSP INIT (newest version first), NDIS config
+// and version, the receive buffer and the send buffer (each a GPADL), RNDIS INITIALIZE, the MAC
+// and link queries, the packet filter. Then frames move: send() copies a small frame into a free
+// send-buffer section ("chimney") or describes a large one by page buffer; frames arrive in
+// transfer-page packets whose ranges of the receive buffer each hold one RNDIS message, read with
+// the hardened checks of wire.ts, handed to onReceive and completed so the host can reuse them.
+
+import { SgringError } from '../../engine/errors';
+import { optionNames } from '../../core/args';
+import type { GuestBus } from '../../vmbus/guest-bus';
+import type { GuestChannel } from '../../vmbus/guest-channel';
+import type { Offer } from '../../vmbus/offers';
+import type { FreeingPageAllocator } from '../../vmbus/guest-pages';
+import type { ReceivedPacket } from '../../vmbus/received-packet';
+import * as K from '../../generated/constants';
+import {
+  decodeInitComplete, decodeRecvBufComplete, decodeRndis, decodeSendBufComplete, encodeNdisConfig, encodeNvsp, encodeNvspInit, encodeRndisInitialize,
+  encodeRndisKeepalive, encodeRndisPkt, encodeRndisPktComplete, encodeRndisQuery, encodeRndisSet, encodeSendBuffer, ndisVersionFor, NO_SECTION, NVSP,
+  NVSP_STATUS, NVSP_VERSION, OID, PACKET_FILTER, ppiBytes, readU32LE, RECV_BUFFER_ID, RNDIS_CHANNEL, RNDIS_MSG, RNDIS_PACKET_HEADER, RNDIS_STATUS,
+  writeRndisPacket, writeU32LE, type PacketInfo, type RndisMessage,
+} from './wire';
+
+const PAGE = 4096;
+
+export interface NetvscOptions {
+  /** Guest pages for the receive and send buffers and the page-buffer staging (given back by detach()). */
+  allocPages: FreeingPageAllocator;
+  /** NVSP versions to try, newest first (default 6.1, 6, 5, 4, 2, 1: Linux's order). */
+  versions?: number[];
+  /** Receive buffer bytes (default 1 MiB; Linux uses 16 MiB). */
+  recvBufferBytes?: number;
+  /** Send buffer bytes (default 1 MiB, as Linux). */
+  sendBufferBytes?: number;
+  /** Frames up to this many bytes go through a send-buffer section (default: whatever fits a section); larger ones by page buffer. */
+  chimneyMax?: number;
+  /** Deadline of each initialisation step and control request, in ms (default 5000). */
+  timeoutMs?: number;
+}
+
+/** What one send is waiting on: its send-buffer section, or its staging pages (a page-buffer send). */
+type SendContext = { section: number } | { pages: number; gpa: number } | { control: true; section: number };
+
+export class NetvscDriver {
+  version = 0;
+  mac = new Uint8Array(6);
+  link = false;
+  mtu = 1500;
+  /** Called with each frame received: a view valid only during the call (copy it to keep it). */
+  onReceive: ((frame: Uint8Array, info: PacketInfo) => void) | null = null;
+  /** Called when the host indicates a link change. */
+  onLink: ((up: boolean) => void) | null = null;
+  readonly counters = {
+    txFrames: 0, txBytes: 0,
+    /** Sends through a send-buffer section, and by page buffer. */
+    txChimney: 0, txPageBuffer: 0,
+    /** Sends refused: no free section or staging pages, or the ring full (flow control: send again later). */
+    txBusy: 0,
+    /** Send completions that reported a failure. */
+    txFailed: 0,
+    rxFrames: 0, rxBytes: 0,
+    /** Receive packets and ranges refused: a wrong buffer id or NVSP type, a range outside the buffer or a section, an RNDIS message that fails a check. */
+    rxBadPackets: 0, rxBadRanges: 0, rxBadRndis: 0,
+    /** Frames longer than the MTU allows, dropped before anything is copied [H49]. */
+    rxOversize: 0,
+    /** RNDIS completions for no outstanding request, and status indications. */
+    strayCompletions: 0, indications: 0,
+  };
+  private recvGpa = 0;
+  private recvBytes = 0;
+  private recvSection = 0;
+  private recvGpadl = 0;
+  private sendGpa = 0;
+  private sendBytes = 0;
+  private sendSection = 0;
+  private sendGpadl = 0;
+  /** Free send-buffer sections (a stack). */
+  private freeSections: number[] = [];
+  private readonly staging = new Map<number, number[]>();
+  private nextRid = 1;
+  private readonly pendingControl = new Map<number, (m: RndisMessage) => void>();
+  private chimneyMax = 0;
+  private closed = false;
+
+  private constructor(readonly bus: GuestBus, readonly channel: GuestChannel<SendContext>, private readonly opts: NetvscOptions) {}
+
+  /** Opens the offer's channel and brings the adapter up. */
+  static async attach(bus: GuestBus, offer: Offer, opts: NetvscOptions): Promise<NetvscDriver> {
+    optionNames(opts, ['allocPages', 'versions', 'recvBufferBytes', 'sendBufferBytes', 'chimneyMax', 'timeoutMs'], 'NetvscDriver.attach');
+    if (typeof opts?.allocPages?.free !== 'function') throw new SgringError('InvalidArgument', 'NetvscDriver.attach needs allocPages (a pageAllocator, which can free)');
+    const ch = (await bus.open(offer)) as GuestChannel<SendContext>;
+    const nic = new NetvscDriver(bus, ch, opts);
+    ch.onPacket = (p) => nic.packet(p);
+    ch.onCompletion = (ctx, err, p) => nic.sent(ctx, err, p);
+    try {
+      await nic.init();
+    } catch (e) {
+      await nic.detach().catch(() => undefined);
+      throw e;
+    }
+    return nic;
+  }
+
+  private get timeout(): number {
+    return this.opts.timeoutMs ?? 5000;
+  }
+
+  private async init(): Promise<void> {
+    for (const v of this.opts.versions ?? [NVSP_VERSION.v61, NVSP_VERSION.v6, NVSP_VERSION.v5, NVSP_VERSION.v4, NVSP_VERSION.v2, NVSP_VERSION.v1]) {
+      if (decodeInitComplete(await this.channel.call(encodeNvspInit(v), this.timeout)).status === NVSP_STATUS.success) {
+        this.version = v;
+        break;
+      }
+    }
+    if (this.version === 0) throw new SgringError('HostRefused', 'netvsp accepted none of the NVSP versions offered');
+    if (this.version >= NVSP_VERSION.v2) this.channel.send(encodeNdisConfig(this.mtu, 1 << 3)); // 802.1Q
+    const ndis = ndisVersionFor(this.version);
+    this.channel.send(encodeNvsp(NVSP.sendNdisVersion, ndis.major, ndis.minor));
+
+    this.recvBytes = this.opts.recvBufferBytes ?? 1 << 20;
+    this.recvGpa = this.opts.allocPages(Math.ceil(this.recvBytes / PAGE));
+    this.recvGpadl = await this.bus.createGpadl(this.channel.relid, { gpa: this.recvGpa, bytes: this.recvBytes });
+    const rb = decodeRecvBufComplete(await this.channel.call(encodeSendBuffer(NVSP.sendRecvBuf, this.recvGpadl, RECV_BUFFER_ID), this.timeout), this.recvBytes);
+    this.recvSection = rb.subAllocSize;
+
+    this.sendBytes = this.opts.sendBufferBytes ?? 1 << 20;
+    this.sendGpa = this.opts.allocPages(Math.ceil(this.sendBytes / PAGE));
+    this.sendGpadl = await this.bus.createGpadl(this.channel.relid, { gpa: this.sendGpa, bytes: this.sendBytes });
+    this.sendSection = decodeSendBufComplete(await this.channel.call(encodeSendBuffer(NVSP.sendSendBuf, this.sendGpadl, 0), this.timeout), this.sendBytes).sectionSize;
+    const sections = Math.floor(this.sendBytes / this.sendSection);
+    this.freeSections = Array.from({ length: sections }, (_, i) => sections - 1 - i);
+    this.chimneyMax = Math.min(this.opts.chimneyMax ?? Infinity, this.sendSection - RNDIS_PACKET_HEADER - 64);
+
+    const ini = await this.control(encodeRndisInitialize(this.rid()));
+    if (ini.type !== RNDIS_MSG.initializeComplete || ini.status !== RNDIS_STATUS.success) throw new SgringError('HostRefused', 'RNDIS INITIALIZE failed');
+    const mac = await this.query(OID.permanentAddress);
+    if (mac.length < 6) throw new SgringError('HostRefused', `the permanent address is ${mac.length} bytes`);
+    this.mac = mac.slice(0, 6);
+    const link = await this.query(OID.genMediaConnectStatus);
+    this.link = link.length >= 4 && readU32LE(link, 0) === 0;
+    const mtu = await this.query(OID.genMaximumFrameSize).catch(() => null);
+    if (mtu && mtu.length >= 4) this.mtu = readU32LE(mtu, 0);
+    await this.set(OID.genCurrentPacketFilter, PACKET_FILTER.directed | PACKET_FILTER.multicast | PACKET_FILTER.broadcast);
+  }
+
+  private rid(): number {
+    const r = this.nextRid;
+    this.nextRid = (this.nextRid + 1) >>> 0 || 1;
+    return r;
+  }
+
+  /** Sends an RNDIS control message and waits for the completion with its request id. */
+  private async control(message: Uint8Array): Promise<RndisMessage & { rid?: number }> {
+    const rid = readU32LE(message, 8);
+    let reply: RndisMessage | null = null;
+    this.pendingControl.set(rid, (m) => (reply = m));
+    try {
+      const section = this.freeSections.pop();
+      if (section === undefined) throw new SgringError('BufferTooSmall', 'no free send section for a control message');
+      const core = this.bus.core;
+      core.u8.set(message, core.guestBase + this.sendGpa + section * this.sendSection);
+      if (this.channel.request(encodeRndisPkt(RNDIS_CHANNEL.control, section, message.length), { control: true, section }) === 0) {
+        this.freeSections.push(section);
+        throw new SgringError('BufferTooSmall', 'the ring is full');
+      }
+      const deadline = performance.now() + this.timeout;
+      while (reply === null) {
+        this.bus.poll();
+        if (reply !== null) break;
+        if (performance.now() > deadline) throw new SgringError('Timeout', `RNDIS request ${rid} got no completion within ${this.timeout} ms`);
+        await this.bus.waitForHost(Math.min(100, this.timeout));
+      }
+      return reply;
+    } finally {
+      this.pendingControl.delete(rid);
+    }
+  }
+
+  /** QUERY an OID: its value, or HostRefused with the RNDIS status. */
+  async query(oid: number): Promise<Uint8Array> {
+    const r = await this.control(encodeRndisQuery(this.rid(), oid));
+    if (r.type !== RNDIS_MSG.queryComplete || r.status !== RNDIS_STATUS.success) {
+      throw new SgringError('HostRefused', `QUERY of OID 0x${oid.toString(16)} failed (status 0x${('status' in r ? r.status : 0).toString(16)})`, { status: 'status' in r ? r.status : undefined });
+    }
+    return r.info.slice();
+  }
+
+  /** SET an OID to a u32 (or bytes). */
+  async set(oid: number, value: number | Uint8Array): Promise<void> {
+    const v = typeof value === 'number' ? new Uint8Array(4) : value;
+    if (typeof value === 'number') writeU32LE(v, 0, value);
+    const r = await this.control(encodeRndisSet(this.rid(), oid, v));
+    if (r.type !== RNDIS_MSG.setComplete || r.status !== RNDIS_STATUS.success) {
+      throw new SgringError('HostRefused', `SET of OID 0x${oid.toString(16)} failed (status 0x${('status' in r ? r.status : 0).toString(16)})`, { status: 'status' in r ? r.status : undefined });
+    }
+  }
+
+  /** KEEPALIVE: resolves when the host answers. */
+  async keepalive(): Promise<void> {
+    const r = await this.control(encodeRndisKeepalive(this.rid()));
+    if (r.type !== RNDIS_MSG.keepaliveComplete || r.status !== RNDIS_STATUS.success) throw new SgringError('HostRefused', 'KEEPALIVE failed');
+  }
+
+  /**
+   * Sends one Ethernet frame: through a free send-buffer section when it is small enough, else by
+   * page buffer (the RNDIS header and the frame in staging pages). False when it cannot go now (no
+   * free section or staging, or the ring full: poll, then send again).
+   */
+  send(frame: Uint8Array, info?: PacketInfo): boolean {
+    if (this.closed) throw new SgringError('ChannelClosed', 'the adapter is detached');
+    if (!(frame instanceof Uint8Array) || frame.length < 14 || frame.length > this.mtu + 18) {
+      throw new SgringError('InvalidArgument', `a frame is 14..${this.mtu + 18} bytes (got ${frame?.length})`);
+    }
+    const core = this.bus.core;
+    const bytes = RNDIS_PACKET_HEADER + ppiBytes(info) + frame.length;
+    if (frame.length <= this.chimneyMax && bytes <= this.sendSection) {
+      const section = this.freeSections.pop();
+      if (section === undefined) return this.busy();
+      writeRndisPacket(core.u8, core.guestBase + this.sendGpa + section * this.sendSection, frame.length, info, frame);
+      if (this.channel.request(encodeRndisPkt(RNDIS_CHANNEL.data, section, bytes), { section }) === 0) {
+        this.freeSections.push(section);
+        return this.busy();
+      }
+      this.counters.txChimney++;
+    } else {
+      const pages = Math.ceil(bytes / PAGE);
+      const gpa = this.staging.get(pages)?.pop() ?? this.opts.allocPages(pages);
+      writeRndisPacket(core.u8, core.guestBase + gpa, frame.length, info, frame);
+      const range = new Uint8Array(8 + 8 * pages);
+      writeU32LE(range, 0, bytes);
+      for (let i = 0; i < pages; i++) writeU32LE(range, 8 + 8 * i, gpa / PAGE + i);
+      if (this.channel.requestGpa({ rangeBytes: range, rangeCount: 1 }, encodeRndisPkt(RNDIS_CHANNEL.data, NO_SECTION, 0), { pages, gpa }) === 0) {
+        this.release(pages, gpa);
+        return this.busy();
+      }
+      this.counters.txPageBuffer++;
+    }
+    this.counters.txFrames++;
+    this.counters.txBytes += frame.length;
+    return true;
+  }
+
+  private busy(): boolean {
+    this.counters.txBusy++;
+    return false;
+  }
+
+  private release(pages: number, gpa: number): void {
+    const l = this.staging.get(pages);
+    if (l) l.push(gpa);
+    else this.staging.set(pages, [gpa]);
+  }
+
+  /** A send's completion (or its failure when the channel ended): its section or pages come back. */
+  private sent(ctx: SendContext, err: SgringError | null, p: ReceivedPacket | null): void {
+    if ('section' in ctx) this.freeSections.push(ctx.section);
+    else this.release(ctx.pages, ctx.gpa);
+    if (err === null && p !== null) {
+      const m = p.payload();
+      if (m.length < 8 || readU32LE(m, 0) !== NVSP.sendRndisPktComplete || readU32LE(m, 4) !== NVSP_STATUS.success) this.counters.txFailed++;
+    }
+  }
+
+  /** Takes what the host sent: receive packets (frames, control completions, indications). */
+  private packet(p: ReceivedPacket): void {
+    if (p.type !== K.PKT_TYPE_RXBUF || p.transferPages === null) return; // in-band host messages (VF association...): nothing to do
+    const x = p.transferPages;
+    const msg = p.payload();
+    let status: number = NVSP_STATUS.success;
+    if (x.pageSetId !== RECV_BUFFER_ID || msg.length < 4 || readU32LE(msg, 0) !== NVSP.sendRndisPkt) {
+      this.counters.rxBadPackets++;
+      status = NVSP_STATUS.fail;
+    } else {
+      const core = this.bus.core;
+      const base = core.guestBase + this.recvGpa;
+      for (const r of x.ranges) {
+        // [H43] a range outside the buffer (checked without overflow) or larger than a section is skipped.
+        if (r.byteOffset > this.recvBytes || r.byteCount > this.recvBytes - r.byteOffset || r.byteCount > this.recvSection || r.byteCount === 0) {
+          this.counters.rxBadRanges++;
+          status = NVSP_STATUS.fail;
+          continue;
+        }
+        if (!this.message(core.u8.subarray(base + r.byteOffset, base + r.byteOffset + r.byteCount))) status = NVSP_STATUS.fail;
+      }
+    }
+    if (p.completionRequested && (p.transactionIdLo | p.transactionIdHi) !== 0) this.channel.completeId(p.transactionIdLo, p.transactionIdHi, encodeRndisPktComplete(status));
+  }
+
+  /** One RNDIS message of a receive range; false when it failed a check [H44]-[H46]. */
+  private message(b: Uint8Array): boolean {
+    let m: RndisMessage;
+    try {
+      m = decodeRndis(b);
+    } catch (e) {
+      if (!(e instanceof SgringError)) throw e;
+      this.counters.rxBadRndis++;
+      return false;
+    }
+    switch (m.type) {
+      case RNDIS_MSG.packet:
+        if (m.frame.length > this.mtu + 18) {
+          this.counters.rxOversize++; // [H49]
+          return true;
+        }
+        this.counters.rxFrames++;
+        this.counters.rxBytes += m.frame.length;
+        this.onReceive?.(m.frame, m.ppi);
+        return true;
+      case RNDIS_MSG.indicateStatus:
+        this.counters.indications++;
+        if (m.status === RNDIS_STATUS.mediaConnect || m.status === RNDIS_STATUS.mediaDisconnect) {
+          this.link = m.status === RNDIS_STATUS.mediaConnect;
+          this.onLink?.(this.link);
+        }
+        return true;
+      case RNDIS_MSG.initializeComplete:
+      case RNDIS_MSG.queryComplete:
+      case RNDIS_MSG.setComplete:
+      case RNDIS_MSG.keepaliveComplete: {
+        const done = this.pendingControl.get(m.rid);
+        if (!done) {
+          this.counters.strayCompletions++;
+          return true;
+        }
+        done(m.type === RNDIS_MSG.queryComplete ? { ...m, info: m.info.slice() } : m);
+        return true;
+      }
+      default:
+        this.counters.rxBadRndis++;
+        return false;
+    }
+  }
+
+  /** Polls the bus (this adapter's channel among the others): frames go to onReceive, completions free their buffers. */
+  poll(): number {
+    return this.bus.poll();
+  }
+
+  /** Revokes the buffers, closes the channel and gives every page back. */
+  async detach(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const open = this.channel.state === 'open';
+    if (open && this.recvGpadl) this.channel.send(encodeNvsp(NVSP.revokeRecvBuf, RECV_BUFFER_ID));
+    if (open && this.sendGpadl) this.channel.send(encodeNvsp(NVSP.revokeSendBuf, 0));
+    // Linux's order: revoke, tear the buffers' GPADLs down, then close the channel.
+    for (const [gpadl, gpa] of [[this.recvGpadl, this.recvGpa], [this.sendGpadl, this.sendGpa]] as const) {
+      if (gpadl && open) await this.bus.teardownGpadl(this.channel.relid, gpadl).catch(() => undefined);
+      if (gpa) this.opts.allocPages.free(gpa);
+    }
+    if (this.channel.state === 'open') await this.channel.close();
+    for (const l of this.staging.values()) for (const gpa of l) this.opts.allocPages.free(gpa);
+    this.staging.clear();
+  }
+}

@@ -1,0 +1,474 @@
+// netvsp: the host end of a VMBus network adapter (spec/vmbus.md §5). It answers NVSP INIT with
+// the version it shares with the guest, takes the guest's receive buffer (carved into sections
+// it fills with RNDIS messages and hands over in transfer-page packets) and send buffer (the
+// sections the guest writes small frames into), runs the RNDIS control protocol (INITIALIZE, the
+// OIDs a Hyper-V host answers, KEEPALIVE, RESET) and moves frames: what the guest sends goes to
+// its switch port, what the switch forwards goes into the guest's receive buffer. All guest
+// memory is reached through the device's DMA domain; every field the guest wrote is checked
+// before it is used, and a request that fails a check is answered with a failure and counted.
+
+import { SgringError } from '../../engine/errors';
+import { optionNames } from '../../core/args';
+import type { DmaDomain } from '../../memory/dma-domain';
+import type { HostChannel, HostOfferSpec } from '../../vmbus/host-channel';
+import type { ReceivedPacket } from '../../vmbus/received-packet';
+import type { Guid } from '../../vmbus/guid';
+import type { SwitchPort, VirtualSwitch } from './switch';
+import {
+  decodeNvspInit, decodeRndis, decodeRndisPkt, decodeSendBuffer, encodeInitComplete, encodeNvsp, encodeRecvBufComplete, encodeRndisIndicateStatus,
+  encodeRndisInitializeComplete, encodeRndisKeepaliveComplete, encodeRndisPktComplete, encodeRndisQueryComplete, encodeRndisResetComplete,
+  encodeRndisSetComplete, encodeSendBufComplete, NO_SECTION, NVSP, NVSP_STATUS, NVSP_VERSION, OID, readU32LE, RECV_BUFFER_ID, RNDIS_CHANNEL, RNDIS_MSG,
+  RNDIS_PACKET_HEADER, RNDIS_STATUS, writeRndisPacket, writeU32LE, type RndisMessage,
+} from './wire';
+
+const PAGE = 4096;
+
+/** A buffer the guest registered with a GPADL, read and written through the DMA domain. */
+class GuestBuffer {
+  /** Physically contiguous runs: [buffer offset, guest-physical address, bytes]. */
+  private readonly runs: [number, number, number][] = [];
+
+  constructor(private readonly dma: DmaDomain, pfns: readonly number[], byteOffset: number, readonly bytes: number) {
+    for (let i = 0; i < pfns.length; i++) {
+      const off = i === 0 ? 0 : i * PAGE - byteOffset;
+      const gpa = pfns[i]! * PAGE + (i === 0 ? byteOffset : 0);
+      const len = Math.min((i === 0 ? PAGE - byteOffset : PAGE), bytes - off);
+      const last = this.runs[this.runs.length - 1];
+      if (last && last[1] + last[2] === gpa) last[2] += len;
+      else this.runs.push([off, gpa, len]);
+    }
+  }
+
+  /** Calls fn(gpa, bufferOffset, bytes) for each contiguous piece of [off, off + len). */
+  private each(off: number, len: number, fn: (gpa: number, at: number, n: number) => void): void {
+    for (const [start, gpa, n] of this.runs) {
+      if (off >= start + n || len === 0) continue;
+      const from = Math.max(off, start);
+      const take = Math.min(start + n, off + len) - from;
+      if (take <= 0) continue;
+      fn(gpa + (from - start), from - off, take);
+    }
+  }
+
+  /** A private copy of [off, off + len) (the caller checked the range). */
+  read(off: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    this.each(off, len, (gpa, at, n) => this.dma.read(gpa, n, out.subarray(at, at + n)));
+    return out;
+  }
+
+  write(off: number, data: Uint8Array): void {
+    this.each(off, data.length, (gpa, at, n) => this.dma.write(gpa, data.subarray(at, at + n)));
+  }
+}
+
+export interface NetvspOptions {
+  /** The device's view of guest memory (the same domain the HostBus uses). */
+  dma: DmaDomain;
+  /** The adapter's MAC address: 6 bytes or "00:15:5d:..". */
+  mac: Uint8Array | string;
+  /** The switch the adapter's port is on (none: frames the guest sends are counted and dropped). */
+  switch?: VirtualSwitch;
+  instanceId?: Guid;
+  /** NVSP versions accepted (default 1, 2, 4, 5, 6, 6.1). */
+  versions?: number[];
+  /** Receive-buffer section size offered (default 1728: a 1514-byte frame with its RNDIS header and PPIs). */
+  recvSectionBytes?: number;
+  /** Send-buffer section size offered (default 6144, as Hyper-V). */
+  sendSectionBytes?: number;
+  /** Link speed reported, in bits per second (default 10 Gb/s). */
+  linkSpeed?: number;
+  /** MTU (default 1500). */
+  mtu?: number;
+  /** Device instance name (default 'netvsp0'): the switch port's name. */
+  name?: string;
+}
+
+interface NicState {
+  version: number;
+  recv: GuestBuffer | null;
+  recvSection: number;
+  /** Free receive sections (a stack of indices). */
+  free: number[];
+  send: GuestBuffer | null;
+  sendSection: number;
+  packetFilter: number;
+  /** Filled receive sections whose transfer-page packet found the ring full: [section, bytes], sent in order once it drains. */
+  backlog: number[];
+}
+
+/** Parses "00:15:5d:01:02:03" (or takes 6 bytes). */
+export function parseMac(mac: Uint8Array | string): Uint8Array {
+  if (mac instanceof Uint8Array && mac.length === 6) return mac.slice();
+  const m = typeof mac === 'string' ? /^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$/i.exec(mac) : null;
+  if (!m) throw new SgringError('InvalidArgument', `MAC ${String(mac)} is not 6 bytes or "xx:xx:xx:xx:xx:xx"`);
+  return Uint8Array.from(m.slice(1).map((h) => parseInt(h, 16)));
+}
+
+const u32 = (v: number) => {
+  const b = new Uint8Array(4);
+  writeU32LE(b, 0, v);
+  return b;
+};
+
+export class NetvspDevice {
+  readonly mac: Uint8Array;
+  readonly name: string;
+  readonly counters = {
+    /** Frames the guest sent, and the bytes. */
+    txFrames: 0, txBytes: 0,
+    /** Frames put into the guest's receive buffer, and the bytes. */
+    rxFrames: 0, rxBytes: 0,
+    /** Frames for the guest dropped: no free receive section, no receive buffer yet, or the link down. */
+    rxNoSection: 0, rxNotReady: 0, rxLinkDown: 0,
+    /** Frames that waited in their receive section for ring space (none lost). */
+    rxQueued: 0,
+    /** RNDIS messages that failed a check (the request is answered INVALID_RNDIS_PACKET). */
+    badRndis: 0,
+    /** NVSP requests refused: a bad buffer handle, section index or size, a message too short. */
+    badRequests: 0,
+    /** RNDIS control messages answered, and OIDs refused as unsupported. */
+    control: 0, unsupportedOids: 0,
+    /** In-band NVSP types this host does not know. */
+    unknownMessages: 0,
+  };
+  private readonly dma: DmaDomain;
+  private readonly port: SwitchPort | null;
+  private readonly versions: number[];
+  private readonly recvSectionBytes: number;
+  private readonly sendSectionBytes: number;
+  private readonly linkSpeed: number;
+  private readonly mtu: number;
+  private readonly instanceId: Guid | undefined;
+  private ch: HostChannel<number[]> | null = null;
+  private st: NicState | null = null;
+  private linkUp = true;
+  /** The NVSP message of every receive packet. */
+  private readonly rxMessage = encodeNvsp(NVSP.sendRndisPkt, RNDIS_CHANNEL.data, NO_SECTION, 0);
+
+  constructor(opts: NetvspOptions) {
+    optionNames(opts, ['dma', 'mac', 'switch', 'instanceId', 'versions', 'recvSectionBytes', 'sendSectionBytes', 'linkSpeed', 'mtu', 'name'], 'NetvspDevice');
+    if (!opts?.dma) throw new SgringError('InvalidArgument', 'NetvspDevice needs the DMA domain (opts.dma)');
+    this.dma = opts.dma;
+    this.mac = parseMac(opts.mac);
+    this.name = opts.name ?? 'netvsp0';
+    this.versions = opts.versions ?? Object.values(NVSP_VERSION);
+    this.recvSectionBytes = opts.recvSectionBytes ?? 1728;
+    this.sendSectionBytes = opts.sendSectionBytes ?? 6144;
+    this.linkSpeed = opts.linkSpeed ?? 10e9;
+    this.mtu = opts.mtu ?? 1500;
+    this.instanceId = opts.instanceId;
+    this.port = opts.switch ? opts.switch.addPort(this.name, (f) => this.deliver(f)) : null;
+  }
+
+  /** The offer for `HostBus.offer`: the network class, handlers set when the guest opens it. */
+  offer(): HostOfferSpec {
+    return { classId: 'network', ...(this.instanceId ? { instanceId: this.instanceId } : {}), onOpen: (ch) => this.attach(ch as HostChannel<number[]>) };
+  }
+
+  /** The link as the guest sees it; set it to indicate media connect or disconnect. */
+  get link(): boolean {
+    return this.linkUp;
+  }
+
+  set link(up: boolean) {
+    if (up === this.linkUp) return;
+    this.linkUp = up;
+    this.indicate(encodeRndisIndicateStatus(up ? RNDIS_STATUS.mediaConnect : RNDIS_STATUS.mediaDisconnect));
+  }
+
+  private attach(ch: HostChannel<number[]>): void {
+    if (ch.offer.subChannelIndex !== 0) return; // sub-channels: not offered yet
+    this.ch = ch;
+    this.st = { version: 0, recv: null, recvSection: 0, free: [], send: null, sendSection: 0, packetFilter: 0, backlog: [] };
+    const st = this.st;
+    ch.onPacket = (p) => this.handle(ch, st, p);
+    // A receive packet's completion gives its sections back (an error: the channel ended), and the
+    // guest has read ring space free: what waited for it goes now.
+    ch.onCompletion = (sections, err) => {
+      for (const s of sections) st.free.push(s);
+      if (err === null && st.backlog.length > 0) this.drain(ch, st);
+    };
+    ch.onClose = () => {
+      if (this.ch === ch) this.ch = null;
+    };
+  }
+
+  private handle(ch: HostChannel<number[]>, st: NicState, p: ReceivedPacket): void {
+    const msg = p.payload();
+    const lo = p.transactionIdLo;
+    const hi = p.transactionIdHi;
+    const wanted = p.completionRequested;
+    const answer = (reply: Uint8Array) => {
+      if (wanted) ch.completeId(lo, hi, reply);
+    };
+    if (msg.length < 4) {
+      this.counters.badRequests++;
+      return answer(encodeNvsp(NVSP.sendRndisPktComplete, NVSP_STATUS.fail));
+    }
+    const type = readU32LE(msg, 0);
+    switch (type) {
+      case NVSP.init: {
+        if (msg.length < 12) {
+          this.counters.badRequests++;
+          return answer(encodeInitComplete(NVSP_STATUS.fail));
+        }
+        const { min, max } = decodeNvspInit(msg);
+        const v = this.versions.filter((x) => x >= min && x <= max).sort((a, b) => b - a)[0];
+        st.version = v ?? 0;
+        return answer(encodeInitComplete(v !== undefined ? NVSP_STATUS.success : max < Math.min(...this.versions) ? NVSP_STATUS.protocolTooOld : NVSP_STATUS.protocolTooNew));
+      }
+      case NVSP.sendNdisVersion:
+      case NVSP.sendNdisConfig:
+      case NVSP.switchDataPath:
+        return answer(new Uint8Array(0));
+      case NVSP.sendRecvBuf:
+        return answer(this.takeRecvBuffer(ch, st, msg));
+      case NVSP.sendSendBuf:
+        return answer(this.takeSendBuffer(ch, st, msg));
+      case NVSP.revokeRecvBuf:
+        st.recv = null;
+        st.free = [];
+        st.backlog = [];
+        return answer(new Uint8Array(0));
+      case NVSP.revokeSendBuf:
+        st.send = null;
+        return answer(new Uint8Array(0));
+      case NVSP.sendRndisPkt:
+        return answer(encodeRndisPktComplete(this.rndisPacket(st, msg, p)));
+      default:
+        this.counters.unknownMessages++;
+        return answer(encodeNvsp(NVSP.sendRndisPktComplete, NVSP_STATUS.unsupported));
+    }
+  }
+
+  private takeRecvBuffer(ch: HostChannel<number[]>, st: NicState, msg: Uint8Array): Uint8Array {
+    const g = msg.length >= 10 ? ch.gpadl(decodeSendBuffer(msg).gpadl) : undefined;
+    const count = g ? Math.floor(g.byteCount / this.recvSectionBytes) : 0;
+    if (!g || decodeSendBuffer(msg).id !== RECV_BUFFER_ID || st.version === 0 || count === 0) {
+      this.counters.badRequests++;
+      return encodeRecvBufComplete(NVSP_STATUS.fail, []);
+    }
+    st.recv = new GuestBuffer(this.dma, g.pfns, g.byteOffset, g.byteCount);
+    st.recvSection = this.recvSectionBytes;
+    st.free = Array.from({ length: count }, (_, i) => count - 1 - i);
+    return encodeRecvBufComplete(NVSP_STATUS.success, [{ offset: 0, subAllocSize: this.recvSectionBytes, numSubAllocs: count, endOffset: count * this.recvSectionBytes }]);
+  }
+
+  private takeSendBuffer(ch: HostChannel<number[]>, st: NicState, msg: Uint8Array): Uint8Array {
+    const g = msg.length >= 10 ? ch.gpadl(decodeSendBuffer(msg).gpadl) : undefined;
+    if (!g || st.version === 0 || g.byteCount < this.sendSectionBytes) {
+      this.counters.badRequests++;
+      return encodeSendBufComplete(NVSP_STATUS.fail, 0);
+    }
+    st.send = new GuestBuffer(this.dma, g.pfns, g.byteOffset, g.byteCount);
+    st.sendSection = this.sendSectionBytes;
+    return encodeSendBufComplete(NVSP_STATUS.success, this.sendSectionBytes);
+  }
+
+  /** SEND_RNDIS_PKT: the RNDIS messages of a send section or of the packet's page buffer. Returns the NVSP status. */
+  private rndisPacket(st: NicState, msg: Uint8Array, p: ReceivedPacket): number {
+    if (msg.length < 16) {
+      this.counters.badRequests++;
+      return NVSP_STATUS.fail;
+    }
+    const { channel, section, bytes } = decodeRndisPkt(msg);
+    let data: Uint8Array;
+    try {
+      if (section !== NO_SECTION) {
+        // A send-buffer section: the index and the bytes used must lie inside the buffer.
+        if (!st.send || section >= Math.floor(st.send.bytes / st.sendSection) || bytes > st.sendSection || bytes < 8) {
+          this.counters.badRequests++;
+          return NVSP_STATUS.fail;
+        }
+        data = st.send.read(section * st.sendSection, bytes);
+      } else if (p.gpa) {
+        const total = p.gpa.segments.reduce((n, s) => n + s.len, 0);
+        if (total > 1 << 20) { // more than any frame: refused before anything is copied
+          this.counters.badRequests++;
+          return NVSP_STATUS.fail;
+        }
+        data = new Uint8Array(total);
+        let at = 0;
+        for (const s of p.gpa.segments) {
+          this.dma.read(s.addr, s.len, data.subarray(at, at + s.len));
+          at += s.len;
+        }
+      } else {
+        this.counters.badRequests++;
+        return NVSP_STATUS.fail;
+      }
+    } catch (e) {
+      if (!(e instanceof SgringError)) throw e;
+      this.counters.badRequests++; // a DMA fault: the guest's buffer is not where it said
+      return NVSP_STATUS.fail;
+    }
+    return channel === RNDIS_CHANNEL.control ? this.control(st, data) : this.frames(data);
+  }
+
+  /** The RNDIS PACKETs in `data` (several when the guest aggregated them, each padded to 8 bytes). */
+  private frames(data: Uint8Array): number {
+    for (let at = 0; at + 8 <= data.length;) {
+      let m: RndisMessage;
+      try {
+        m = decodeRndis(data.subarray(at));
+      } catch (e) {
+        if (!(e instanceof SgringError)) throw e;
+        this.counters.badRndis++;
+        return NVSP_STATUS.invalidRndisPacket;
+      }
+      if (m.type !== RNDIS_MSG.packet) {
+        this.counters.badRndis++;
+        return NVSP_STATUS.invalidRndisPacket;
+      }
+      this.counters.txFrames++;
+      this.counters.txBytes += m.frame.length;
+      if (this.linkUp) this.port?.input(m.frame);
+      at += (readU32LE(data, at + 4) + 7) & ~7;
+    }
+    return NVSP_STATUS.success;
+  }
+
+  /** One RNDIS control message; its completion goes back through the receive buffer. */
+  private control(st: NicState, data: Uint8Array): number {
+    let m: RndisMessage;
+    try {
+      m = decodeRndis(data);
+    } catch (e) {
+      if (!(e instanceof SgringError)) throw e;
+      this.counters.badRndis++;
+      // A QUERY or SET whose info buffer lies outside the message: INVALID_DATA to its request id [H48].
+      const t = data.length >= 12 ? readU32LE(data, 0) : 0;
+      if (t === RNDIS_MSG.query) this.indicate(encodeRndisQueryComplete(readU32LE(data, 8), RNDIS_STATUS.invalidData, new Uint8Array(0)));
+      else if (t === RNDIS_MSG.set) this.indicate(encodeRndisSetComplete(readU32LE(data, 8), RNDIS_STATUS.invalidData));
+      return NVSP_STATUS.invalidRndisPacket;
+    }
+    this.counters.control++;
+    switch (m.type) {
+      case RNDIS_MSG.initialize:
+        this.indicate(encodeRndisInitializeComplete({ rid: m.rid, status: RNDIS_STATUS.success, maxPacketsPerMessage: 8, maxTransferSize: 0x40000, alignmentFactor: 3 }));
+        break;
+      case RNDIS_MSG.query: {
+        const v = this.query(m.oid);
+        if (v === null) this.counters.unsupportedOids++;
+        this.indicate(encodeRndisQueryComplete(m.rid, v === null ? RNDIS_STATUS.notSupported : RNDIS_STATUS.success, v ?? new Uint8Array(0)));
+        break;
+      }
+      case RNDIS_MSG.set: {
+        let status: number = RNDIS_STATUS.success;
+        if (m.oid === OID.genCurrentPacketFilter) {
+          if (m.info.length < 4) status = RNDIS_STATUS.invalidLength;
+          else st.packetFilter = readU32LE(m.info, 0);
+        } else if (m.oid !== OID.offloadParameters && m.oid !== OID.multicastList && m.oid !== OID.genRssParameters) {
+          status = RNDIS_STATUS.notSupported; // only OIDs on the allow-list are ever looked at [H48]
+          this.counters.unsupportedOids++;
+        }
+        this.indicate(encodeRndisSetComplete(m.rid, status));
+        break;
+      }
+      case RNDIS_MSG.keepalive:
+        this.indicate(encodeRndisKeepaliveComplete(m.rid, RNDIS_STATUS.success));
+        break;
+      case RNDIS_MSG.reset:
+        this.indicate(encodeRndisResetComplete(RNDIS_STATUS.success));
+        break;
+      case RNDIS_MSG.halt:
+        break;
+      default:
+        this.counters.badRndis++;
+        return NVSP_STATUS.invalidRndisPacket;
+    }
+    return NVSP_STATUS.success;
+  }
+
+  /** The value of an OID this host answers (spec §5.2 step 8), or null: not supported. */
+  private query(oid: number): Uint8Array | null {
+    switch (oid) {
+      case OID.permanentAddress:
+      case OID.currentAddress: return this.mac.slice();
+      case OID.genMediaConnectStatus: return u32(this.linkUp ? 0 : 1);
+      case OID.genLinkSpeed: return u32(Math.min(0xffffffff, Math.floor(this.linkSpeed / 100)));
+      case OID.genMaximumFrameSize: return u32(this.mtu);
+      case OID.genMaximumTotalSize: return u32(this.mtu + 14);
+      case OID.genCurrentPacketFilter: return u32(this.st?.packetFilter ?? 0);
+      case OID.maximumListSize: return u32(32);
+      case OID.genHardwareStatus:
+      case OID.genMediaSupported:
+      case OID.genMediaInUse: return u32(0); // ready; 802.3
+      case OID.genVendorId: return u32(0x00155d); // Microsoft's OUI, as Hyper-V reports
+      case OID.genMaximumSendPackets: return u32(8);
+      default: return null;
+    }
+  }
+
+  /** Puts one RNDIS message (a control completion or a status indication) into a receive section. */
+  private indicate(message: Uint8Array): boolean {
+    return this.toGuest(message.length, (buf, off) => buf.write(off, message));
+  }
+
+  /**
+   * A frame from the switch for the guest: an RNDIS PACKET in a free receive section, handed over
+   * in a transfer-page packet. False (counted) when it cannot go now.
+   */
+  deliver(frame: Uint8Array): boolean {
+    if (!this.linkUp) {
+      this.counters.rxLinkDown++;
+      return false;
+    }
+    const ok = this.toGuest(RNDIS_PACKET_HEADER + frame.length, (buf, off) => {
+      const b = new Uint8Array(RNDIS_PACKET_HEADER + frame.length);
+      writeRndisPacket(b, 0, frame.length, undefined, frame);
+      buf.write(off, b);
+    });
+    if (ok) {
+      this.counters.rxFrames++;
+      this.counters.rxBytes += frame.length;
+    }
+    return ok;
+  }
+
+  private toGuest(bytes: number, fill: (buf: GuestBuffer, off: number) => void): boolean {
+    const ch = this.ch;
+    const st = this.st;
+    if (!ch || ch.state !== 'open' || !st?.recv) {
+      this.counters.rxNotReady++;
+      return false;
+    }
+    if (bytes > st.recvSection) {
+      this.counters.rxNoSection++;
+      return false;
+    }
+    const s = st.free.pop();
+    if (s === undefined) {
+      this.counters.rxNoSection++;
+      return false;
+    }
+    try {
+      fill(st.recv, s * st.recvSection);
+    } catch (e) {
+      st.free.push(s);
+      if (!(e instanceof SgringError)) throw e;
+      this.counters.rxNotReady++; // the buffer is no longer mapped
+      return false;
+    }
+    // In order: behind whatever already waits for ring space (the filled sections bound the wait).
+    if (st.backlog.length > 0 || !this.hand(ch, s, bytes)) {
+      st.backlog.push(s, bytes);
+      this.counters.rxQueued++;
+    }
+    return true;
+  }
+
+  /** One transfer-page packet for receive section `s`; false when the ring has no room. */
+  private hand(ch: HostChannel<number[]>, s: number, bytes: number): boolean {
+    const off = s * this.st!.recvSection;
+    return ch.requestTransferPages({ pageSetId: RECV_BUFFER_ID, senderOwns: false, ranges: [{ byteCount: bytes, byteOffset: off }] }, this.rxMessage, [s]) !== 0;
+  }
+
+  /** Sends what waited for ring space, in order, until the ring is full again. */
+  private drain(ch: HostChannel<number[]>, st: NicState): void {
+    let i = 0;
+    while (i < st.backlog.length && this.hand(ch, st.backlog[i]!, st.backlog[i + 1]!)) i += 2;
+    st.backlog.splice(0, i);
+  }
+}

@@ -1,0 +1,143 @@
+// A learning Ethernet switch for the network devices: each port is a netvsp (or an uplink) that
+// hands the switch the frames its guest sent and takes the frames the switch forwards to it.
+// Source addresses are learned per port; broadcast, multicast and unknown unicast frames flood
+// to every other port; a frame longer than the MTU allows (plus the Ethernet header and one
+// 802.1Q tag) or shorter than an Ethernet header is dropped at the port it came in on.
+
+import { SgringError } from '../../engine/errors';
+import { optionNames } from '../../core/args';
+
+export interface PortCounters {
+  /** Frames and bytes the port handed to the switch. */
+  inFrames: number;
+  inBytes: number;
+  /** Frames and bytes the switch forwarded out of the port (accepted by its receiver). */
+  outFrames: number;
+  outBytes: number;
+  /** Frames dropped coming in: too long for the MTU, or shorter than an Ethernet header. */
+  oversize: number;
+  runt: number;
+  /** Frames the port's receiver refused (its guest had no room): counted, not retried. */
+  outDropped: number;
+}
+
+export interface SwitchPort {
+  readonly name: string;
+  readonly counters: PortCounters;
+  /** Hands a frame to the switch (the frame may be reused after the call returns). */
+  input(frame: Uint8Array): void;
+  /** Takes the port off the switch and forgets the addresses learned on it. */
+  detach(): void;
+}
+
+/** A port's receiver: takes (copies) one frame; false when it has no room for it now. */
+export type PortReceiver = (frame: Uint8Array) => boolean;
+
+const ETH_HEADER = 14;
+const VLAN_TAG = 4;
+
+/** The 48-bit MAC at `at` as a number (exact: below 2^53). */
+const macKey = (f: Uint8Array, at: number) => f[at]! * 0x10000000000 + f[at + 1]! * 0x100000000 + (((f[at + 2]! << 24) | (f[at + 3]! << 16) | (f[at + 4]! << 8) | f[at + 5]!) >>> 0);
+
+class Port implements SwitchPort {
+  readonly counters: PortCounters = { inFrames: 0, inBytes: 0, outFrames: 0, outBytes: 0, oversize: 0, runt: 0, outDropped: 0 };
+  attached = true;
+
+  constructor(readonly name: string, readonly receive: PortReceiver, private readonly sw: VirtualSwitch) {}
+
+  input(frame: Uint8Array): void {
+    if (this.attached) this.sw.forward(this, frame);
+  }
+
+  detach(): void {
+    if (!this.attached) return;
+    this.attached = false;
+    this.sw.remove(this);
+  }
+
+  /** @internal */
+  send(frame: Uint8Array): void {
+    if (this.receive(frame)) {
+      this.counters.outFrames++;
+      this.counters.outBytes += frame.length;
+    } else this.counters.outDropped++;
+  }
+}
+
+export interface VirtualSwitchOptions {
+  /** Largest payload a frame may carry (default 1500; the frame may add 14 bytes of header and a 4-byte VLAN tag). */
+  mtu?: number;
+  /** Learned addresses kept at most (default 4096; the oldest is forgotten first). */
+  maxAddresses?: number;
+}
+
+export class VirtualSwitch {
+  readonly mtu: number;
+  private readonly maxAddresses: number;
+  private readonly ports: Port[] = [];
+  /** MAC -> the port it was last seen on. */
+  private readonly table = new Map<number, Port>();
+  /** Frames flooded (broadcast, multicast, unknown destination) and sent back to their own port (filtered). */
+  readonly counters = { flooded: 0, filtered: 0 };
+
+  constructor(opts: VirtualSwitchOptions = {}) {
+    optionNames(opts, ['mtu', 'maxAddresses'], 'VirtualSwitch');
+    this.mtu = opts.mtu ?? 1500;
+    this.maxAddresses = opts.maxAddresses ?? 4096;
+    if (!Number.isInteger(this.mtu) || this.mtu < 68 || this.mtu > 65535) throw new SgringError('InvalidArgument', `mtu ${this.mtu} must be 68..65535`);
+  }
+
+  /** Adds a port whose frames come in through `input` and go out through `receive`. */
+  addPort(name: string, receive: PortReceiver): SwitchPort {
+    if (typeof receive !== 'function') throw new SgringError('InvalidArgument', 'addPort needs a receiver function');
+    const p = new Port(name, receive, this);
+    this.ports.push(p);
+    return p;
+  }
+
+  /** The ports, in the order they were added. */
+  list(): readonly SwitchPort[] {
+    return this.ports;
+  }
+
+  /** @internal */
+  remove(p: Port): void {
+    this.ports.splice(this.ports.indexOf(p), 1);
+    for (const [mac, q] of this.table) if (q === p) this.table.delete(mac);
+  }
+
+  /** @internal */
+  forward(from: Port, frame: Uint8Array): void {
+    const c = from.counters;
+    const len = frame.length;
+    if (len < ETH_HEADER) {
+      c.runt++;
+      return;
+    }
+    const tagged = frame[12] === 0x81 && frame[13] === 0x00;
+    if (len > this.mtu + ETH_HEADER + (tagged ? VLAN_TAG : 0)) {
+      c.oversize++;
+      return;
+    }
+    c.inFrames++;
+    c.inBytes += len;
+    if ((frame[6]! & 1) === 0) this.learn(macKey(frame, 6), from);
+    if ((frame[0]! & 1) === 0) {
+      const to = this.table.get(macKey(frame, 0));
+      if (to === from) {
+        this.counters.filtered++;
+        return;
+      }
+      if (to) return to.send(frame);
+    }
+    this.counters.flooded++;
+    for (const p of this.ports) if (p !== from) p.send(frame);
+  }
+
+  private learn(mac: number, port: Port): void {
+    const was = this.table.get(mac);
+    if (was === port) return;
+    if (was === undefined && this.table.size >= this.maxAddresses) this.table.delete(this.table.keys().next().value!);
+    this.table.set(mac, port);
+  }
+}
