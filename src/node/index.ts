@@ -1,4 +1,5 @@
-// sgring/node: what only Node can do (files). Everything else is in the main entry.
+// sgring/node: what only Node can do (files, sockets). Everything else is in the main entry.
 export { FileSink } from './file-sink';
 export { FileDisk, type FileDiskOptions } from './file-disk';
 export { IscsiTarget, type IscsiTargetOptions } from '../devices/iscsi/target';
+export { UdpUplink, type UdpUplinkOptions } from './udp-uplink';

@@ -3,4 +3,4 @@
 export * from './wire';
 export { NetvspDevice, parseMac, type NetvspOptions } from './host';
 export { NetvscDriver, type NetvscOptions } from './guest';
-export { VirtualSwitch, type PortCounters, type PortReceiver, type SwitchPort, type VirtualSwitchOptions } from './switch';
+export { VirtualSwitch, type PortCounters, type PortReceiver, type SwitchPort, type Uplink, type VirtualSwitchOptions } from './switch';

@@ -33,6 +33,13 @@ export interface SwitchPort {
 /** A port's receiver: takes (copies) one frame; false when it has no room for it now. */
 export type PortReceiver = (frame: Uint8Array) => boolean;
 
+/** Something outside the switch that exchanges frames with it through one port (VirtualSwitch.addUplink). */
+export interface Uplink {
+  readonly name: string;
+  /** Called once when added: `input` takes the frames the uplink brings in; returns the receiver of the frames going out. */
+  connect(input: (frame: Uint8Array) => void): PortReceiver;
+}
+
 const ETH_HEADER = 14;
 const VLAN_TAG = 4;
 
@@ -93,6 +100,18 @@ export class VirtualSwitch {
     const p = new Port(name, receive, this);
     this.ports.push(p);
     return p;
+  }
+
+  /**
+   * Adds an uplink: a port whose frames come from outside (a socket, a TAP bridge) rather than
+   * from a device model. The uplink gets the function that hands its frames to the switch and
+   * returns the receiver for the frames the switch forwards to it.
+   */
+  addUplink(u: Uplink): SwitchPort {
+    let port: SwitchPort | null = null;
+    const receive = u.connect((frame) => port?.input(frame));
+    port = this.addPort(u.name, receive);
+    return port;
   }
 
   /** The ports, in the order they were added. */
