@@ -38,8 +38,13 @@ export interface NetvscOptions {
   timeoutMs?: number;
 }
 
-/** What one send is waiting on: its send-buffer section, or its staging pages (a page-buffer send). */
-type SendContext = { section: number } | { pages: number; gpa: number } | { control: true; section: number };
+/** What one send holds until its completion: a send-buffer section (>= 0), or staging pages (-1 - their first page frame). */
+type SendContext = number;
+
+/** SEND_RNDIS_PKT of a data frame sent by page buffer. */
+const PAGE_BUFFER_SEND = encodeRndisPkt(RNDIS_CHANNEL.data, NO_SECTION, 0);
+/** RNDIS_PKT_COMPLETE for each NVSP status (completeId copies them out). */
+const PKT_COMPLETE = Array.from({ length: 8 }, (_, status) => encodeRndisPktComplete(status));
 
 export class NetvscDriver {
   version = 0;
@@ -81,6 +86,10 @@ export class NetvscDriver {
   private readonly pendingControl = new Map<number, (m: RndisMessage) => void>();
   private chimneyMax = 0;
   private closed = false;
+  /** Page-buffer sends in flight: first page's address -> pages. */
+  private readonly pageSends = new Map<number, number>();
+  /** The SEND_RNDIS_PKT of a section send, rewritten per frame (the ring copies it). */
+  private readonly nvsp = encodeRndisPkt(RNDIS_CHANNEL.data, 0, 0);
 
   private constructor(readonly bus: GuestBus, readonly channel: GuestChannel<SendContext>, private readonly opts: NetvscOptions) {}
 
@@ -159,7 +168,7 @@ export class NetvscDriver {
       if (section === undefined) throw new SgringError('BufferTooSmall', 'no free send section for a control message');
       const core = this.bus.core;
       core.u8.set(message, core.guestBase + this.sendGpa + section * this.sendSection);
-      if (this.channel.request(encodeRndisPkt(RNDIS_CHANNEL.control, section, message.length), { control: true, section }) === 0) {
+      if (this.channel.request(encodeRndisPkt(RNDIS_CHANNEL.control, section, message.length), section) === 0) {
         this.freeSections.push(section);
         throw new SgringError('BufferTooSmall', 'the ring is full');
       }
@@ -217,7 +226,10 @@ export class NetvscDriver {
       const section = this.freeSections.pop();
       if (section === undefined) return this.busy();
       writeRndisPacket(core.u8, core.guestBase + this.sendGpa + section * this.sendSection, frame.length, info, frame);
-      if (this.channel.request(encodeRndisPkt(RNDIS_CHANNEL.data, section, bytes), { section }) === 0) {
+      const m = this.nvsp;
+      writeU32LE(m, 8, section);
+      writeU32LE(m, 12, bytes);
+      if (this.channel.request(m, section) === 0) {
         this.freeSections.push(section);
         return this.busy();
       }
@@ -229,7 +241,9 @@ export class NetvscDriver {
       const range = new Uint8Array(8 + 8 * pages);
       writeU32LE(range, 0, bytes);
       for (let i = 0; i < pages; i++) writeU32LE(range, 8 + 8 * i, gpa / PAGE + i);
-      if (this.channel.requestGpa({ rangeBytes: range, rangeCount: 1 }, encodeRndisPkt(RNDIS_CHANNEL.data, NO_SECTION, 0), { pages, gpa }) === 0) {
+      this.pageSends.set(gpa, pages);
+      if (this.channel.requestGpa({ rangeBytes: range, rangeCount: 1 }, PAGE_BUFFER_SEND, -1 - gpa / PAGE) === 0) {
+        this.pageSends.delete(gpa);
         this.release(pages, gpa);
         return this.busy();
       }
@@ -253,8 +267,12 @@ export class NetvscDriver {
 
   /** A send's completion (or its failure when the channel ended): its section or pages come back. */
   private sent(ctx: SendContext, err: SgringError | null, p: ReceivedPacket | null): void {
-    if ('section' in ctx) this.freeSections.push(ctx.section);
-    else this.release(ctx.pages, ctx.gpa);
+    if (ctx >= 0) this.freeSections.push(ctx);
+    else {
+      const gpa = (-1 - ctx) * PAGE;
+      this.release(this.pageSends.get(gpa)!, gpa);
+      this.pageSends.delete(gpa);
+    }
     if (err === null && p !== null) {
       const m = p.payload();
       if (m.length < 8 || readU32LE(m, 0) !== NVSP.sendRndisPktComplete || readU32LE(m, 4) !== NVSP_STATUS.success) this.counters.txFailed++;
@@ -283,7 +301,7 @@ export class NetvscDriver {
         if (!this.message(core.u8.subarray(base + r.byteOffset, base + r.byteOffset + r.byteCount))) status = NVSP_STATUS.fail;
       }
     }
-    if (p.completionRequested && (p.transactionIdLo | p.transactionIdHi) !== 0) this.channel.completeId(p.transactionIdLo, p.transactionIdHi, encodeRndisPktComplete(status));
+    if (p.completionRequested && (p.transactionIdLo | p.transactionIdHi) !== 0) this.channel.completeId(p.transactionIdLo, p.transactionIdHi, PKT_COMPLETE[status]!);
   }
 
   /** One RNDIS message of a receive range; false when it failed a check [H44]-[H46]. */

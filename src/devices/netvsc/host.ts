@@ -18,10 +18,13 @@ import {
   decodeNvspInit, decodeRndis, decodeRndisPkt, decodeSendBuffer, encodeInitComplete, encodeNvsp, encodeRecvBufComplete, encodeRndisIndicateStatus,
   encodeRndisInitializeComplete, encodeRndisKeepaliveComplete, encodeRndisPktComplete, encodeRndisQueryComplete, encodeRndisResetComplete,
   encodeRndisSetComplete, encodeSendBufComplete, NO_SECTION, NVSP, NVSP_STATUS, NVSP_VERSION, OID, readU32LE, RECV_BUFFER_ID, RNDIS_CHANNEL, RNDIS_MSG,
-  RNDIS_PACKET_HEADER, RNDIS_STATUS, writeRndisPacket, writeU32LE, type RndisMessage,
+  RNDIS_PACKET_HEADER, RNDIS_STATUS, writeRndisPacket, writeU32LE, encodeRndisPacket, type RndisMessage,
 } from './wire';
 
 const PAGE = 4096;
+const EMPTY = new Uint8Array(0);
+/** RNDIS_PKT_COMPLETE for each NVSP status (completeId copies them out). */
+const PKT_COMPLETE = Array.from({ length: 8 }, (_, status) => encodeRndisPktComplete(status));
 
 /** A buffer the guest registered with a GPADL, read and written through the DMA domain. */
 class GuestBuffer {
@@ -48,6 +51,15 @@ class GuestBuffer {
       if (take <= 0) continue;
       fn(gpa + (from - start), from - off, take);
     }
+  }
+
+  /**
+   * Core-memory offset of [off, off + len) when it lies in one contiguous run, checked by the DMA
+   * domain for `access` now (never cached: a strict domain may unmap it); -1 when it spans runs.
+   */
+  at(off: number, len: number, access: 'read' | 'write'): number {
+    for (const [start, gpa, n] of this.runs) if (off >= start && off + len <= start + n) return this.dma.translate(gpa + (off - start), len, access);
+    return -1;
   }
 
   /** A private copy of [off, off + len) (the caller checked the range). */
@@ -143,6 +155,8 @@ export class NetvspDevice {
   private ch: HostChannel<number[]> | null = null;
   private st: NicState | null = null;
   private linkUp = true;
+  /** The send section being read (frames are handed on before the next one is read). */
+  private scratch = new Uint8Array(6144);
   /** The NVSP message of every receive packet. */
   private readonly rxMessage = encodeNvsp(NVSP.sendRndisPkt, RNDIS_CHANNEL.data, NO_SECTION, 0);
 
@@ -195,50 +209,49 @@ export class NetvspDevice {
   }
 
   private handle(ch: HostChannel<number[]>, st: NicState, p: ReceivedPacket): void {
+    const reply = this.reply(ch, st, p);
+    if (p.completionRequested) ch.completeId(p.transactionIdLo, p.transactionIdHi, reply);
+  }
+
+  /** The answer to one NVSP message (sent when the guest asked for one). */
+  private reply(ch: HostChannel<number[]>, st: NicState, p: ReceivedPacket): Uint8Array {
     const msg = p.payload();
-    const lo = p.transactionIdLo;
-    const hi = p.transactionIdHi;
-    const wanted = p.completionRequested;
-    const answer = (reply: Uint8Array) => {
-      if (wanted) ch.completeId(lo, hi, reply);
-    };
     if (msg.length < 4) {
       this.counters.badRequests++;
-      return answer(encodeNvsp(NVSP.sendRndisPktComplete, NVSP_STATUS.fail));
+      return PKT_COMPLETE[NVSP_STATUS.fail]!;
     }
-    const type = readU32LE(msg, 0);
-    switch (type) {
+    switch (readU32LE(msg, 0)) {
+      case NVSP.sendRndisPkt:
+        return PKT_COMPLETE[this.rndisPacket(ch, st, msg, p)]!;
       case NVSP.init: {
         if (msg.length < 12) {
           this.counters.badRequests++;
-          return answer(encodeInitComplete(NVSP_STATUS.fail));
+          return encodeInitComplete(NVSP_STATUS.fail);
         }
         const { min, max } = decodeNvspInit(msg);
         const v = this.versions.filter((x) => x >= min && x <= max).sort((a, b) => b - a)[0];
         st.version = v ?? 0;
-        return answer(encodeInitComplete(v !== undefined ? NVSP_STATUS.success : max < Math.min(...this.versions) ? NVSP_STATUS.protocolTooOld : NVSP_STATUS.protocolTooNew));
+        return encodeInitComplete(v !== undefined ? NVSP_STATUS.success : max < Math.min(...this.versions) ? NVSP_STATUS.protocolTooOld : NVSP_STATUS.protocolTooNew);
       }
       case NVSP.sendNdisVersion:
       case NVSP.sendNdisConfig:
       case NVSP.switchDataPath:
-        return answer(new Uint8Array(0));
+        return EMPTY;
       case NVSP.sendRecvBuf:
-        return answer(this.takeRecvBuffer(ch, st, msg));
+        return this.takeRecvBuffer(ch, st, msg);
       case NVSP.sendSendBuf:
-        return answer(this.takeSendBuffer(ch, st, msg));
+        return this.takeSendBuffer(ch, st, msg);
       case NVSP.revokeRecvBuf:
         st.recv = null;
         st.free = [];
         st.backlog = [];
-        return answer(new Uint8Array(0));
+        return EMPTY;
       case NVSP.revokeSendBuf:
         st.send = null;
-        return answer(new Uint8Array(0));
-      case NVSP.sendRndisPkt:
-        return answer(encodeRndisPktComplete(this.rndisPacket(st, msg, p)));
+        return EMPTY;
       default:
         this.counters.unknownMessages++;
-        return answer(encodeNvsp(NVSP.sendRndisPktComplete, NVSP_STATUS.unsupported));
+        return PKT_COMPLETE[NVSP_STATUS.unsupported]!;
     }
   }
 
@@ -267,7 +280,7 @@ export class NetvspDevice {
   }
 
   /** SEND_RNDIS_PKT: the RNDIS messages of a send section or of the packet's page buffer. Returns the NVSP status. */
-  private rndisPacket(st: NicState, msg: Uint8Array, p: ReceivedPacket): number {
+  private rndisPacket(ch: HostChannel<number[]>, st: NicState, msg: Uint8Array, p: ReceivedPacket): number {
     if (msg.length < 16) {
       this.counters.badRequests++;
       return NVSP_STATUS.fail;
@@ -281,7 +294,13 @@ export class NetvspDevice {
           this.counters.badRequests++;
           return NVSP_STATUS.fail;
         }
-        data = st.send.read(section * st.sendSection, bytes);
+        // One private copy (the guest may rewrite its section meanwhile: hardening P3), into a reused buffer.
+        const at = st.send.at(section * st.sendSection, bytes, 'read');
+        if (at >= 0) {
+          if (this.scratch.length < bytes) this.scratch = new Uint8Array(st.sendSection);
+          this.scratch.set(ch.core.u8.subarray(at, at + bytes));
+          data = this.scratch.subarray(0, bytes);
+        } else data = st.send.read(section * st.sendSection, bytes);
       } else if (p.gpa) {
         const total = p.gpa.segments.reduce((n, s) => n + s.len, 0);
         if (total > 1 << 20) { // more than any frame: refused before anything is copied
@@ -403,7 +422,7 @@ export class NetvspDevice {
 
   /** Puts one RNDIS message (a control completion or a status indication) into a receive section. */
   private indicate(message: Uint8Array): boolean {
-    return this.toGuest(message.length, (buf, off) => buf.write(off, message));
+    return this.toGuest(message, null);
   }
 
   /**
@@ -415,36 +434,32 @@ export class NetvspDevice {
       this.counters.rxLinkDown++;
       return false;
     }
-    const ok = this.toGuest(RNDIS_PACKET_HEADER + frame.length, (buf, off) => {
-      const b = new Uint8Array(RNDIS_PACKET_HEADER + frame.length);
-      writeRndisPacket(b, 0, frame.length, undefined, frame);
-      buf.write(off, b);
-    });
-    if (ok) {
-      this.counters.rxFrames++;
-      this.counters.rxBytes += frame.length;
-    }
-    return ok;
+    if (!this.toGuest(null, frame)) return false;
+    this.counters.rxFrames++;
+    this.counters.rxBytes += frame.length;
+    return true;
   }
 
-  private toGuest(bytes: number, fill: (buf: GuestBuffer, off: number) => void): boolean {
+  /** Writes `message`, or an RNDIS PACKET around `frame`, into a free receive section and hands it over. */
+  private toGuest(message: Uint8Array | null, frame: Uint8Array | null): boolean {
     const ch = this.ch;
     const st = this.st;
     if (!ch || ch.state !== 'open' || !st?.recv) {
       this.counters.rxNotReady++;
       return false;
     }
-    if (bytes > st.recvSection) {
+    const bytes = message ? message.length : RNDIS_PACKET_HEADER + frame!.length;
+    if (bytes > st.recvSection || st.free.length === 0) {
       this.counters.rxNoSection++;
       return false;
     }
-    const s = st.free.pop();
-    if (s === undefined) {
-      this.counters.rxNoSection++;
-      return false;
-    }
+    const s = st.free.pop()!;
+    const off = s * st.recvSection;
     try {
-      fill(st.recv, s * st.recvSection);
+      const at = st.recv.at(off, bytes, 'write');
+      if (at >= 0 && frame) writeRndisPacket(ch.core.u8, at, frame.length, undefined, frame); // straight into the guest's section
+      else if (at >= 0) ch.core.u8.set(message!, at);
+      else st.recv.write(off, message ?? encodeRndisPacket(frame!));
     } catch (e) {
       st.free.push(s);
       if (!(e instanceof SgringError)) throw e;
