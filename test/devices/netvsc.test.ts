@@ -1,22 +1,28 @@
 // netvsc end to end in one thread: two guest drivers, each on its own netvsp, the two netvsps on
 // one virtual switch, over real VMBus rings: initialisation, frames through send-buffer sections
 // and page buffers, transfer-page receives, link indications.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  GuestBus, HostBus, instanceGuid, IommuDomain, loadCoreSync, MessageTransport, NetvscDriver, NetvspDevice, NVSP_VERSION, pageAllocator, VirtualSwitch,
+  corrupt, drop, GuestBus, HostBus, instanceGuid, IommuDomain, loadCoreSync, MemorySink, MessageTransport, NetvscDriver, NetvspDevice, NVSP_VERSION, pageAllocator,
+  PcapngWriter, TapRegistry, traceTap, VirtualSwitch,
 } from '../../src/index';
+import { haveTool } from '../util/tools';
 
 const MAC_A = '00:15:5d:00:00:0a';
 const MAC_B = '00:15:5d:00:00:0b';
 
-async function rig(o: { chimneyMax?: number } = {}) {
+async function rig(o: { chimneyMax?: number } = {}, taps?: TapRegistry) {
   const core = loadCoreSync({ guestBytes: 32 << 20 });
   const transport = MessageTransport.create(core);
   const dma = IommuDomain.create(core, 'netvsp', { mode: 'identity' });
   const host = new HostBus(transport, { dma });
   const sw = new VirtualSwitch();
-  const devA = new NetvspDevice({ dma, mac: MAC_A, switch: sw, name: 'netvsp0', instanceId: instanceGuid(0xa) });
-  const devB = new NetvspDevice({ dma, mac: MAC_B, switch: sw, name: 'netvsp1', instanceId: instanceGuid(0xb) });
+  const devA = new NetvspDevice({ dma, mac: MAC_A, switch: sw, name: 'netvsp0', instanceId: instanceGuid(0xa), ...(taps ? { taps } : {}) });
+  const devB = new NetvspDevice({ dma, mac: MAC_B, switch: sw, name: 'netvsp1', instanceId: instanceGuid(0xb), ...(taps ? { taps } : {}) });
   host.offer(devA.offer());
   host.offer(devB.offer());
   const pages = pageAllocator(core);
@@ -129,5 +135,72 @@ describe('netvsc guest, netvsp host and the virtual switch', () => {
     await a.detach();
     await b.detach();
     expect(pages.stats().usedPages).toBe(0);
+  });
+});
+
+/** An ARP request (who has 10.0.0.2, tell 10.0.0.1) and a UDP datagram to port 9, as a stack sends them. */
+function arpRequest(src: Uint8Array): Uint8Array {
+  return Uint8Array.from([...new Array(6).fill(0xff), ...src, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1, ...src, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+}
+function udp(dst: Uint8Array, src: Uint8Array, payload: number): Uint8Array {
+  const ip = new Uint8Array(28 + payload);
+  ip.set([0x45, 0, ip.length >> 8, ip.length & 0xff, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+  let sum = 0;
+  for (let i = 0; i < 20; i += 2) sum += (ip[i]! << 8) | ip[i + 1]!;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  ip[10] = ~sum >> 8 & 0xff;
+  ip[11] = ~sum & 0xff;
+  ip.set([0x30, 0x39, 0, 9, (8 + payload) >> 8, (8 + payload) & 0xff, 0, 0], 20); // UDP 12345 -> 9 (discard), no checksum
+  for (let i = 0; i < payload; i++) ip[28 + i] = i & 0xff;
+  return Uint8Array.from([...dst, ...src, 0x08, 0x00, ...ip]);
+}
+
+describe('netvsc taps', () => {
+  it('drop at netvsc:tx:decode loses what A sends; corrupt at netvsc:rx:post flips one bit of what B receives; detached, frames flow again', async () => {
+    const taps = new TapRegistry();
+    const { a, b, settle, devA } = await rig({}, taps);
+    const got: Uint8Array[] = [];
+    b.onReceive = (f) => got.push(f.slice());
+    const d = taps.attach('netvsc:tx:decode', drop({ rate: 1, seed: 1 }), { device: 'netvsp0' });
+    a.send(frame(b.mac, a.mac, 100, 1));
+    settle(() => false);
+    expect([got.length, devA.counters.txFrames, a.counters.txFailed]).toEqual([0, 1, 0]); // taken and acknowledged, never forwarded
+    d.detach();
+    const c = taps.attach('netvsc:rx:post', corrupt({ rate: 1, seed: 3 }), { device: 'netvsp1' });
+    const sent = frame(b.mac, a.mac, 100, 2);
+    a.send(sent);
+    settle(() => got.length >= 1);
+    const diff = [...got[0]!].map((x, i) => x ^ sent[i]!).filter((x) => x !== 0);
+    expect(diff.length).toBe(1);
+    expect(diff[0]! & (diff[0]! - 1)).toBe(0); // one bit
+    c.detach();
+    a.send(sent);
+    settle(() => got.length >= 2);
+    expect(got[1]).toEqual(sent);
+  });
+
+  const tshark = haveTool('tshark', ['--version'], 'tshark', 'the netvsc trace decode test');
+  it.skipIf(!tshark)('a trace at the netvsc stages is the Ethernet frames: tshark decodes ARP and UDP, nothing malformed', async () => {
+    const taps = new TapRegistry();
+    const sink = new MemorySink();
+    const w = new PcapngWriter(sink);
+    taps.attach('netvsc:*:*', traceTap(w));
+    const { a, b, settle } = await rig({}, taps);
+    let got = 0;
+    b.onReceive = () => got++;
+    a.send(arpRequest(a.mac));
+    a.send(udp(b.mac, a.mac, 100));
+    a.send(udp(b.mac, a.mac, 1400));
+    settle(() => got >= 3);
+    w.close();
+    const dir = mkdtempSync(join(tmpdir(), 'netvsc-trace-'));
+    const file = join(dir, 'netvsc.pcapng');
+    writeFileSync(file, sink.bytes());
+    const protocols = execFileSync('tshark', ['-r', file, '-T', 'fields', '-e', 'frame.protocols'], { encoding: 'utf8' }).trim().split('\n');
+    // Each frame crossed tx:decode and tx:execute at A, rx:post at B.
+    expect(protocols.filter((p) => p === 'eth:ethertype:arp').length).toBe(3);
+    expect(protocols.filter((p) => p === 'eth:ethertype:ip:udp:discard').length + protocols.filter((p) => p === 'eth:ethertype:ip:udp:data').length).toBe(6);
+    expect(execFileSync('tshark', ['-r', file, '-Y', '_ws.malformed || _ws.expert.severity >= error'], { encoding: 'utf8' }).trim()).toBe('');
+    rmSync(dir, { recursive: true });
   });
 });

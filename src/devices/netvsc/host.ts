@@ -14,6 +14,9 @@ import type { HostChannel, HostOfferSpec } from '../../vmbus/host-channel';
 import type { ReceivedPacket } from '../../vmbus/received-packet';
 import type { Guid } from '../../vmbus/guid';
 import type { SwitchPort, VirtualSwitch } from './switch';
+import type { StagePoint, TapRegistry } from '../../taps/registry';
+import type { DeviceStatuses } from '../../taps/event';
+import { ethernetEncoder } from '../../trace/ethernet';
 import {
   decodeNvspInit, decodeRndis, decodeRndisPkt, decodeSendBuffer, encodeInitComplete, encodeNvsp, encodeRecvBufComplete, encodeRndisIndicateStatus,
   encodeRndisInitializeComplete, encodeRndisKeepaliveComplete, encodeRndisPktComplete, encodeRndisQueryComplete, encodeRndisResetComplete,
@@ -94,7 +97,14 @@ export interface NetvspOptions {
   mtu?: number;
   /** Device instance name (default 'netvsp0'): the switch port's name. */
   name?: string;
+  /** Tap points netvsc:tx:decode|execute, netvsc:rx:post, netvsc:ctl:decode; traces are the frames. */
+  taps?: TapRegistry;
 }
+
+/** What the injectors' outcomes become on a network adapter: NVSP statuses (a failed send). */
+export const NET_TAP_STATUSES: DeviceStatuses = { success: NVSP_STATUS.success, readOnly: NVSP_STATUS.fail, mediaError: NVSP_STATUS.fail, internal: NVSP_STATUS.fail };
+
+type Step = 'go' | 'drop' | 'complete';
 
 interface NicState {
   version: number;
@@ -155,13 +165,16 @@ export class NetvspDevice {
   private ch: HostChannel<number[]> | null = null;
   private st: NicState | null = null;
   private linkUp = true;
+  private readonly taps: TapRegistry | null;
+  private points: { txDecode: StagePoint; txExecute: StagePoint; rxPost: StagePoint; ctlDecode: StagePoint } | null = null;
+  private nextRequest = 1;
   /** The send section being read (frames are handed on before the next one is read). */
   private scratch = new Uint8Array(6144);
   /** The NVSP message of every receive packet. */
   private readonly rxMessage = encodeNvsp(NVSP.sendRndisPkt, RNDIS_CHANNEL.data, NO_SECTION, 0);
 
   constructor(opts: NetvspOptions) {
-    optionNames(opts, ['dma', 'mac', 'switch', 'instanceId', 'versions', 'recvSectionBytes', 'sendSectionBytes', 'linkSpeed', 'mtu', 'name'], 'NetvspDevice');
+    optionNames(opts, ['dma', 'mac', 'switch', 'instanceId', 'versions', 'recvSectionBytes', 'sendSectionBytes', 'linkSpeed', 'mtu', 'name', 'taps'], 'NetvspDevice');
     if (!opts?.dma) throw new SgringError('InvalidArgument', 'NetvspDevice needs the DMA domain (opts.dma)');
     this.dma = opts.dma;
     this.mac = parseMac(opts.mac);
@@ -173,6 +186,47 @@ export class NetvspDevice {
     this.mtu = opts.mtu ?? 1500;
     this.instanceId = opts.instanceId;
     this.port = opts.switch ? opts.switch.addPort(this.name, (f) => this.deliver(f)) : null;
+    this.taps = opts.taps ?? null;
+    if (this.taps) {
+      const [txDecode, txExecute, rxPost, ctlDecode] = this.taps.declare(this.name, [
+        { name: 'netvsc:tx:decode', description: 'a frame the guest sent, as the host read it from its send section or page buffer' },
+        { name: 'netvsc:tx:execute', description: 'the frame on its way out of the adapter to its switch port' },
+        { name: 'netvsc:rx:post', description: 'a frame from the switch on its way into the guest\'s receive buffer' },
+        { name: 'netvsc:ctl:decode', description: 'an RNDIS control message the guest sent (INITIALIZE, QUERY, SET, KEEPALIVE)' },
+      ], { encoder: ethernetEncoder });
+      this.points = { txDecode: txDecode!, txExecute: txExecute!, rxPost: rxPost!, ctlDecode: ctlDecode! };
+    }
+  }
+
+  /**
+   * Runs a stage's taps on one frame (or control message): 'go', 'drop', 'complete' (the taps
+   * ended it: completion.status says how), or a promise of one when a tap delays it.
+   */
+  private stage(p: StagePoint, frame: Uint8Array, completion: { status: number; cdw0: number }, request: string): Step | Promise<Step> {
+    const o = this.taps!.run(p, {
+      device: this.name, queue: 0, io: { kind: 'other', opcode: frame.length >= 14 ? (frame[12]! << 8) | frame[13]! : 0 }, command: null, completion,
+      data: [frame], statuses: NET_TAP_STATUSES, request, timeNs: BigInt(Math.round(performance.now() * 1e6)),
+    });
+    const step: Step = o.error ? 'drop' : o.action === 'continue' ? 'go' : o.action;
+    return o.wait ? o.wait.then(() => step) : step;
+  }
+
+  /**
+   * A frame the guest sent (its own copy), through tx:decode and tx:execute from stage `from` on,
+   * to the switch: synchronously unless a tap delays it.
+   */
+  private txTapped(frame: Uint8Array, request: string, from = 0): void {
+    const pts = [this.points!.txDecode, this.points!.txExecute];
+    for (let i = from; i < pts.length; i++) {
+      if (pts[i]!.taps === null) continue;
+      const step = this.stage(pts[i]!, frame, { status: NVSP_STATUS.success, cdw0: 0 }, request);
+      if (step instanceof Promise) {
+        void step.then((s) => s === 'go' && this.txTapped(frame, request, i + 1));
+        return;
+      }
+      if (step !== 'go') return; // dropped or ended by a tap: not forwarded
+    }
+    if (this.linkUp) this.port?.input(frame);
   }
 
   /** The offer for `HostBus.offer`: the network class, handlers set when the guest opens it. */
@@ -342,7 +396,9 @@ export class NetvspDevice {
       }
       this.counters.txFrames++;
       this.counters.txBytes += m.frame.length;
-      if (this.linkUp) this.port?.input(m.frame);
+      const pts = this.points;
+      if (pts !== null && (pts.txDecode.taps !== null || pts.txExecute.taps !== null)) this.txTapped(m.frame.slice(), `tx${this.nextRequest++}`);
+      else if (this.linkUp) this.port?.input(m.frame);
       at += (readU32LE(data, at + 4) + 7) & ~7;
     }
     return NVSP_STATUS.success;
@@ -363,6 +419,21 @@ export class NetvspDevice {
       return NVSP_STATUS.invalidRndisPacket;
     }
     this.counters.control++;
+    const p = this.points?.ctlDecode;
+    if (p && p.taps !== null) {
+      const completion = { status: NVSP_STATUS.success, cdw0: 0 };
+      const step = this.stage(p, data, completion, `ctl${this.nextRequest++}`);
+      if (step instanceof Promise) {
+        const copy = data.slice();
+        void step.then((s) => s === 'go' && this.answerControl(st, decodeRndis(copy)));
+        return NVSP_STATUS.success;
+      }
+      if (step !== 'go') return step === 'complete' ? completion.status : NVSP_STATUS.success; // ended or dropped: no RNDIS answer
+    }
+    return this.answerControl(st, m);
+  }
+
+  private answerControl(st: NicState, m: RndisMessage): number {
     switch (m.type) {
       case RNDIS_MSG.initialize:
         this.indicate(encodeRndisInitializeComplete({ rid: m.rid, status: RNDIS_STATUS.success, maxPacketsPerMessage: 8, maxTransferSize: 0x40000, alignmentFactor: 3 }));
@@ -434,6 +505,20 @@ export class NetvspDevice {
       this.counters.rxLinkDown++;
       return false;
     }
+    const p = this.points?.rxPost;
+    if (p && p.taps !== null) {
+      const own = frame.slice(); // the switch's frame may go to other ports too: the taps get a copy
+      const step = this.stage(p, own, { status: NVSP_STATUS.success, cdw0: 0 }, `rx${this.nextRequest++}`);
+      if (step instanceof Promise) {
+        void step.then((s) => s === 'go' && this.post(own));
+        return true;
+      }
+      return step === 'go' && this.post(own);
+    }
+    return this.post(frame);
+  }
+
+  private post(frame: Uint8Array): boolean {
     if (!this.toGuest(null, frame)) return false;
     this.counters.rxFrames++;
     this.counters.rxBytes += frame.length;
