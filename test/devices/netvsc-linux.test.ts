@@ -24,16 +24,19 @@ it.skipIf(!socat || why !== null)('a guest ARPs for the TAP address and pings it
   const ns = `sgring${process.pid}`;
   execFileSync('ip', ['netns', 'add', ns]);
   const inNs = (...cmd: string[]) => execFileSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8' });
+  // No IPv6 in the namespace: the kernel then sends nothing on its own (router solicitations)
+  // before our end of the bridge exists, which would make socat's socket fail and socat quit.
+  inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1');
+  inNs('ip', 'link', 'set', 'lo', 'up'); // before socat binds 127.0.0.1 there
   const bridge = spawn('ip', ['netns', 'exec', ns, 'socat', '-b', '65536', 'TUN:10.77.0.1/24,tun-type=tap,iff-no-pi,iff-up,tun-name=sgtap0', 'UDP-DATAGRAM:127.0.0.1:40770,bind=127.0.0.1:40771'], { stdio: 'ignore' });
   try {
-    inNs('ip', 'link', 'set', 'lo', 'up');
     for (let i = 0; i < 100 && !/UP/.test(spawnSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'show', 'sgtap0'], { encoding: 'utf8' }).stdout ?? ''); i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
+    const tapMac = inNs('cat', '/sys/class/net/sgtap0/address').trim();
     const script = fileURLToPath(new URL('./workers/netns-ping.mjs', import.meta.url));
     const out = inNs(process.execPath, script, JSON.stringify({ uplinkPort: 40770, tapPort: 40771 }));
     const r = JSON.parse(out.trim().split('\n').at(-1)!);
-    const tapMac = inNs('cat', '/sys/class/net/sgtap0/address').trim();
     expect(r.kernelMac).toBe(tapMac); // the kernel's ARP reply carried the TAP's own address
     expect(r.replies).toEqual([1, 2, 3].map((seq) => ({ seq, icmpOk: true, payloadOk: true })));
     expect(r.dev.badRndis + r.nic.rxBadRndis + r.nic.rxBadRanges).toBe(0);
