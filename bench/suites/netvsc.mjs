@@ -1,9 +1,11 @@
 // Suite "netvsc": Ethernet frames from one guest netvsc driver through its netvsp, the virtual
-// switch and a second netvsp into a second guest, over real VMBus rings, all in one thread.
-// 64-byte and 1514-byte frames through send-buffer sections ("chimney"), and 1514-byte frames
-// by page buffer. Each frame/s is a frame received intact by the second guest.
+// switch and a second netvsp into a second guest, over real VMBus rings: all in one thread, or
+// the netvsps and the switch in a worker. 64-byte and 1514-byte frames through send-buffer
+// sections ("chimney"), and 1514-byte frames by page buffer. Each frame/s is a frame received
+// by the second guest.
 
-import { GuestBus, HostBus, IommuDomain, loadCoreSync, MessageTransport, NetvscDriver, NetvspDevice, pageAllocator, VirtualSwitch } from '../../dist/index.mjs';
+import { Worker } from 'node:worker_threads';
+import { GuestBus, HostBus, instanceGuid, IommuDomain, loadCoreSync, MessageTransport, NetvscDriver, NetvspDevice, pageAllocator, VirtualSwitch } from '../../dist/index.mjs';
 import { copyLimit } from '../lib/io.mjs';
 import { makeCase } from '../lib/timing.mjs';
 
@@ -25,25 +27,51 @@ async function rig(chimneyMax) {
   return { a, b, host, guest, close: async () => (await a.detach(), await b.detach()) };
 }
 
+/** The same two guests with the netvsps and the switch in a worker. */
+async function rigThreads() {
+  const core = loadCoreSync({ shared: true, guestBytes: 64 << 20, initialBytes: 96 << 20 });
+  const transport = MessageTransport.create(core);
+  const control = new SharedArrayBuffer(4);
+  const worker = new Worker(new URL('../workers/netvsp-host.mjs', import.meta.url), { workerData: { memory: core.memory, transport: transport.ptr, control } });
+  const done = new Promise((resolve, reject) => (worker.once('message', (m) => (m.error ? reject(new Error(m.error)) : resolve(m))), worker.once('error', reject)));
+  const pages = pageAllocator(core);
+  const guest = new GuestBus(transport, { allocPages: pages });
+  await guest.connect();
+  const offer = (n) => guest.offers.all().find((o) => o.instanceId === instanceGuid(n));
+  const o = { allocPages: pages, recvBufferBytes: 16 << 20 };
+  const [a, b] = [await NetvscDriver.attach(guest, offer(0xa), o), await NetvscDriver.attach(guest, offer(0xb), o)];
+  return {
+    a, b, guest, pump: async () => (guest.poll(), await guest.waitForHost(1)),
+    close: async () => {
+      await a.detach();
+      await b.detach();
+      Atomics.store(new Int32Array(control), 0, 1);
+      transport.hostBell.ring();
+      await done;
+      await worker.terminate();
+    },
+  };
+}
+
 /** Frames per second A -> B of `bytes`-byte frames over `ms`. */
-function run({ a, b, host, guest }, bytes, ms) {
+async function run({ a, b, host, guest, pump: wait }, bytes, ms) {
   const f = new Uint8Array(bytes).fill(7);
   f.set(b.mac, 0);
   f.set(a.mac, 6);
   let received = 0;
   b.onReceive = () => received++;
-  const pump = () => {
+  const pump = wait ?? (() => {
     host.poll();
     guest.poll();
-  };
-  for (let i = 0; i < 2000; i++) if (!a.send(f)) pump(); // warm up
-  for (let i = 0; i < 50; i++) pump();
+  });
+  for (let i = 0; i < 2000; i++) if (!a.send(f)) await pump(); // warm up
+  for (let i = 0; i < 50; i++) await pump();
   received = 0;
   const t0 = performance.now();
   let t = t0;
   while (t - t0 < ms) {
     for (let i = 0; i < 256; i++) if (!a.send(f)) break;
-    pump();
+    await pump();
     t = performance.now();
   }
   return (received / (t - t0)) * 1000;
@@ -63,13 +91,17 @@ export default {
       ctx.log(`  ${name} (${engine}): ${(rate / 1e3).toFixed(1)} k/s, ${((rate * bytes) / 1e6).toFixed(1)} MB/s`);
     };
     const chimney = await rig();
-    add('64 B frames, send sections', 64, run(chimney, 64, ms));
-    add('1514 B frames, send sections', 1514, run(chimney, 1514, ms));
+    add('64 B frames, send sections', 64, await run(chimney, 64, ms));
+    add('1514 B frames, send sections', 1514, await run(chimney, 1514, ms));
     add('1514 B frames, send sections', 1514, copyLimit(1514), 'copy-limit');
     await chimney.close();
     const paged = await rig(0);
-    add('1514 B frames, page buffer', 1514, run(paged, 1514, ms));
+    add('1514 B frames, page buffer', 1514, await run(paged, 1514, ms));
     await paged.close();
+    const two = await rigThreads();
+    add('64 B frames, send sections, two threads', 64, await run(two, 64, ms));
+    add('1514 B frames, send sections, two threads', 1514, await run(two, 1514, ms));
+    await two.close();
     return rows;
   },
 };
