@@ -15,7 +15,7 @@ import { haveTool } from '../util/tools';
 const MAC_A = '00:15:5d:00:00:0a';
 const MAC_B = '00:15:5d:00:00:0b';
 
-async function rig(o: { chimneyMax?: number } = {}, taps?: TapRegistry) {
+async function rig(o: { chimneyMax?: number; taps?: TapRegistry } = {}, taps?: TapRegistry) {
   const core = loadCoreSync({ guestBytes: 32 << 20 });
   const transport = MessageTransport.create(core);
   const dma = IommuDomain.create(core, 'netvsp', { mode: 'identity' });
@@ -29,8 +29,8 @@ async function rig(o: { chimneyMax?: number } = {}, taps?: TapRegistry) {
   const guest = new GuestBus(transport, { allocPages: pages, pump: () => host.poll() });
   await guest.connect();
   const offer = (id: string) => guest.offers.all().find((x) => x.instanceId === id)!;
-  const a = await NetvscDriver.attach(guest, offer(instanceGuid(0xa)), { allocPages: pages, ...o });
-  const b = await NetvscDriver.attach(guest, offer(instanceGuid(0xb)), { allocPages: pages, ...o });
+  const a = await NetvscDriver.attach(guest, offer(instanceGuid(0xa)), { allocPages: pages, ...o, name: 'netvsc0' });
+  const b = await NetvscDriver.attach(guest, offer(instanceGuid(0xb)), { allocPages: pages, ...o, name: 'netvsc1' });
   /** Runs both ends until `done()` (or gives up after many rounds). */
   const settle = (done: () => boolean) => {
     for (let i = 0; i < 100_000 && !done(); i++) {
@@ -130,6 +130,20 @@ describe('netvsc guest, netvsp host and the virtual switch', () => {
     expect([seen, got]).toEqual([[false, true], 1]);
   });
 
+  it('a frame already in guest memory goes by page buffer as its segments (the RNDIS header in a staging page): it arrives intact', async () => {
+    const { core, a, b, pages, settle } = await rig();
+    const f = frame(b.mac, a.mac, 1200, 9);
+    const segs = [{ addr: pages(1) + 0xf00, len: 0x100 }, { addr: pages(1) + 0x10, len: 1200 - 0x100 }];
+    core.u8.set(f.subarray(0, 0x100), core.guestBase + segs[0]!.addr);
+    core.u8.set(f.subarray(0x100), core.guestBase + segs[1]!.addr);
+    const got: Uint8Array[] = [];
+    b.onReceive = (x) => got.push(x.slice());
+    expect(a.send(segs)).toBe(true);
+    settle(() => got.length >= 1);
+    expect(got).toEqual([f]);
+    expect(() => a.send([{ addr: pages(1), len: 10 }])).toThrow(/14\.\./);
+  });
+
   it('detach revokes the buffers and gives every page back', async () => {
     const { a, b, pages } = await rig();
     await a.detach();
@@ -177,6 +191,29 @@ describe('netvsc taps', () => {
     a.send(sent);
     settle(() => got.length >= 2);
     expect(got[1]).toEqual(sent);
+  });
+
+  it('guest stages: drop at netvsc:tx:submit never sends; corrupt at netvsc:rx:deliver flips a bit of what onReceive sees; the stages go with detach', async () => {
+    const taps = new TapRegistry();
+    const { a, b, settle, devA } = await rig({ taps });
+    expect(taps.stages().map((x) => `${x.device} ${x.name}`)).toEqual(['netvsc0 netvsc:tx:submit', 'netvsc0 netvsc:rx:deliver', 'netvsc1 netvsc:tx:submit', 'netvsc1 netvsc:rx:deliver']);
+    const got: Uint8Array[] = [];
+    b.onReceive = (f) => got.push(f.slice());
+    const d = taps.attach('netvsc:tx:submit', drop({ rate: 1, seed: 1 }));
+    const sent = frame(b.mac, a.mac, 80, 4);
+    expect(a.send(sent)).toBe(true);
+    settle(() => false);
+    expect([got.length, devA.counters.txFrames]).toEqual([0, 0]); // it never left the guest
+    d.detach();
+    const c = taps.attach('netvsc:rx:deliver', corrupt({ rate: 1, seed: 5 }));
+    a.send(sent);
+    settle(() => got.length >= 1);
+    expect([...got[0]!].filter((x, i) => x !== sent[i]).length).toBe(1);
+    expect(sent[20]).toBe((20 * 13 + 4) & 0xff); // the caller's frame untouched
+    c.detach();
+    await a.detach();
+    await b.detach();
+    expect(taps.stages()).toEqual([]);
   });
 
   const tshark = haveTool('tshark', ['--version'], 'tshark', 'the netvsc trace decode test');

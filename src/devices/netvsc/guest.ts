@@ -14,11 +14,14 @@ import type { Offer } from '../../vmbus/offers';
 import type { FreeingPageAllocator } from '../../vmbus/guest-pages';
 import type { ReceivedPacket } from '../../vmbus/received-packet';
 import * as K from '../../generated/constants';
+import { encodeGpaRanges, type Segment } from '../../core/gpa-range';
+import type { StagePoint, TapRegistry } from '../../taps/registry';
+import { ethernetEncoder } from '../../trace/ethernet';
 import {
   decodeInitComplete, decodeRecvBufComplete, decodeRndis, decodeSendBufComplete, encodeNdisConfig, encodeNvsp, encodeNvspInit, encodeRndisInitialize,
   encodeRndisKeepalive, encodeRndisPkt, encodeRndisPktComplete, encodeRndisQuery, encodeRndisSet, encodeSendBuffer, ndisVersionFor, NO_SECTION, NVSP,
   NVSP_STATUS, NVSP_VERSION, OID, PACKET_FILTER, ppiBytes, readU32LE, RECV_BUFFER_ID, RNDIS_CHANNEL, RNDIS_MSG, RNDIS_PACKET_HEADER, RNDIS_STATUS,
-  writeRndisPacket, writeU32LE, type PacketInfo, type RndisMessage,
+  writeRndisPacket, writeU32LE, NET_TAP_STATUSES, type PacketInfo, type RndisMessage,
 } from './wire';
 
 const PAGE = 4096;
@@ -36,6 +39,10 @@ export interface NetvscOptions {
   chimneyMax?: number;
   /** Deadline of each initialisation step and control request, in ms (default 5000). */
   timeoutMs?: number;
+  /** Tap points netvsc:tx:submit (a frame before it is sent) and netvsc:rx:deliver (before onReceive); traces are the frames. */
+  taps?: TapRegistry;
+  /** Device instance name for taps and traces (default 'netvsc0'). */
+  name?: string;
 }
 
 /** What one send holds until its completion: a send-buffer section (>= 0), or staging pages (-1 - their first page frame). */
@@ -91,11 +98,35 @@ export class NetvscDriver {
   /** The SEND_RNDIS_PKT of a section send, rewritten per frame (the ring copies it). */
   private readonly nvsp = encodeRndisPkt(RNDIS_CHANNEL.data, 0, 0);
 
-  private constructor(readonly bus: GuestBus, readonly channel: GuestChannel<SendContext>, private readonly opts: NetvscOptions) {}
+  readonly name: string;
+  private readonly taps: TapRegistry | null;
+  private readonly points: { txSubmit: StagePoint; rxDeliver: StagePoint } | null = null;
+  private nextRequest = 1;
+
+  private constructor(readonly bus: GuestBus, readonly channel: GuestChannel<SendContext>, private readonly opts: NetvscOptions) {
+    this.name = opts.name ?? 'netvsc0';
+    this.taps = opts.taps ?? null;
+    if (this.taps) {
+      const [txSubmit, rxDeliver] = this.taps.declare(this.name, [
+        { name: 'netvsc:tx:submit', description: 'a frame the guest is about to send' },
+        { name: 'netvsc:rx:deliver', description: 'a frame the guest received, before it is handed on' },
+      ], { encoder: ethernetEncoder });
+      this.points = { txSubmit: txSubmit!, rxDeliver: rxDeliver! };
+    }
+  }
+
+  /** Runs a stage's taps on one frame: true to go on (after `wait` when one is returned). */
+  private tapFrame(p: StagePoint, frame: Uint8Array): { go: boolean; wait: Promise<void> | null } {
+    const o = this.taps!.run(p, {
+      device: this.name, queue: 0, io: { kind: 'other', opcode: (frame[12]! << 8) | frame[13]! }, command: null, completion: { status: NVSP_STATUS.success, cdw0: 0 },
+      data: [frame], statuses: NET_TAP_STATUSES, request: `f${this.nextRequest++}`, timeNs: BigInt(Math.round(performance.now() * 1e6)),
+    });
+    return { go: o.error === null && o.action === 'continue', wait: o.wait };
+  }
 
   /** Opens the offer's channel and brings the adapter up. */
   static async attach(bus: GuestBus, offer: Offer, opts: NetvscOptions): Promise<NetvscDriver> {
-    optionNames(opts, ['allocPages', 'versions', 'recvBufferBytes', 'sendBufferBytes', 'chimneyMax', 'timeoutMs'], 'NetvscDriver.attach');
+    optionNames(opts, ['allocPages', 'versions', 'recvBufferBytes', 'sendBufferBytes', 'chimneyMax', 'timeoutMs', 'taps', 'name'], 'NetvscDriver.attach');
     if (typeof opts?.allocPages?.free !== 'function') throw new SgringError('InvalidArgument', 'NetvscDriver.attach needs allocPages (a pageAllocator, which can free)');
     const ch = (await bus.open(offer)) as GuestChannel<SendContext>;
     const nic = new NetvscDriver(bus, ch, opts);
@@ -215,11 +246,27 @@ export class NetvscDriver {
    * page buffer (the RNDIS header and the frame in staging pages). False when it cannot go now (no
    * free section or staging, or the ring full: poll, then send again).
    */
-  send(frame: Uint8Array, info?: PacketInfo): boolean {
+  send(frame: Uint8Array | readonly Segment[], info?: PacketInfo): boolean {
     if (this.closed) throw new SgringError('ChannelClosed', 'the adapter is detached');
+    if (Array.isArray(frame)) return this.sendSegments(frame as readonly Segment[], info);
     if (!(frame instanceof Uint8Array) || frame.length < 14 || frame.length > this.mtu + 18) {
-      throw new SgringError('InvalidArgument', `a frame is 14..${this.mtu + 18} bytes (got ${frame?.length})`);
+      throw new SgringError('InvalidArgument', `a frame is 14..${this.mtu + 18} bytes (got ${(frame as Uint8Array)?.length})`);
     }
+    const p = this.points?.txSubmit;
+    if (p && p.taps !== null) {
+      const own = (frame as Uint8Array).slice(); // the taps may corrupt it: never the caller's bytes
+      const t = this.tapFrame(p, own);
+      if (!t.go) return true; // dropped or ended by a tap: as if it had gone
+      if (t.wait) {
+        void t.wait.then(() => this.closed || this.sendFrame(own, info));
+        return true;
+      }
+      return this.sendFrame(own, info);
+    }
+    return this.sendFrame(frame as Uint8Array, info);
+  }
+
+  private sendFrame(frame: Uint8Array, info?: PacketInfo): boolean {
     const core = this.bus.core;
     const bytes = RNDIS_PACKET_HEADER + ppiBytes(info) + frame.length;
     if (frame.length <= this.chimneyMax && bytes <= this.sendSection) {
@@ -251,6 +298,37 @@ export class NetvscDriver {
     }
     this.counters.txFrames++;
     this.counters.txBytes += frame.length;
+    return true;
+  }
+
+  /**
+   * A frame already in guest memory (its segments, guest-physical): the RNDIS header goes in a
+   * staging page, and the packet's page buffer names the header, then each segment as it is.
+   */
+  private sendSegments(segments: readonly Segment[], info?: PacketInfo): boolean {
+    let len = 0;
+    for (const g of segments) len += g?.len;
+    if (!(len >= 14 && len <= this.mtu + 18)) throw new SgringError('InvalidArgument', `the segments hold ${len} bytes; a frame is 14..${this.mtu + 18}`);
+    const core = this.bus.core;
+    const header = RNDIS_PACKET_HEADER + ppiBytes(info);
+    const gpa = this.staging.get(1)?.pop() ?? this.opts.allocPages(1);
+    writeRndisPacket(core.u8, core.guestBase + gpa, len, info); // its length covers the frame the other ranges carry
+    let ranges: { bytes: Uint8Array; rangeCount: number };
+    try {
+      ranges = encodeGpaRanges(core, [{ addr: gpa, len: header }, ...segments], { perSegment: true });
+    } catch (e) {
+      this.release(1, gpa);
+      throw e;
+    }
+    this.pageSends.set(gpa, 1);
+    if (this.channel.requestGpa({ rangeBytes: ranges.bytes, rangeCount: ranges.rangeCount }, PAGE_BUFFER_SEND, -1 - gpa / PAGE) === 0) {
+      this.pageSends.delete(gpa);
+      this.release(1, gpa);
+      return this.busy();
+    }
+    this.counters.txPageBuffer++;
+    this.counters.txFrames++;
+    this.counters.txBytes += len;
     return true;
   }
 
@@ -322,6 +400,15 @@ export class NetvscDriver {
         }
         this.counters.rxFrames++;
         this.counters.rxBytes += m.frame.length;
+        if (this.points !== null && this.points.rxDeliver.taps !== null) {
+          const t = this.tapFrame(this.points.rxDeliver, m.frame);
+          if (!t.go) return true; // dropped by a tap
+          if (t.wait) {
+            const own = m.frame.slice(); // the receive section goes back to the host now
+            void t.wait.then(() => this.onReceive?.(own, m.ppi));
+            return true;
+          }
+        }
         this.onReceive?.(m.frame, m.ppi);
         return true;
       case RNDIS_MSG.indicateStatus:
@@ -369,5 +456,6 @@ export class NetvscDriver {
     if (this.channel.state === 'open') await this.channel.close();
     for (const l of this.staging.values()) for (const gpa of l) this.opts.allocPages.free(gpa);
     this.staging.clear();
+    this.taps?.undeclare(this.name);
   }
 }

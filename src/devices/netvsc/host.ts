@@ -15,13 +15,12 @@ import type { ReceivedPacket } from '../../vmbus/received-packet';
 import type { Guid } from '../../vmbus/guid';
 import type { SwitchPort, VirtualSwitch } from './switch';
 import type { StagePoint, TapRegistry } from '../../taps/registry';
-import type { DeviceStatuses } from '../../taps/event';
 import { ethernetEncoder } from '../../trace/ethernet';
 import {
   decodeNvspInit, decodeRndis, decodeRndisPkt, decodeSendBuffer, encodeInitComplete, encodeNvsp, encodeRecvBufComplete, encodeRndisIndicateStatus,
   encodeRndisInitializeComplete, encodeRndisKeepaliveComplete, encodeRndisPktComplete, encodeRndisQueryComplete, encodeRndisResetComplete,
   encodeRndisSetComplete, encodeSendBufComplete, NO_SECTION, NVSP, NVSP_STATUS, NVSP_VERSION, OID, readU32LE, RECV_BUFFER_ID, RNDIS_CHANNEL, RNDIS_MSG,
-  RNDIS_PACKET_HEADER, RNDIS_STATUS, writeRndisPacket, writeU32LE, encodeRndisPacket, type RndisMessage,
+  RNDIS_PACKET_HEADER, RNDIS_STATUS, writeRndisPacket, writeU32LE, encodeRndisPacket, NET_TAP_STATUSES, type RndisMessage,
 } from './wire';
 
 const PAGE = 4096;
@@ -101,8 +100,6 @@ export interface NetvspOptions {
   taps?: TapRegistry;
 }
 
-/** What the injectors' outcomes become on a network adapter: NVSP statuses (a failed send). */
-export const NET_TAP_STATUSES: DeviceStatuses = { success: NVSP_STATUS.success, readOnly: NVSP_STATUS.fail, mediaError: NVSP_STATUS.fail, internal: NVSP_STATUS.fail };
 
 type Step = 'go' | 'drop' | 'complete';
 

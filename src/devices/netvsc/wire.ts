@@ -7,6 +7,7 @@
 // a skipped PPI, never a read outside the bytes given.
 
 import { SgringError } from '../../engine/errors';
+import type { DeviceStatuses } from '../../taps/event';
 
 export const NVSP = {
   init: 1, initComplete: 2,
@@ -19,6 +20,9 @@ export const NVSP = {
 export const NVSP_VERSION = { v1: 0x00002, v2: 0x30002, v4: 0x40000, v5: 0x50000, v6: 0x60000, v61: 0x60001 } as const;
 
 export const NVSP_STATUS = { none: 0, success: 1, fail: 2, protocolTooNew: 3, protocolTooOld: 4, invalidRndisPacket: 5, busy: 6, unsupported: 7 } as const;
+
+/** What the injectors' outcomes become on a network adapter: NVSP statuses (a failed send). */
+export const NET_TAP_STATUSES: DeviceStatuses = { success: NVSP_STATUS.success, readOnly: NVSP_STATUS.fail, mediaError: NVSP_STATUS.fail, internal: NVSP_STATUS.fail };
 
 /** Every NVSP message Linux sends is this long (the union's size); replies of 32 bytes or more are read. */
 export const NVSP_MESSAGE_BYTES = 40;
