@@ -88,28 +88,46 @@ describe('netvsc guest, netvsp host and the virtual switch', () => {
     expect(sw.list().map((p) => [p.name, p.counters.inFrames, p.counters.outFrames])).toEqual([['netvsp0', 2, 1], ['netvsp1', 1, 2]]);
   });
 
-  it('10^4 frames of mixed sizes A to B, small ones through send sections and large ones by page buffer: none lost, none corrupt, every section back', async () => {
-    const { a, b, settle } = await rig({ chimneyMax: 512 });
+  it('ARP, ICMP echo and 10^5 UDP frames of mixed sizes between two guests: small ones through send sections, large ones by page buffer; none lost, none corrupt', async () => {
+    const { a, b, host, guest, settle } = await rig({ chimneyMax: 512 });
+    // B is a tiny stack at 10.0.0.2: it answers ARP and echo requests, and checks every UDP datagram.
+    const sizes = [18, 22, 100, 469, 470, 471, 958, 1472]; // UDP payloads: frames of 60..1514 bytes
     let received = 0;
     let corrupt = 0;
-    const sizes = [60, 64, 128, 511, 512, 513, 1000, 1514];
     b.onReceive = (f) => {
-      const want = frame(b.mac, a.mac, sizes[received % sizes.length]!, received);
-      if (f.length !== want.length || f.some((x, i) => x !== want[i])) corrupt++;
-      received++;
+      if (f[12] === 0x08 && f[13] === 0x06 && f[21] === 1) b.send(arpReply(f, b.mac));
+      else if (f[23] === 1 && f[34] === 8) b.send(echoReply(f));
+      else if (f[23] === 17) {
+        const want = udp(b.mac, a.mac, sizes[received % sizes.length]!, received);
+        if (f.length !== want.length || f.some((x, i) => x !== want[i])) corrupt++;
+        received++;
+      }
     };
-    const total = 10_000;
+    let bMac: Uint8Array | null = null;
+    let echoed: Uint8Array | null = null;
+    a.onReceive = (f) => {
+      if (f[12] === 0x08 && f[13] === 0x06 && f[21] === 2) bMac = f.slice(22, 28);
+      else if (f[23] === 1 && f[34] === 0) echoed = f.slice();
+    };
+    a.send(arpRequest(a.mac));
+    settle(() => bMac !== null);
+    expect(bMac).toEqual(b.mac);
+    const ping = echoRequest(bMac!, a.mac, 7);
+    a.send(ping);
+    settle(() => echoed !== null);
+    expect(echoed!.subarray(42)).toEqual(ping.subarray(42)); // the payload came back
+    const total = 100_000;
     for (let sent = 0; sent < total;) {
-      if (a.send(frame(b.mac, a.mac, sizes[sent % sizes.length]!, sent))) sent++;
-      else settle(() => false); // flow control: the ring or the sections are full until the host catches up
+      if (a.send(udp(bMac!, a.mac, sizes[sent % sizes.length]!, sent))) sent++;
+      else for (let i = 0; i < 4; i++) (host.poll(), guest.poll()); // flow control: until the host catches up
     }
     settle(() => received >= total);
     expect({ received, corrupt }).toEqual({ received: total, corrupt: 0 });
-    expect(a.counters.txChimney).toBe(total * 5 / 8);
+    expect(a.counters.txChimney).toBe(total * 5 / 8 + 2);
     expect(a.counters.txPageBuffer).toBe(total * 3 / 8);
     expect(a.counters.txFailed).toBe(0);
-    expect(b.counters).toMatchObject({ rxFrames: total, rxBadRanges: 0, rxBadRndis: 0, rxBadPackets: 0 });
-  });
+    expect(b.counters).toMatchObject({ rxFrames: total + 2, rxBadRanges: 0, rxBadRndis: 0, rxBadPackets: 0 });
+  }, 60_000);
 
   it('the host takes the link down and up: the guest is told (INDICATE_STATUS), frames for a down link are dropped and counted', async () => {
     const { a, b, devB, settle } = await rig();
@@ -156,17 +174,56 @@ describe('netvsc guest, netvsp host and the virtual switch', () => {
 function arpRequest(src: Uint8Array): Uint8Array {
   return Uint8Array.from([...new Array(6).fill(0xff), ...src, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1, ...src, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
 }
-function udp(dst: Uint8Array, src: Uint8Array, payload: number): Uint8Array {
-  const ip = new Uint8Array(28 + payload);
-  ip.set([0x45, 0, ip.length >> 8, ip.length & 0xff, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
-  let sum = 0;
-  for (let i = 0; i < 20; i += 2) sum += (ip[i]! << 8) | ip[i + 1]!;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  ip[10] = ~sum >> 8 & 0xff;
-  ip[11] = ~sum & 0xff;
-  ip.set([0x30, 0x39, 0, 9, (8 + payload) >> 8, (8 + payload) & 0xff, 0, 0], 20); // UDP 12345 -> 9 (discard), no checksum
-  for (let i = 0; i < payload; i++) ip[28 + i] = i & 0xff;
+/** IPv4 from 10.0.0.1 to 10.0.0.2 with a correct header checksum around `body`. */
+function ipv4(dst: Uint8Array, src: Uint8Array, proto: number, body: Uint8Array): Uint8Array {
+  const ip = new Uint8Array(20 + body.length);
+  ip.set([0x45, 0, ip.length >> 8, ip.length & 0xff, 0, 1, 0x40, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+  const c = checksum(ip.subarray(0, 20));
+  ip[10] = c >> 8;
+  ip[11] = c & 0xff;
+  ip.set(body, 20);
   return Uint8Array.from([...dst, ...src, 0x08, 0x00, ...ip]);
+}
+function checksum(b: Uint8Array): number {
+  let sum = 0;
+  for (let i = 0; i < b.length; i += 2) sum += (b[i]! << 8) | (b[i + 1] ?? 0);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+/** A UDP datagram 12345 -> 9 (discard), no checksum, payload a pattern from `seed`. */
+function udp(dst: Uint8Array, src: Uint8Array, payload: number, seed = 0): Uint8Array {
+  const u = new Uint8Array(8 + payload);
+  u.set([0x30, 0x39, 0, 9, (8 + payload) >> 8, (8 + payload) & 0xff, 0, 0]);
+  for (let i = 0; i < payload; i++) u[8 + i] = (i * 7 + seed) & 0xff;
+  return ipv4(dst, src, 17, u);
+}
+function echoRequest(dst: Uint8Array, src: Uint8Array, seq: number): Uint8Array {
+  const m = new Uint8Array(8 + 56);
+  m.set([8, 0, 0, 0, 0x12, 0x34, seq >> 8, seq & 0xff]);
+  for (let i = 0; i < 56; i++) m[8 + i] = i;
+  const c = checksum(m);
+  m[2] = c >> 8;
+  m[3] = c & 0xff;
+  return ipv4(dst, src, 1, m);
+}
+/** The echo reply to an echo request frame: addresses swapped, type 0, checksum adjusted. */
+function echoReply(f: Uint8Array): Uint8Array {
+  const r = f.slice();
+  r.set(f.subarray(6, 12), 0);
+  r.set(f.subarray(0, 6), 6);
+  r.set(f.subarray(30, 34), 26);
+  r.set(f.subarray(26, 30), 30);
+  r[34] = 0;
+  r[36] = 0;
+  r[37] = 0;
+  const c = checksum(r.subarray(34));
+  r[36] = c >> 8;
+  r[37] = c & 0xff;
+  return r;
+}
+/** The ARP reply of `mac` (at the requested address) to a request frame. */
+function arpReply(f: Uint8Array, mac: Uint8Array): Uint8Array {
+  return Uint8Array.from([...f.subarray(6, 12), ...mac, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2, ...mac, ...f.subarray(38, 42), ...f.subarray(22, 28), ...f.subarray(28, 32)]);
 }
 
 describe('netvsc taps', () => {
