@@ -84,6 +84,26 @@ describe('netvsc guest against a hostile host', () => {
     expect(got).toEqual([100]);
   });
 
+  it('[H47] a send indirection table whose count is not 16 or whose entries overrun the message is refused and counted; a whole one is taken', async () => {
+    const { nic, hostCh, settle } = await rig();
+    const table = (count: number, offset: number, entries: number) => {
+      const m = new Uint8Array(12 + 4 * entries);
+      writeU32LE(m, 0, NVSP.sendIndirectionTable);
+      writeU32LE(m, 4, count);
+      writeU32LE(m, 8, offset);
+      for (let i = 0; i < entries; i++) writeU32LE(m, 12 + 4 * i, i & 1);
+      return m;
+    };
+    hostCh.send(table(17, 12, 17));
+    hostCh.send(table(0x40000000, 12, 16)); // count x 4 overflows 32 bits
+    hostCh.send(table(16, 12, 15)); // one entry short
+    settle();
+    expect([nic.counters.badIndirectionTables, nic.indirection]).toEqual([3, null]);
+    hostCh.send(table(16, 0xfffffff0, 16)); // a wrong offset with a whole table: read right after the header, as Linux does
+    settle();
+    expect(nic.indirection).toEqual(Array.from({ length: 16 }, (_, i) => i & 1));
+  });
+
   it('[H49] a frame longer than MTU + Ethernet header is dropped before it is handed on', async () => {
     const { nic, peer, settle, dev } = await rig({ recvSectionBytes: 4096 });
     const got: number[] = [];

@@ -15,14 +15,15 @@ import { haveTool } from '../util/tools';
 const MAC_A = '00:15:5d:00:00:0a';
 const MAC_B = '00:15:5d:00:00:0b';
 
-async function rig(o: { chimneyMax?: number; taps?: TapRegistry } = {}, taps?: TapRegistry) {
+async function rig(o: { chimneyMax?: number; taps?: TapRegistry; channels?: number } = {}, taps?: TapRegistry, subChannels = 0) {
   const core = loadCoreSync({ guestBytes: 32 << 20 });
   const transport = MessageTransport.create(core);
   const dma = IommuDomain.create(core, 'netvsp', { mode: 'identity' });
   const host = new HostBus(transport, { dma });
   const sw = new VirtualSwitch();
-  const devA = new NetvspDevice({ dma, mac: MAC_A, switch: sw, name: 'netvsp0', instanceId: instanceGuid(0xa), ...(taps ? { taps } : {}) });
-  const devB = new NetvspDevice({ dma, mac: MAC_B, switch: sw, name: 'netvsp1', instanceId: instanceGuid(0xb), ...(taps ? { taps } : {}) });
+  const more = { ...(taps ? { taps } : {}), ...(subChannels > 0 ? { subChannels: { bus: host, max: subChannels } } : {}) };
+  const devA = new NetvspDevice({ dma, mac: MAC_A, switch: sw, name: 'netvsp0', instanceId: instanceGuid(0xa), ...more });
+  const devB = new NetvspDevice({ dma, mac: MAC_B, switch: sw, name: 'netvsp1', instanceId: instanceGuid(0xb), ...more });
   host.offer(devA.offer());
   host.offer(devB.offer());
   const pages = pageAllocator(core);
@@ -160,6 +161,36 @@ describe('netvsc guest, netvsp host and the virtual switch', () => {
     settle(() => got.length >= 1);
     expect(got).toEqual([f]);
     expect(() => a.send([{ addr: pages(1), len: 10 }])).toThrow(/14\.\./);
+  });
+
+  it("sub-channels (vRSS): 4 channels per adapter, the host's indirection table spreads what A sends, flows spread over what B receives; every frame arrives", async () => {
+    const { a, b, settle, pages } = await rig({ channels: 4 }, undefined, 3);
+    expect([a.channels.length, b.channels.length]).toEqual([4, 4]);
+    expect(a.indirection).toEqual(Array.from({ length: 16 }, (_, i) => i % 4));
+    let got = 0;
+    b.onReceive = () => got++;
+    for (let flow = 0; flow < 64; flow++) {
+      const f = udp(b.mac, a.mac, 100, flow);
+      f[29] = flow; // the source address 10.0.0.x: a flow per address
+      while (!a.send(f)) settle(() => false);
+    }
+    settle(() => got >= 64);
+    expect(got).toBe(64);
+    for (const ch of a.channels) expect(ch.stats.packetsSent).toBeGreaterThan(0);
+    for (const ch of b.channels) expect(ch.stats.packetsReceived).toBeGreaterThan(0);
+    await a.detach();
+    await b.detach();
+    expect(pages.stats().usedPages).toBe(0);
+  });
+
+  it('[H47] a host without sub-channels, or asked for none: the adapter works on its primary alone', async () => {
+    const { a, b, settle } = await rig({ channels: 4 });
+    expect([a.channels.length, a.indirection]).toEqual([1, null]);
+    let got = 0;
+    b.onReceive = () => got++;
+    a.send(udp(b.mac, a.mac, 10));
+    settle(() => got >= 1);
+    expect(got).toBe(1);
   });
 
   it('detach revokes the buffers and gives every page back', async () => {

@@ -21,7 +21,7 @@ import {
   decodeInitComplete, decodeRecvBufComplete, decodeRndis, decodeSendBufComplete, encodeNdisConfig, encodeNvsp, encodeNvspInit, encodeRndisInitialize,
   encodeRndisKeepalive, encodeRndisPkt, encodeRndisPktComplete, encodeRndisQuery, encodeRndisSet, encodeSendBuffer, ndisVersionFor, NO_SECTION, NVSP,
   NVSP_STATUS, NVSP_VERSION, OID, PACKET_FILTER, ppiBytes, readU32LE, RECV_BUFFER_ID, RNDIS_CHANNEL, RNDIS_MSG, RNDIS_PACKET_HEADER, RNDIS_STATUS,
-  writeRndisPacket, writeU32LE, NET_TAP_STATUSES, type PacketInfo, type RndisMessage,
+  writeRndisPacket, writeU32LE, NET_TAP_STATUSES, flowHash, type PacketInfo, type RndisMessage,
 } from './wire';
 
 const PAGE = 4096;
@@ -39,6 +39,11 @@ export interface NetvscOptions {
   chimneyMax?: number;
   /** Deadline of each initialisation step and control request, in ms (default 5000). */
   timeoutMs?: number;
+  /**
+   * Channels to spread frames over: asks the host for channels - 1 sub-channels (NVSP 5 and
+   * later) and sends each flow on the channel the host's indirection table names (default 1).
+   */
+  channels?: number;
   /** Tap points netvsc:tx:submit (a frame before it is sent) and netvsc:rx:deliver (before onReceive); traces are the frames. */
   taps?: TapRegistry;
   /** Device instance name for taps and traces (default 'netvsc0'). */
@@ -77,6 +82,8 @@ export class NetvscDriver {
     rxOversize: 0,
     /** RNDIS completions for no outstanding request, and status indications. */
     strayCompletions: 0, indications: 0,
+    /** Sub-channel replies granting more than asked, and indirection tables refused [H47]. */
+    badSubChannelReplies: 0, badIndirectionTables: 0,
   };
   private recvGpa = 0;
   private recvBytes = 0;
@@ -93,6 +100,10 @@ export class NetvscDriver {
   private readonly pendingControl = new Map<number, (m: RndisMessage) => void>();
   private chimneyMax = 0;
   private closed = false;
+  /** The primary channel and the sub-channels that opened. */
+  readonly channels: GuestChannel<SendContext>[] = [];
+  /** The host's send indirection table (16 channel indices), once it sent one. */
+  indirection: number[] | null = null;
   /** Page-buffer sends in flight: first page's address -> pages. */
   private readonly pageSends = new Map<number, number>();
   /** The SEND_RNDIS_PKT of a section send, rewritten per frame (the ring copies it). */
@@ -115,6 +126,12 @@ export class NetvscDriver {
     }
   }
 
+  private adopt(ch: GuestChannel<SendContext>): void {
+    ch.onPacket = (p) => this.packet(ch, p);
+    ch.onCompletion = (ctx, err, p) => this.sent(ctx, err, p);
+    this.channels.push(ch);
+  }
+
   /** Runs a stage's taps on one frame: true to go on (after `wait` when one is returned). */
   private tapFrame(p: StagePoint, frame: Uint8Array): { go: boolean; wait: Promise<void> | null } {
     const o = this.taps!.run(p, {
@@ -126,12 +143,11 @@ export class NetvscDriver {
 
   /** Opens the offer's channel and brings the adapter up. */
   static async attach(bus: GuestBus, offer: Offer, opts: NetvscOptions): Promise<NetvscDriver> {
-    optionNames(opts, ['allocPages', 'versions', 'recvBufferBytes', 'sendBufferBytes', 'chimneyMax', 'timeoutMs', 'taps', 'name'], 'NetvscDriver.attach');
+    optionNames(opts, ['allocPages', 'versions', 'recvBufferBytes', 'sendBufferBytes', 'chimneyMax', 'timeoutMs', 'taps', 'name', 'channels'], 'NetvscDriver.attach');
     if (typeof opts?.allocPages?.free !== 'function') throw new SgringError('InvalidArgument', 'NetvscDriver.attach needs allocPages (a pageAllocator, which can free)');
     const ch = (await bus.open(offer)) as GuestChannel<SendContext>;
     const nic = new NetvscDriver(bus, ch, opts);
-    ch.onPacket = (p) => nic.packet(p);
-    ch.onCompletion = (ctx, err, p) => nic.sent(ctx, err, p);
+    nic.adopt(ch);
     try {
       await nic.init();
     } catch (e) {
@@ -181,6 +197,38 @@ export class NetvscDriver {
     const mtu = await this.query(OID.genMaximumFrameSize).catch(() => null);
     if (mtu && mtu.length >= 4) this.mtu = readU32LE(mtu, 0);
     await this.set(OID.genCurrentPacketFilter, PACKET_FILTER.directed | PACKET_FILTER.multicast | PACKET_FILTER.broadcast);
+    const want = (this.opts.channels ?? 1) - 1;
+    if (want > 0 && this.version >= NVSP_VERSION.v5) await this.openSubChannels(want);
+  }
+
+  /**
+   * SUBCHANNEL allocate, then open each sub-channel offered. A reply that fails, is short, or
+   * grants more than asked [H47] leaves the adapter on its primary channel alone.
+   */
+  private async openSubChannels(want: number): Promise<void> {
+    const r = await this.channel.call(encodeNvsp(NVSP.subchannel, 1, want), this.timeout);
+    if (r.length < 12 || readU32LE(r, 0) !== NVSP.subchannel || readU32LE(r, 4) !== NVSP_STATUS.success) return;
+    const n = readU32LE(r, 8);
+    if (n > want) {
+      this.counters.badSubChannelReplies++;
+      return;
+    }
+    const deadline = performance.now() + this.timeout;
+    const offers = () => this.bus.offers.subChannels(this.channel.offer);
+    while (offers().length < n && performance.now() < deadline) {
+      this.bus.poll();
+      await this.bus.waitForHost(10);
+    }
+    for (const o of offers().slice(0, n)) this.adopt((await this.bus.open(o)) as GuestChannel<SendContext>);
+  }
+
+  /** The channel a frame goes out on: its flow's entry of the indirection table (the primary before there is one). */
+  private laneFor(frame: Uint8Array): GuestChannel<SendContext> {
+    const chs = this.channels;
+    if (chs.length === 1) return this.channel;
+    const h = flowHash(frame);
+    const ch = chs[(this.indirection ? this.indirection[h & 15]! : h) % chs.length]!;
+    return ch.state === 'open' ? ch : this.channel;
   }
 
   private rid(): number {
@@ -276,7 +324,7 @@ export class NetvscDriver {
       const m = this.nvsp;
       writeU32LE(m, 8, section);
       writeU32LE(m, 12, bytes);
-      if (this.channel.request(m, section) === 0) {
+      if (this.laneFor(frame).request(m, section) === 0) {
         this.freeSections.push(section);
         return this.busy();
       }
@@ -289,7 +337,7 @@ export class NetvscDriver {
       writeU32LE(range, 0, bytes);
       for (let i = 0; i < pages; i++) writeU32LE(range, 8 + 8 * i, gpa / PAGE + i);
       this.pageSends.set(gpa, pages);
-      if (this.channel.requestGpa({ rangeBytes: range, rangeCount: 1 }, PAGE_BUFFER_SEND, -1 - gpa / PAGE) === 0) {
+      if (this.laneFor(frame).requestGpa({ rangeBytes: range, rangeCount: 1 }, PAGE_BUFFER_SEND, -1 - gpa / PAGE) === 0) {
         this.pageSends.delete(gpa);
         this.release(pages, gpa);
         return this.busy();
@@ -358,8 +406,9 @@ export class NetvscDriver {
   }
 
   /** Takes what the host sent: receive packets (frames, control completions, indications). */
-  private packet(p: ReceivedPacket): void {
-    if (p.type !== K.PKT_TYPE_RXBUF || p.transferPages === null) return; // in-band host messages (VF association...): nothing to do
+  private packet(ch: GuestChannel<SendContext>, p: ReceivedPacket): void {
+    if (p.type === K.PKT_TYPE_INBAND) return this.inband(p.payload());
+    if (p.type !== K.PKT_TYPE_RXBUF || p.transferPages === null) return;
     const x = p.transferPages;
     const msg = p.payload();
     let status: number = NVSP_STATUS.success;
@@ -379,7 +428,29 @@ export class NetvscDriver {
         if (!this.message(core.u8.subarray(base + r.byteOffset, base + r.byteOffset + r.byteCount))) status = NVSP_STATUS.fail;
       }
     }
-    if (p.completionRequested && (p.transactionIdLo | p.transactionIdHi) !== 0) this.channel.completeId(p.transactionIdLo, p.transactionIdHi, PKT_COMPLETE[status]!);
+    if (p.completionRequested && (p.transactionIdLo | p.transactionIdHi) !== 0) ch.completeId(p.transactionIdLo, p.transactionIdHi, PKT_COMPLETE[status]!);
+  }
+
+  /**
+   * A host message on its own: the send indirection table is taken when it is whole [H47] — 16
+   * entries, inside the message (the offset the host wrote, else right after the count and
+   * offset fields, as Linux does for NVSP 6 hosts that get it wrong); VF association and the
+   * rest are nothing to a synthetic-only adapter.
+   */
+  private inband(m: Uint8Array): void {
+    if (m.length < 12 || readU32LE(m, 0) !== NVSP.sendIndirectionTable) return;
+    const count = readU32LE(m, 4);
+    let offset = readU32LE(m, 8);
+    if (count !== 16) {
+      this.counters.badIndirectionTables++;
+      return;
+    }
+    if (offset > m.length - 64 || offset < 12) offset = 12;
+    if (m.length < offset + 64) {
+      this.counters.badIndirectionTables++;
+      return;
+    }
+    this.indirection = Array.from({ length: 16 }, (_, i) => readU32LE(m, offset + 4 * i));
   }
 
   /** One RNDIS message of a receive range; false when it failed a check [H44]-[H46]. */

@@ -11,6 +11,7 @@ import { SgringError } from '../../engine/errors';
 import { optionNames } from '../../core/args';
 import type { DmaDomain } from '../../memory/dma-domain';
 import type { HostChannel, HostOfferSpec } from '../../vmbus/host-channel';
+import type { HostBus } from '../../vmbus/host-bus';
 import type { ReceivedPacket } from '../../vmbus/received-packet';
 import type { Guid } from '../../vmbus/guid';
 import type { SwitchPort, VirtualSwitch } from './switch';
@@ -20,7 +21,7 @@ import {
   decodeNvspInit, decodeRndis, decodeRndisPkt, decodeSendBuffer, encodeInitComplete, encodeNvsp, encodeRecvBufComplete, encodeRndisIndicateStatus,
   encodeRndisInitializeComplete, encodeRndisKeepaliveComplete, encodeRndisPktComplete, encodeRndisQueryComplete, encodeRndisResetComplete,
   encodeRndisSetComplete, encodeSendBufComplete, NO_SECTION, NVSP, NVSP_STATUS, NVSP_VERSION, OID, readU32LE, RECV_BUFFER_ID, RNDIS_CHANNEL, RNDIS_MSG,
-  RNDIS_PACKET_HEADER, RNDIS_STATUS, writeRndisPacket, writeU32LE, encodeRndisPacket, NET_TAP_STATUSES, type RndisMessage,
+  RNDIS_PACKET_HEADER, RNDIS_STATUS, writeRndisPacket, writeU32LE, encodeRndisPacket, flowHash, NET_TAP_STATUSES, type RndisMessage,
 } from './wire';
 
 const PAGE = 4096;
@@ -98,7 +99,10 @@ export interface NetvspOptions {
   name?: string;
   /** Tap points netvsc:tx:decode|execute, netvsc:rx:post, netvsc:ctl:decode; traces are the frames. */
   taps?: TapRegistry;
+  /** Sub-channels (vRSS): the bus to offer them on and how many at most (NVSP 5 and later). */
+  subChannels?: { bus: HostBus; max: number };
 }
+
 
 
 type Step = 'go' | 'drop' | 'complete';
@@ -112,6 +116,11 @@ interface NicState {
   send: GuestBuffer | null;
   sendSection: number;
   packetFilter: number;
+}
+
+/** One open channel of the adapter (the primary, then sub-channels) with its own receive queue. */
+interface Lane {
+  ch: HostChannel<number[]>;
   /** Filled receive sections whose transfer-page packet found the ring full: [section, bytes], sent in order once it drains. */
   backlog: number[];
 }
@@ -159,8 +168,11 @@ export class NetvspDevice {
   private readonly linkSpeed: number;
   private readonly mtu: number;
   private readonly instanceId: Guid | undefined;
-  private ch: HostChannel<number[]> | null = null;
+  /** The open channels: the primary first, then the sub-channels as they open. */
+  private readonly lanes: Lane[] = [];
   private st: NicState | null = null;
+  private readonly subChannels: { bus: HostBus; max: number } | null;
+  private offeredSubChannels = 0;
   private linkUp = true;
   private readonly taps: TapRegistry | null;
   private points: { txDecode: StagePoint; txExecute: StagePoint; rxPost: StagePoint; ctlDecode: StagePoint } | null = null;
@@ -171,7 +183,11 @@ export class NetvspDevice {
   private readonly rxMessage = encodeNvsp(NVSP.sendRndisPkt, RNDIS_CHANNEL.data, NO_SECTION, 0);
 
   constructor(opts: NetvspOptions) {
-    optionNames(opts, ['dma', 'mac', 'switch', 'instanceId', 'versions', 'recvSectionBytes', 'sendSectionBytes', 'linkSpeed', 'mtu', 'name', 'taps'], 'NetvspDevice');
+    optionNames(opts, ['dma', 'mac', 'switch', 'instanceId', 'versions', 'recvSectionBytes', 'sendSectionBytes', 'linkSpeed', 'mtu', 'name', 'taps', 'subChannels'], 'NetvspDevice');
+    if (opts.subChannels !== undefined && (!opts.subChannels.bus || !Number.isInteger(opts.subChannels.max) || opts.subChannels.max < 0 || opts.subChannels.max > 63)) {
+      throw new SgringError('InvalidArgument', 'subChannels is { bus: HostBus, max: 0..63 }');
+    }
+    this.subChannels = opts.subChannels ?? null;
     if (!opts?.dma) throw new SgringError('InvalidArgument', 'NetvspDevice needs the DMA domain (opts.dma)');
     this.dma = opts.dma;
     this.mac = parseMac(opts.mac);
@@ -243,19 +259,28 @@ export class NetvspDevice {
   }
 
   private attach(ch: HostChannel<number[]>): void {
-    if (ch.offer.subChannelIndex !== 0) return; // sub-channels: not offered yet
-    this.ch = ch;
-    this.st = { version: 0, recv: null, recvSection: 0, free: [], send: null, sendSection: 0, packetFilter: 0, backlog: [] };
-    const st = this.st;
+    const sub = ch.offer.subChannelIndex !== 0;
+    if (sub && this.st === null) return; // a sub-channel of an adapter that never opened
+    if (!sub) {
+      this.lanes.length = 0;
+      this.st = { version: 0, recv: null, recvSection: 0, free: [], send: null, sendSection: 0, packetFilter: 0 };
+    }
+    const st = this.st!;
+    const lane: Lane = { ch, backlog: [] };
+    this.lanes.push(lane);
     ch.onPacket = (p) => this.handle(ch, st, p);
     // A receive packet's completion gives its sections back (an error: the channel ended), and the
     // guest has read ring space free: what waited for it goes now.
     ch.onCompletion = (sections, err) => {
       for (const s of sections) st.free.push(s);
-      if (err === null && st.backlog.length > 0) this.drain(ch, st);
+      if (err === null && lane.backlog.length > 0) this.drain(lane);
     };
     ch.onClose = () => {
-      if (this.ch === ch) this.ch = null;
+      const i = this.lanes.indexOf(lane);
+      if (i >= 0) this.lanes.splice(i, 1);
+      for (let k = 0; k < lane.backlog.length; k += 2) st.free.push(lane.backlog[k]!);
+      lane.backlog.length = 0;
+      if (!sub) this.offeredSubChannels = 0;
     };
   }
 
@@ -295,8 +320,10 @@ export class NetvspDevice {
       case NVSP.revokeRecvBuf:
         st.recv = null;
         st.free = [];
-        st.backlog = [];
+        for (const l of this.lanes) l.backlog.length = 0;
         return EMPTY;
+      case NVSP.subchannel:
+        return this.allocateSubChannels(ch, st, msg);
       case NVSP.revokeSendBuf:
         st.send = null;
         return EMPTY;
@@ -304,6 +331,26 @@ export class NetvspDevice {
         this.counters.unknownMessages++;
         return PKT_COMPLETE[NVSP_STATUS.unsupported]!;
     }
+  }
+
+  /**
+   * SUBCHANNEL (allocate): as many as asked up to the maximum, offered after the answer (as
+   * Hyper-V does), then the send indirection table spreading the guest's transmit over them.
+   */
+  private allocateSubChannels(ch: HostChannel<number[]>, st: NicState, msg: Uint8Array): Uint8Array {
+    const want = msg.length >= 12 && readU32LE(msg, 4) === 1 ? readU32LE(msg, 8) : 0;
+    const n = Math.min(want, (this.subChannels?.max ?? 0) - this.offeredSubChannels);
+    if (!this.subChannels || ch.offer.subChannelIndex !== 0 || st.version < NVSP_VERSION.v5 || n <= 0) {
+      this.counters.badRequests++;
+      return encodeNvsp(NVSP.subchannel, NVSP_STATUS.fail, 0);
+    }
+    this.subChannels.bus.offerSubChannels(ch.offer.relid, n);
+    this.offeredSubChannels += n;
+    const t = new Uint8Array(12 + 64); // type, count 16, offset 12 (from the message's start), the table
+    t.set(encodeNvsp(NVSP.sendIndirectionTable, 16, 12).subarray(0, 12));
+    for (let i = 0; i < 16; i++) writeU32LE(t, 12 + 4 * i, i % (1 + this.offeredSubChannels));
+    ch.send(t);
+    return encodeNvsp(NVSP.subchannel, NVSP_STATUS.success, n);
   }
 
   private takeRecvBuffer(ch: HostChannel<number[]>, st: NicState, msg: Uint8Array): Uint8Array {
@@ -524,9 +571,13 @@ export class NetvspDevice {
 
   /** Writes `message`, or an RNDIS PACKET around `frame`, into a free receive section and hands it over. */
   private toGuest(message: Uint8Array | null, frame: Uint8Array | null): boolean {
-    const ch = this.ch;
+    const lanes = this.lanes;
+    // Control answers on the primary; frames spread over the open channels by flow (the addresses
+    // of an IPv4 frame, else the MAC addresses), so one flow stays on one channel and in order.
+    const lane = lanes.length > 1 && frame ? lanes[flowHash(frame) % lanes.length]! : lanes[0];
+    const ch = lane?.ch;
     const st = this.st;
-    if (!ch || ch.state !== 'open' || !st?.recv) {
+    if (!lane || !ch || ch.state !== 'open' || !st?.recv) {
       this.counters.rxNotReady++;
       return false;
     }
@@ -549,8 +600,8 @@ export class NetvspDevice {
       return false;
     }
     // In order: behind whatever already waits for ring space (the filled sections bound the wait).
-    if (st.backlog.length > 0 || !this.hand(ch, s, bytes)) {
-      st.backlog.push(s, bytes);
+    if (lane.backlog.length > 0 || !this.hand(ch, s, bytes)) {
+      lane.backlog.push(s, bytes);
       this.counters.rxQueued++;
     }
     return true;
@@ -563,9 +614,10 @@ export class NetvspDevice {
   }
 
   /** Sends what waited for ring space, in order, until the ring is full again. */
-  private drain(ch: HostChannel<number[]>, st: NicState): void {
+  private drain(lane: Lane): void {
+    const b = lane.backlog;
     let i = 0;
-    while (i < st.backlog.length && this.hand(ch, st.backlog[i]!, st.backlog[i + 1]!)) i += 2;
-    st.backlog.splice(0, i);
+    while (i < b.length && this.hand(lane.ch, b[i]!, b[i + 1]!)) i += 2;
+    b.splice(0, i);
   }
 }

@@ -414,3 +414,11 @@ export function decodeRndisPacket(b: Uint8Array): { type: typeof RNDIS_MSG.packe
   }
   return { type: RNDIS_MSG.packet, frame: b.subarray(8 + dataOffset, 8 + dataOffset + dataLen), ppi };
 }
+
+/** A frame's flow for spreading over channels: a hash of its IPv4 addresses (else its MAC addresses). */
+export function flowHash(f: Uint8Array): number {
+  const ipv4 = f.length >= 34 && f[12] === 0x08 && f[13] === 0x00;
+  let h = 0x811c9dc5;
+  for (let i = ipv4 ? 26 : 0, end = ipv4 ? 34 : 12; i < end; i++) h = Math.imul(h ^ f[i]!, 0x01000193);
+  return h >>> 0;
+}
