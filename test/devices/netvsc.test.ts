@@ -130,6 +130,20 @@ describe('netvsc guest, netvsp host and the virtual switch', () => {
     expect(b.counters).toMatchObject({ rxFrames: total + 2, rxBadRanges: 0, rxBadRndis: 0, rxBadPackets: 0 });
   }, 60_000);
 
+  it('flow control: sends refused when every section is in flight; onWritable fires once a completion frees one, and the frames all arrive', async () => {
+    const { a, b, settle } = await rig();
+    let got = 0;
+    b.onReceive = () => got++;
+    let sent = 0;
+    while (a.send(frame(b.mac, a.mac, 60, sent))) sent++;
+    expect(a.counters.txBusy).toBe(1);
+    let woken = 0;
+    a.onWritable = () => woken++;
+    settle(() => got >= sent);
+    expect([got, woken]).toEqual([sent, 1]);
+    expect(a.send(frame(b.mac, a.mac, 60, 0))).toBe(true);
+  });
+
   it('the host takes the link down and up: the guest is told (INDICATE_STATUS), frames for a down link are dropped and counted', async () => {
     const { a, b, devB, settle } = await rig();
     const seen: boolean[] = [];

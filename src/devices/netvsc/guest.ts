@@ -67,6 +67,9 @@ export class NetvscDriver {
   onReceive: ((frame: Uint8Array, info: PacketInfo) => void) | null = null;
   /** Called when the host indicates a link change. */
   onLink: ((up: boolean) => void) | null = null;
+  /** Called once after a refused send (false) when a completion has freed room: send again then (the queue's wake). */
+  onWritable: (() => void) | null = null;
+  private stopped = false;
   readonly counters = {
     txFrames: 0, txBytes: 0,
     /** Sends through a send-buffer section, and by page buffer. */
@@ -382,6 +385,7 @@ export class NetvscDriver {
 
   private busy(): boolean {
     this.counters.txBusy++;
+    this.stopped = true;
     return false;
   }
 
@@ -402,6 +406,10 @@ export class NetvscDriver {
     if (err === null && p !== null) {
       const m = p.payload();
       if (m.length < 8 || readU32LE(m, 0) !== NVSP.sendRndisPktComplete || readU32LE(m, 4) !== NVSP_STATUS.success) this.counters.txFailed++;
+    }
+    if (this.stopped) {
+      this.stopped = false;
+      this.onWritable?.();
     }
   }
 
