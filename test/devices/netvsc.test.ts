@@ -181,6 +181,8 @@ describe('netvsc guest, netvsp host and the virtual switch', () => {
     const { a, b, settle, pages } = await rig({ channels: 4 }, undefined, 3);
     expect([a.channels.length, b.channels.length]).toEqual([4, 4]);
     expect(a.indirection).toEqual(Array.from({ length: 16 }, (_, i) => i % 4));
+    const caps = await a.query(0x00010203); // OID_GEN_RECEIVE_SCALE_CAPABILITIES: 4 receive queues
+    expect([caps[0], caps[1], caps[2], caps[12]]).toEqual([0x88, 2, 18, 4]);
     let got = 0;
     b.onReceive = () => got++;
     for (let flow = 0; flow < 64; flow++) {

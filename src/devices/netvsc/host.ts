@@ -531,6 +531,20 @@ export class NetvspDevice {
       case OID.genMediaInUse: return u32(0); // ready; 802.3
       case OID.genVendorId: return u32(0x00155d); // Microsoft's OUI, as Hyper-V reports
       case OID.genMaximumSendPackets: return u32(8);
+      case OID.genRssCapabilities: {
+        if (!this.subChannels) return null;
+        // NDIS RSS capabilities (object type 0x88, revision 2, 18 bytes): Toeplitz over IPv4/IPv6
+        // TCP, as many queues and interrupt messages as channels, a 128-entry indirection table.
+        const b = new Uint8Array(18);
+        b[0] = 0x88;
+        b[1] = 2;
+        b[2] = 18;
+        writeU32LE(b, 4, 0x100 | 0x200 | 0x400);
+        writeU32LE(b, 8, this.subChannels.max + 1);
+        writeU32LE(b, 12, this.subChannels.max + 1);
+        b[16] = 128;
+        return b;
+      }
       default: return null;
     }
   }
