@@ -1,0 +1,121 @@
+// A real Linux kernel as the peer of a device test (spec/linux-guest.md): Debian's own kernel,
+// downloaded once into a cache folder, booted under QEMU (TCG) with a busybox initramfs that
+// loads the modules asked for, runs one shell script and powers off, printing the script's exit
+// code after a marker. Host sockets only on 127.0.0.1; QEMU is ended by pid.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+export interface LinuxKernel {
+  vmlinuz: string;
+  /** The extracted package root (lib/modules/VERSION inside). */
+  root: string;
+  version: string;
+}
+
+/** Why a Linux guest cannot run here (qemu, busybox-static, cpio, apt missing), or null. */
+export function linuxGuestMissing(): string | null {
+  for (const [cmd, args, pkg] of [['qemu-system-x86_64', ['--version'], 'qemu-system-x86'], ['cpio', ['--version'], 'cpio'], ['depmod', ['--version'], 'kmod']] as const) {
+    if (spawnSync(cmd, args).status !== 0) return `${cmd} is not installed (apt-get install ${pkg})`;
+  }
+  if (!existsSync('/bin/busybox') || !/statically linked/.test(spawnSync('file', ['/bin/busybox'], { encoding: 'utf8' }).stdout ?? 'statically linked')) return 'a static /bin/busybox is needed (apt-get install busybox-static)';
+  return null;
+}
+
+/** Debian's kernel (the package linux-image-amd64 depends on), fetched and unpacked once into `cache`. */
+export function prepareKernel(cache = process.env.SGRING_LINUX_CACHE ?? join(tmpdir(), 'sgring-linux')): LinuxKernel {
+  const root = join(cache, 'root');
+  if (!existsSync(join(root, 'boot'))) {
+    mkdirSync(cache, { recursive: true });
+    const deps = execFileSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8' });
+    const pkg = /Depends: (linux-image-\d\S*)/.exec(deps)?.[1];
+    if (!pkg) throw new Error(`no kernel package behind linux-image-amd64:\n${deps}`);
+    execFileSync('apt-get', ['download', pkg], { cwd: cache, stdio: 'ignore' });
+    const deb = readdirSync(cache).find((f) => f.startsWith(pkg) && f.endsWith('.deb'))!;
+    execFileSync('dpkg-deb', ['-x', join(cache, deb), root]);
+    rmSync(join(cache, deb));
+    const v = readdirSync(join(root, 'lib/modules'))[0]!;
+    execFileSync('depmod', ['-b', root, v]);
+  }
+  const version = readdirSync(join(root, 'lib/modules'))[0]!;
+  return { vmlinuz: join(root, 'boot', `vmlinuz-${version}`), root, version };
+}
+
+/** `modules` (names such as 'virtio_net') with everything they need, dependencies first, as paths under lib/modules/VERSION. */
+function withDependencies(k: LinuxKernel, modules: string[]): string[] {
+  const dep = new Map<string, string[]>();
+  for (const line of readFileSync(join(k.root, 'lib/modules', k.version, 'modules.dep'), 'utf8').split('\n')) {
+    const [m, rest] = line.split(':');
+    if (m) dep.set(m, rest!.trim().split(/\s+/).filter(Boolean));
+  }
+  const byName = new Map([...dep.keys()].map((p) => [p.slice(p.lastIndexOf('/') + 1).replace(/\.ko.*$/, '').replace(/-/g, '_'), p]));
+  const order: string[] = [];
+  const visit = (p: string) => {
+    if (order.includes(p)) return;
+    for (const d of dep.get(p) ?? []) visit(d);
+    order.push(p);
+  };
+  for (const m of modules) {
+    const p = byName.get(m.replace(/-/g, '_'));
+    if (!p) throw new Error(`module ${m} is not in ${k.version}`);
+    visit(p);
+  }
+  return order;
+}
+
+/** An initramfs: busybox, the modules (loaded in order by /init), and /script.sh, whose exit code /init prints after "SGRING-EXIT". */
+export function initramfs(k: LinuxKernel, modules: string[], script: string): { path: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'sgring-initrd-'));
+  const tree = join(dir, 'tree');
+  for (const d of ['bin', 'proc', 'sys', 'dev', 'lib/modules', 'tmp']) mkdirSync(join(tree, d), { recursive: true });
+  copyFileSync('/bin/busybox', join(tree, 'bin/busybox'));
+  const order = withDependencies(k, modules);
+  for (const m of order) {
+    const to = join(tree, 'lib/modules', m);
+    mkdirSync(dirname(to), { recursive: true });
+    copyFileSync(join(k.root, 'lib/modules', k.version, m), to);
+  }
+  writeFileSync(join(tree, 'init'), [
+    '#!/bin/busybox sh',
+    '/bin/busybox --install -s /bin',
+    'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev',
+    ...order.map((m) => `insmod /lib/modules/${m}`),
+    'sh /script.sh; echo "SGRING-EXIT $?"',
+    'poweroff -f',
+    '',
+  ].join('\n'));
+  chmodSync(join(tree, 'init'), 0o755);
+  writeFileSync(join(tree, 'script.sh'), script);
+  const path = join(dir, 'initrd.cpio');
+  execFileSync('sh', ['-c', `cd '${tree}' && find . | cpio -o -H newc --quiet > '${path}'`]);
+  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Boots `k` with `initrd` under QEMU (TCG, 256 MiB, serial console on stdout) plus `args`, while
+ * `tick` runs between event-loop turns (the Node side of the devices). Resolves with the console
+ * output and the script's exit code (null when the marker never came: a crash or the timeout).
+ */
+export async function bootLinux(k: LinuxKernel, initrd: string, args: string[], o: { timeoutMs: number; tick?: () => void }): Promise<{ output: string; code: number | null }> {
+  const qemu = spawn('qemu-system-x86_64', [
+    '-accel', 'tcg', '-cpu', 'max', '-m', '256', '-smp', '1', '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio', '-no-reboot',
+    '-kernel', k.vmlinuz, '-initrd', initrd, '-append', 'console=ttyS0 panic=-1 quiet', ...args,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  qemu.stdout.on('data', (d) => (output += d));
+  qemu.stderr.on('data', (d) => (output += d));
+  let exited = false;
+  qemu.once('exit', () => (exited = true));
+  const deadline = performance.now() + o.timeoutMs;
+  while (!exited && performance.now() < deadline) {
+    o.tick?.();
+    await new Promise((r) => setTimeout(r, 1)); // the CPU is QEMU's meanwhile
+  }
+  if (!exited) {
+    qemu.kill('SIGKILL');
+    await new Promise((r) => qemu.once('exit', r));
+  }
+  const m = /SGRING-EXIT (\d+)/.exec(output);
+  return { output, code: m ? Number(m[1]) : null };
+}
