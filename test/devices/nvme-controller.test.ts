@@ -165,6 +165,52 @@ describe('NVMe controller: I/O', () => {
     expect((await h.cmd(1, h.read(1, 0, 1, 0x10_0002, 0))).status & 0xff).toBe(0x13); // PRP offset invalid
   });
 
+  it('[H24] a PRP list or an SGL segment in memory the device may not read is a Data Transfer Error; nothing moves', async () => {
+    const h = new Host();
+    h.enable();
+    await h.createQueuePair(1);
+    h.core.u8.fill(0x5a, h.disk.ptr, h.disk.ptr + 32 * 512);
+    const u64 = (gpa: number, v: number) => h.core.dv.setBigUint64(h.core.guestBase + gpa, BigInt(v), true);
+    // A list page the device has no read grant on.
+    const b = h.buffer(3 * PAGE);
+    h.dma.unmap(b.prp2, PAGE);
+    expect((await h.cmd(1, h.read(1, 0, 24, b.prp1, b.prp2))).status).toBe(NVME_SC.dataTransferError);
+    expect(h.guest(b.gpa, 3 * PAGE).every((x) => x === 0)).toBe(true);
+    // A chained list: PRP2 points 16 bytes before the end of a readable page, so its second entry
+    // chains to a page the device may only write.
+    const data = h.pages(4);
+    const [l1, l2] = [h.pages(1), h.pages(1)];
+    u64(l1 + PAGE - 16, data + PAGE);
+    u64(l1 + PAGE - 8, l2);
+    u64(l2, data + 2 * PAGE);
+    u64(l2 + 8, data + 3 * PAGE);
+    expect((await h.cmd(1, h.read(1, 0, 32, data, l1 + PAGE - 16))).status).toBe(0);
+    expect(h.guest(data, 4 * PAGE).every((x) => x === 0x5a)).toBe(true);
+    h.guest(data, 4 * PAGE).fill(0);
+    h.dma.map(l2, PAGE, { read: false, write: true });
+    expect((await h.cmd(1, h.read(1, 0, 32, data, l1 + PAGE - 16))).status).toBe(NVME_SC.dataTransferError);
+    expect(h.guest(data, 4 * PAGE).every((x) => x === 0)).toBe(true);
+    // SGL: a Last Segment descriptor pointing at an unreadable segment list.
+    const seg = h.pages(1);
+    const dst = h.pages(1);
+    u64(seg, dst);
+    h.core.dv.setUint32(h.core.guestBase + seg + 8, 4096, true);
+    h.dma.unmap(seg, PAGE);
+    const sgl = h.read(1, 0, 8, 0, 0);
+    sgl[1] = 0x40; // PSDT 01: SGL
+    new DataView(sgl.buffer).setBigUint64(24, BigInt(seg), true);
+    new DataView(sgl.buffer).setUint32(32, 16, true);
+    sgl[39] = 0x30; // Last Segment descriptor
+    expect((await h.cmd(1, sgl)).status).toBe(NVME_SC.dataTransferError);
+    expect(h.guest(dst, PAGE).every((x) => x === 0)).toBe(true);
+    h.dma.map(seg, PAGE); // granted: the same command now reads
+    const again = h.read(1, 0, 8, 0, 0);
+    again.set(sgl.subarray(1, 2), 1);
+    again.set(sgl.subarray(24, 40), 24);
+    expect((await h.cmd(1, again)).status).toBe(0);
+    expect(h.guest(dst, PAGE).every((x) => x === 0x5a)).toBe(true);
+  });
+
   it('a read-only disk refuses writes with Namespace Is Write Protected', async () => {
     const h = new Host({ readOnly: true });
     h.enable();

@@ -12,6 +12,7 @@ import {
   reincarnation, SgringError, TapRegistry, temperamental, traceTap, vendorCommand, type NvmeDriverOptions,
 } from '../../src/index';
 import { haveTool } from '../util/tools';
+import { cqeImage, postCqe } from '../../src/devices/nvme/queues';
 
 function rig(o: { taps?: TapRegistry; blocks?: number; driver?: Partial<NvmeDriverOptions>; grant?: boolean } = {}) {
   const core = loadCoreSync({ guestBytes: 64 << 20 });
@@ -54,8 +55,8 @@ describe('NvmeDriver over NvmeController', () => {
     expect(pages.stats().usedPages).toBe(before);
   });
 
-  it('reads and writes straight to the caller\'s guest segments: PRPs when the list obeys the rule, bounced where it does not', async () => {
-    const { drv, core, disk } = rig();
+  it.each(['auto', 'prp'] as const)('reads and writes straight to the caller\'s guest segments: PRPs when the list obeys the rule, else an SGL (dataPointer %s: bounced)', async (dataPointer) => {
+    const { drv, core, disk } = rig({ driver: { dataPointer } });
     await drv.init();
     const g = (gpa: number, n: number) => core.u8.subarray(core.guestBase + gpa, core.guestBase + gpa + n);
     // Legal for PRPs: a dword-aligned start running to its page end, then whole pages elsewhere.
@@ -78,6 +79,8 @@ describe('NvmeDriver over NvmeController', () => {
     }
     await drv.write(1, 80, 16, odd);
     expect(firstDiff(await drv.read(1, 80, 16), data)).toBe(-1);
+    // The SGL path copies nothing; the PRP path bounces what the plan says, the same in both directions.
+    expect([drv.stats.sglCommands, drv.stats.bouncedBytes > 0]).toEqual(dataPointer === 'auto' ? [2, false] : [0, true]);
     expect(await codeOf(drv.read(1, 0, 2, [{ addr: 0x3a0_0000, len: 512 }]))).toBe('InvalidArgument'); // 512 bytes for 2 blocks
     expect(await codeOf(drv.write(1, 0, 2, new Uint8Array(512)))).toBe('InvalidArgument');
   });
@@ -90,11 +93,62 @@ describe('NvmeDriver over NvmeController', () => {
     expect(await codeOf(drv.write(1, 0, new Uint8Array(100)))).toBe('InvalidArgument');
     expect(await codeOf(drv.read(1, -1, 1))).toBe('InvalidArgument');
     expect(await codeOf(new NvmeDriver(loadCoreSync(), { mmioRead: () => 0, mmioWrite: () => {} }, { allocPages: () => 0 }).read(1, 0, 1))).toBe('InvalidArgument');
+    expect(() => new NvmeDriver(loadCoreSync(), { mmioRead: () => 0, mmioWrite: () => {} }, { allocPages: () => 0, dataPointer: 'sgl' as 'auto' })).toThrow(/dataPointer/);
   });
 
   it('a controller that will not come ready (admin queue not granted to the device) fails init with NvmeControllerFailed', async () => {
     const { drv } = rig({ grant: false });
     expect(await codeOf(drv.init())).toBe('NvmeControllerFailed');
+  });
+});
+
+describe('NvmeDriver against a controller that misbehaves', () => {
+  it('[H57] more commands than the queue holds wait for a free command id; every one completes, in order of submission', async () => {
+    const { drv, core, disk } = rig({ driver: { ioQueues: 1, queueDepth: 4 } });
+    await drv.init();
+    core.u8.set(pattern(200 * 512, 9), disk.ptr);
+    const reads = Array.from({ length: 200 }, (_, i) => drv.read(1, i, 1));
+    const got = await Promise.all(reads);
+    got.forEach((b, i) => expect(firstDiff(b, pattern(200 * 512, 9).subarray(i * 512, (i + 1) * 512))).toBe(-1));
+    await Promise.all(Array.from({ length: 50 }, (_, i) => drv.write(1, 1000 + i, pattern(512, i))));
+    for (let i = 0; i < 50; i++) expect(firstDiff(core.u8.slice(disk.ptr + (1000 + i) * 512, disk.ptr + (1001 + i) * 512), pattern(512, i))).toBe(-1);
+  });
+
+  it('[H59] CQEs with a CID not outstanding, a duplicate CID, another SQ ID or an SQ head out of range are ignored and counted', async () => {
+    const taps = new TapRegistry();
+    const { drv, ctrl, dma } = rig({ taps, driver: { ioQueues: 1, queueDepth: 8, timeoutMs: 60_000 } });
+    await drv.init();
+    await drv.read(1, 0, 1); // completes with cid 0, which goes back to the top of the free list
+    let reached = () => {};
+    const held = new Promise<void>((r) => (reached = r));
+    taps.attach('nvme:io:decode', () => reached());
+    taps.attach('nvme:io:decode', drop({ rate: 1, seed: 1, kinds: ['read'] }));
+    const pending = drv.read(1, 1, 1); // cid 0 again, held by the device
+    await held;
+    const cq = ctrl.cqs.get(1)!;
+    const inject = (...c: Uint8Array[]) => {
+      for (const x of c) postCqe(dma, cq, x);
+      ctrl.onInterrupt!(1);
+    };
+    // cid 5 never issued; cid 0 on SQ 3; cid 0 with SQHD 0xffff: none settles the held read.
+    inject(cqeImage(0, 1, 1, 5, 0), cqeImage(0, 1, 3, 0, 0), cqeImage(0, 0xffff, 1, 0, 0));
+    expect(drv.stats.bogusCompletions).toBe(3);
+    inject(cqeImage(0, 2, 1, 0, 0)); // a well-formed completion for cid 0 settles it
+    await pending;
+    inject(cqeImage(0, 2, 1, 0, 0)); // the same CID again: a duplicate
+    expect(drv.stats.bogusCompletions).toBe(4);
+  });
+
+  it('[H59] CAP.TO = 0, CAP.MQES = 0xFFFF and a CSTS.RDY that never sets: init fails with NvmeControllerFailed within a bounded wait', async () => {
+    const { ctrl, pages, core } = rig();
+    const liar = {
+      mmioRead: (off: number, size: 4 | 8) => (off === 0 ? (BigInt(ctrl.mmioRead(0, 8)) & ~0xff00ffffn) | 0xffffn : off === 0x1c ? 0 : ctrl.mmioRead(off, size)),
+      mmioWrite: (off: number, size: 4 | 8, v: number | bigint) => ctrl.mmioWrite(off, size, v),
+    };
+    const drv = new NvmeDriver(core, liar, { allocPages: pages });
+    const t = performance.now();
+    expect(await codeOf(drv.init())).toBe('NvmeControllerFailed');
+    expect(performance.now() - t).toBeLessThan(3000);
   });
 });
 

@@ -55,6 +55,8 @@ interface Stages {
   fetch: StagePoint; decode: StagePoint; execute: StagePoint; writeback: StagePoint;
 }
 
+/** Memory page size the walks use (CC.MPS 0: MPSMIN = MPSMAX). */
+const PAGE = 4096;
 const EVENT_ERROR = 0;
 const INFO_INVALID_DOORBELL = 1;
 const INFO_INVALID_DOORBELL_VALUE = 2;
@@ -557,7 +559,54 @@ export class NvmeController implements ControllerContext {
       ? walkPrp(this.core, { prp1: c.u64(24), prp2: c.u64(32), ...opts })
       : psdt === 3 ? null : walkSgl(this.core, { sgl1: c.sqe.subarray(24, 40), ...opts });
     if (r === null) return NVME_SC.invalidField;
-    return r.ok ? r.segments : r.status.field;
+    if (!r.ok) return r.status.field;
+    // The walker reads PRP list pages and SGL segments from the guest window; whether the device may
+    // read them is the DMA domain's to say, before any data moves ([H24] for list memory).
+    return this.listsReadable(c, length, psdt) ? r.segments : NVME_SC.dataTransferError;
+  }
+
+  /** True when every PRP list entry or SGL segment a walk of `c` read is readable through the DMA domain. */
+  private listsReadable(c: Command, length: number, psdt: number): boolean {
+    try {
+      if (psdt === 0) {
+        const prp1 = Number(c.u64(24));
+        const first = PAGE - (prp1 % PAGE);
+        if (length <= first + PAGE) return true; // PRP2 is data or unused
+        let entries = Math.ceil((length - first) / PAGE);
+        let at = Number(c.u64(32));
+        for (;;) {
+          const slots = (PAGE - (at % PAGE)) / 8;
+          if (entries <= slots) {
+            this.dma.translate(at, entries * 8, 'read');
+            return true;
+          }
+          this.dma.translate(at, slots * 8, 'read');
+          entries -= slots - 1;
+          at = Number(this.readU64(at + (slots - 1) * 8));
+        }
+      }
+      // SGL: follow Segment (2) / Last Segment (3) descriptors; each names a list whose last descriptor may chain on.
+      let desc = c.sqe.subarray(24, 40);
+      for (let n = 0; n < 4096; n++) {
+        const type = desc[15]! >>> 4;
+        if (type !== 2 && type !== 3) return true;
+        const dv = new DataView(desc.buffer, desc.byteOffset, 16);
+        const at = Number(dv.getBigUint64(0, true));
+        const bytes = dv.getUint32(8, true);
+        this.dma.translate(at, bytes, 'read');
+        if (type === 3 || bytes < 16) return true;
+        desc = this.dma.read(at + bytes - 16, 16);
+      }
+      return false;
+    } catch (e) {
+      if (e instanceof SgringError) return false;
+      throw e;
+    }
+  }
+
+  private readU64(gpa: number): bigint {
+    const b = this.dma.read(gpa, 8);
+    return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
   }
 
   /** Controller -> host through the DMA domain; 0 or Data Transfer Error. */

@@ -9,6 +9,7 @@ import type { Core } from '../../engine/core';
 import { SgringError } from '../../engine/errors';
 import { optionNames } from '../../core/args';
 import { buildPrp } from '../../core/nvme-prp';
+import { buildSgl } from '../../core/nvme-sgl';
 import { copyFromBounce, copyToBounce, planPageList, zeroBounce, type Segment } from '../../core/pagelist';
 import type { PageAllocator } from '../../vmbus/guest-pages';
 import { REG } from './registers';
@@ -34,6 +35,12 @@ export interface NvmeDriverOptions {
   timeoutMs?: number;
   /** Retries for an error whose DNR bit is clear (default 3). */
   retries?: number;
+  /**
+   * How a caller's segment list that breaks the PRP rule is described: 'auto' (default) as an SGL
+   * when the controller supports SGLs (Identify SGLS), bounced into PRP pages otherwise; 'prp'
+   * always bounces. A list that obeys the PRP rule always goes as PRPs, with no copy.
+   */
+  dataPointer?: 'auto' | 'prp';
 }
 
 export interface NvmeCompletion {
@@ -61,6 +68,8 @@ interface Pending {
   pages: number[];
 }
 
+type Waiting = Omit<Pending, 'deadline'>;
+
 interface Queue {
   qid: number;
   sq: number;
@@ -72,6 +81,8 @@ interface Queue {
   /** Free command ids (0 .. size-2: at most size-1 in flight). */
   free: number[];
   pending: Map<number, Pending>;
+  /** Commands waiting for a free command id (more submitted than the queue holds), in order. */
+  waiting: Waiting[];
   /** SQEs written since the last doorbell. */
   unrung: number;
 }
@@ -94,16 +105,23 @@ export class NvmeDriver {
   /** Max transfer in bytes (from MDTS). */
   maxTransfer = 0;
   /** Recovery steps taken: aborts sent, controller resets, commands retried. */
-  readonly stats = { aborts: 0, resets: 0, retries: 0, timeouts: 0 };
+  readonly stats = {
+    aborts: 0, resets: 0, retries: 0, timeouts: 0,
+    /** Commands whose data went as an SGL (a segment list the PRP rule could not describe), and bytes bounced instead. */
+    sglCommands: 0, bouncedBytes: 0,
+    /** CQEs ignored: a CID not outstanding (or a duplicate), another queue's SQ ID, or an SQ head out of range ([H59]). */
+    bogusCompletions: 0,
+  };
   private capTimeoutMs = 0;
 
   constructor(core: Core, ctrl: NvmeRegisters, opts: NvmeDriverOptions) {
-    optionNames(opts, ['allocPages', 'ioQueues', 'queueDepth', 'timeoutMs', 'retries'], 'NvmeDriver');
+    optionNames(opts, ['allocPages', 'ioQueues', 'queueDepth', 'timeoutMs', 'retries', 'dataPointer'], 'NvmeDriver');
+    if (opts?.dataPointer !== undefined && opts.dataPointer !== 'auto' && opts.dataPointer !== 'prp') throw new SgringError('InvalidArgument', `NvmeDriver: dataPointer ${String(opts.dataPointer)} is not 'auto' or 'prp'`);
     if (typeof opts?.allocPages !== 'function') throw new SgringError('InvalidArgument', 'NvmeDriver needs allocPages (pageAllocator(core))');
     if (!ctrl || typeof ctrl.mmioRead !== 'function' || typeof ctrl.mmioWrite !== 'function') throw new SgringError('InvalidArgument', 'NvmeDriver needs a controller (mmioRead / mmioWrite)');
     this.core = core;
     this.ctrl = ctrl;
-    this.opts = { ioQueues: 1, queueDepth: 64, timeoutMs: 5000, retries: 3, ...opts };
+    this.opts = { ioQueues: 1, queueDepth: 64, timeoutMs: 5000, retries: 3, dataPointer: 'auto', ...opts };
     for (const k of ['ioQueues', 'queueDepth', 'timeoutMs', 'retries'] as const) {
       const v = this.opts[k];
       if (!Number.isInteger(v) || v < (k === 'retries' ? 0 : k === 'queueDepth' ? 2 : 1)) throw new SgringError('InvalidArgument', `NvmeDriver: ${k} ${String(v)} is out of range`);
@@ -180,7 +198,7 @@ export class NvmeDriver {
   private makeQueue(qid: number, size: number): Queue {
     const cq = this.opts.allocPages(Math.ceil((size * 16) / PAGE));
     const sq = this.opts.allocPages(Math.ceil((size * 64) / PAGE));
-    return { qid, sq, cq, size, tail: 0, head: 0, phase: 1, free: Array.from({ length: size - 1 }, (_, i) => size - 2 - i), pending: new Map(), unrung: 0 };
+    return { qid, sq, cq, size, tail: 0, head: 0, phase: 1, free: Array.from({ length: size - 1 }, (_, i) => size - 2 - i), pending: new Map(), waiting: [], unrung: 0 };
   }
 
   // ---- submission and completion ----
@@ -210,23 +228,31 @@ export class NvmeDriver {
     return b;
   }
 
-  /** Writes `sqe` (its CID set here) into queue `q`; the caller rings. Resolves with its completion. */
+  /**
+   * Writes `sqe` (its CID set here) into queue `q`; the caller rings. Resolves with its completion.
+   * With every command id in use it waits, in order, for one to free ([H57]): a caller may submit
+   * more than the queue holds.
+   */
   private enqueue(q: Queue, sqe: Uint8Array, pages: number[] = [], tries = 0): Promise<NvmeCompletion> {
     return new Promise<NvmeCompletion>((resolve, reject) => {
-      const cid = q.free.pop();
-      if (cid === undefined) {
-        reject(new SgringError('BufferTooSmall', `queue ${q.qid} has ${q.size - 1} commands in flight`));
-        return;
-      }
-      sqe[2] = cid;
-      sqe[3] = cid >>> 8;
-      this.core.u8.set(sqe, this.core.guestBase + q.sq + q.tail * 64);
-      q.tail = (q.tail + 1) % q.size;
-      q.unrung++;
-      const p: Pending = { sqe, resolve, reject, deadline: performance.now() + this.opts.timeoutMs, tries, pages };
-      q.pending.set(cid, p);
-      this.armSweep();
+      const w: Waiting = { sqe, resolve, reject, tries, pages };
+      if (q.waiting.length > 0 || !this.place(q, w)) q.waiting.push(w);
     });
+  }
+
+  /** Puts a command into the SQ under a free CID; false when none is free. */
+  private place(q: Queue, w: Waiting): boolean {
+    const cid = q.free.pop();
+    if (cid === undefined) return false;
+    const sqe = w.sqe;
+    sqe[2] = cid;
+    sqe[3] = cid >>> 8;
+    this.core.u8.set(sqe, this.core.guestBase + q.sq + q.tail * 64);
+    q.tail = (q.tail + 1) % q.size;
+    q.unrung++;
+    q.pending.set(cid, { ...w, deadline: performance.now() + this.opts.timeoutMs });
+    this.armSweep();
+    return true;
   }
 
   /** One SQ tail doorbell for everything written since the last one. */
@@ -251,18 +277,26 @@ export class NvmeDriver {
       const st = dv.getUint16(at + 14, true);
       if ((st & 1) !== q.phase) break;
       const c: NvmeCompletion = { cdw0: dv.getUint32(at, true), sqid: dv.getUint16(at + 10, true), cid: dv.getUint16(at + 12, true), status: st >> 1 };
+      const sqhd = dv.getUint16(at + 8, true);
       q.head = (q.head + 1) % q.size;
       if (q.head === 0) q.phase ^= 1;
       n++;
-      this.settle(q, c);
+      this.settle(q, c, sqhd);
     }
     if (n > 0) this.ctrl.mmioWrite(REG.DOORBELLS + 8 * q.qid + 4, 4, q.head);
+    if (q.waiting.length > 0 && q.free.length > 0) {
+      while (q.waiting.length > 0 && this.place(q, q.waiting[0]!)) q.waiting.shift();
+      queueMicrotask(() => this.ring(q));
+    }
     return n;
   }
 
-  private settle(q: Queue, c: NvmeCompletion): void {
+  private settle(q: Queue, c: NvmeCompletion, sqhd: number): void {
     const p = q.pending.get(c.cid);
-    if (!p || c.sqid !== q.qid) return; // a CQE for no outstanding command (checklist 59): ignored
+    if (!p || c.sqid !== q.qid || sqhd >= q.size) {
+      this.stats.bogusCompletions++; // checklist 59: a CQE no outstanding command owns is ignored, counted
+      return;
+    }
     q.pending.delete(c.cid);
     q.free.push(c.cid);
     if (c.status !== 0 && !statusDnr(c.status) && p.tries < this.opts.retries) {
@@ -320,8 +354,8 @@ export class NvmeDriver {
   private recover(): Promise<void> {
     this.recovering ??= (async () => {
       this.stats.resets++;
-      const survivors = this.queues.filter((q) => q.qid !== 0).map((q) => [...q.pending.values()].map((p) => ({ qid: q.qid, p })));
-      const adminWaiting = [...(this.queues[0]?.pending.values() ?? [])];
+      const survivors = this.queues.filter((q) => q.qid !== 0).map((q) => [...q.pending.values(), ...q.waiting].map((p) => ({ qid: q.qid, p })));
+      const adminWaiting = [...(this.queues[0]?.pending.values() ?? []), ...(this.queues[0]?.waiting ?? [])];
       for (const q of this.queues) for (const p of q.pending.values()) p.deadline = 0;
       for (const p of adminWaiting) p.reject(new SgringError('NvmeControllerFailed', 'the controller was reset while this admin command waited'));
       try {
@@ -439,6 +473,28 @@ export class NvmeDriver {
   private async segmentTransfer(opcode: number, ns: NamespaceInfo, lba: number | bigint, blocks: number, bytes: number, segments: readonly Segment[]): Promise<void> {
     const total = segments.reduce((n, g) => n + (Number.isSafeInteger(g?.len) ? g.len : NaN), 0);
     if (total !== bytes) throw new SgringError('InvalidArgument', `the segments hold ${total} bytes; ${blocks} blocks are ${bytes}`);
+    const l = BigInt(lba);
+    const cdw = { 10: Number(l & 0xffff_ffffn), 11: Number(l >> 32n), 12: blocks - 1 };
+    if (this.opts.dataPointer === 'auto' && ((this.identify?.[536] ?? 0) & 3) === 1 && !prpRuleHolds(segments)) {
+      // An SGL describes any list as it is: one data block per segment, no copy.
+      const listPages = Math.ceil((segments.length * 16) / (PAGE - 16)) + 1;
+      const list = segments.length > 1 ? this.opts.allocPages(listPages) : -1;
+      try {
+        const sgl = buildSgl(this.core, { segments, listPages: list >= 0 ? Array.from({ length: listPages }, (_, i) => list + i * PAGE) : [] });
+        const sqe = this.sqe(opcode, ns.nsid, cdw);
+        sqe[1] = 0x40; // PSDT 01: SGL, the data pointer is SGL1
+        sqe.set(sgl.sgl1Bytes, 24);
+        this.stats.sglCommands++;
+        const q = this.ioQueue();
+        const done = this.enqueue(q, sqe, list >= 0 ? [list] : []);
+        this.ring(q);
+        const c = await done;
+        if (c.status !== 0) throw commandError(sqe, c);
+      } finally {
+        if (list >= 0) this.opts.allocPages.free?.(list);
+      }
+      return;
+    }
     const bounceCount = Math.ceil(bytes / PAGE) + 1;
     const pool = this.opts.allocPages(bounceCount);
     const plan = planPageList(segments, { rule: 'nvme-prp', core: this.core, bouncePages: Array.from({ length: bounceCount }, (_, i) => pool + i * PAGE) });
@@ -447,11 +503,11 @@ export class NvmeDriver {
     const list = frames.length > 2 ? this.opts.allocPages(listPages) : -1;
     const owned = list >= 0 ? [pool, list] : [pool];
     try {
+      this.stats.bouncedBytes += plan.bouncedBytes;
       if (opcode === NVM.write) copyToBounce(this.core, segments, plan);
       else zeroBounce(this.core, segments, plan);
       const prp = buildPrp(this.core, { addr: frames[0]! + plan.byteOffset, length: bytes, pages: frames.slice(1), listPages: list >= 0 ? Array.from({ length: listPages }, (_, i) => list + i * PAGE) : [] });
-      const l = BigInt(lba);
-      const sqe = this.sqe(opcode, ns.nsid, { 10: Number(l & 0xffff_ffffn), 11: Number(l >> 32n), 12: blocks - 1 }, Number(prp.prp1), prp.prp2);
+      const sqe = this.sqe(opcode, ns.nsid, cdw, Number(prp.prp1), prp.prp2);
       const q = this.ioQueue();
       const done = this.enqueue(q, sqe, owned);
       this.ring(q);
@@ -562,4 +618,15 @@ function commandError(sqe: Uint8Array, c: NvmeCompletion): SgringError {
   const hex = (n: number) => n.toString(16).padStart(2, '0');
   return new SgringError('NvmeCommandFailed', `${OPNAMES[sqe[0]!] ?? `opcode 0x${hex(sqe[0]!)}`} sqid:${c.sqid} cid:${c.cid}: status ${hex(sct)}/${hex(sc)}${statusDnr(c.status) ? ' DNR' : ''}`,
     { sct, sc, dnr: statusDnr(c.status), status: c.status, cdw0: c.cdw0, opcode: sqe[0] });
+}
+
+/** The PRP rule (spec/nvme.md §3.1): the first segment dword aligned, every later one starting on a page, every earlier one ending on one. */
+function prpRuleHolds(segs: readonly Segment[]): boolean {
+  const n = segs.length;
+  for (let i = 0; i < n; i++) {
+    const a = segs[i]!.addr;
+    if (i === 0 ? a % 4 !== 0 : a % PAGE !== 0) return false;
+    if (i < n - 1 && (a + segs[i]!.len) % PAGE !== 0) return false;
+  }
+  return true;
 }

@@ -31,9 +31,9 @@ export const CSTS_RDY = 1;
 export const CSTS_CFS = 2;
 export const CSTS_SHST_COMPLETE = 2 << 2;
 
-/** CAP as a bigint: MQES, CQR, TO, DSTRD 0, CSS (NVM), MPSMIN 0 (4 KiB), MPSMAX 4 (64 KiB). */
+/** CAP as a bigint: MQES, CQR, TO, DSTRD 0, CSS (NVM), MPSMIN = MPSMAX = 0: 4 KiB pages only (CC.EN with another MPS sets CFS). */
 export function capability(mqes: number, timeout500ms: number): bigint {
-  return BigInt(mqes & 0xffff) | (1n << 16n) | (BigInt(timeout500ms & 0xff) << 24n) | (1n << 37n) | (0n << 48n) | (4n << 52n);
+  return BigInt(mqes & 0xffff) | (1n << 16n) | (BigInt(timeout500ms & 0xff) << 24n) | (1n << 37n);
 }
 
 /** BAR0 size for `queues` queue pairs: the register file, the doorbells, at least 16 KiB. */
