@@ -64,12 +64,27 @@ function withDependencies(k: LinuxKernel, modules: string[]): string[] {
   return order;
 }
 
-/** An initramfs: busybox, the modules (loaded in order by /init), and /script.sh, whose exit code /init prints after "SGRING-EXIT". */
-export function initramfs(k: LinuxKernel, modules: string[], script: string): { path: string; remove: () => void } {
+/** The shared libraries `ldd` lists for a host binary (absolute paths, the loader included). */
+function librariesOf(binary: string): string[] {
+  const out = execFileSync('ldd', [binary], { encoding: 'utf8' });
+  return [...out.matchAll(/(\/\S+\.so[^\s]*)/g)].map((m) => m[1]!);
+}
+
+/**
+ * An initramfs: busybox, the modules (loaded in order by /init), host `binaries` (such as
+ * /sbin/mke2fs) with their libraries at the same paths, and /script.sh, whose exit code /init
+ * prints after "SGRING-EXIT".
+ */
+export function initramfs(k: LinuxKernel, modules: string[], script: string, binaries: string[] = []): { path: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'sgring-initrd-'));
   const tree = join(dir, 'tree');
   for (const d of ['bin', 'proc', 'sys', 'dev', 'lib/modules', 'tmp']) mkdirSync(join(tree, d), { recursive: true });
   copyFileSync('/bin/busybox', join(tree, 'bin/busybox'));
+  for (const file of new Set(binaries.flatMap((b) => [b, ...librariesOf(b)]))) {
+    mkdirSync(join(tree, dirname(file)), { recursive: true });
+    copyFileSync(file, join(tree, file));
+    chmodSync(join(tree, file), 0o755);
+  }
   const order = withDependencies(k, modules);
   for (const m of order) {
     const to = join(tree, 'lib/modules', m);

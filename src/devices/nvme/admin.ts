@@ -3,7 +3,7 @@
 // Asynchronous Event Request. Returns null for an AER, which completes later.
 
 import { fail, ok, type Command, type Result } from './command';
-import { activeNamespaces, firmwareLog, identifyController, identifyNamespace, smartLog } from './identify';
+import { activeNamespaces, firmwareLog, identifyController, identifyNamespace, namespaceDescriptors, smartLog } from './identify';
 import { NVME_SC } from './status';
 import type { ControllerContext } from './context';
 
@@ -51,6 +51,7 @@ function identify(ctrl: ControllerContext, c: Command): Result {
     return disk ? reply(ctrl, c, identifyNamespace(disk)) : fail(NVME_SC.invalidNamespace);
   }
   if (cns === 2) return c.nsid >= 0xfffffffe ? fail(NVME_SC.invalidNamespace) : reply(ctrl, c, activeNamespaces(ctrl.namespaceCount, c.nsid));
+  if (cns === 3) return ctrl.namespace(c.nsid) ? reply(ctrl, c, namespaceDescriptors(ctrl.identity().serial, c.nsid)) : fail(NVME_SC.invalidNamespace);
   return fail(NVME_SC.invalidField);
 }
 

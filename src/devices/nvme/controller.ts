@@ -21,7 +21,7 @@ import type { BlockBackend } from '../block/backend';
 import { executeAdmin, FID } from './admin';
 import { isPromise, makeCommand, type Command, type Result } from './command';
 import type { ControllerContext } from './context';
-import type { ControllerIdentity, HealthCounters } from './identify';
+import type { ControllerIdentity, FabricsIdentity, HealthCounters } from './identify';
 import { executeIo } from './io';
 import { cqeImage, cqFull, drainHeld, fetchSqe, postCqe, sqEmpty, type CompletionQueue, type SubmissionQueue } from './queues';
 import { bar0Size, capability, cc, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE, REG, VERSION_1_4 } from './registers';
@@ -78,7 +78,10 @@ export class NvmeController implements ControllerContext {
   /** What the controller ignored or refused, by reason (bad doorbells, MMIO outside the registers...). */
   readonly counters: Record<string, number> = {};
   onInterrupt: ((vector: number) => void) | null;
-  private readonly dma: IommuDomain;
+  /** Set by a fabric front end (NvmeTcpTarget) while a host is associated: its controller id, the subsystem NQN, capsule sizes. */
+  fabrics: (FabricsIdentity & { cntlid: number; subnqn: string }) | null = null;
+  /** The DMA domain the controller reaches memory through. */
+  readonly dma: IommuDomain;
   private readonly disks: BlockBackend[];
   private readonly taps: TapRegistry | null;
   private readonly admin: Stages | null;
@@ -161,8 +164,8 @@ export class NvmeController implements ControllerContext {
   identity(): ControllerIdentity {
     return {
       vendorId: 0x1b36, serial: this.opts.serial ?? `SGR${this.name}`, model: this.opts.model ?? 'sgring NVMe', firmware: '1.0',
-      mdts: this.mdts, namespaces: this.disks.length, maxQueueEntries: this.maxQueueEntries, cntlid: 1,
-      subnqn: `nqn.2026-12.sgring:${this.name}`, aerl: 3, acl: 3,
+      mdts: this.mdts, namespaces: this.disks.length, maxQueueEntries: this.maxQueueEntries, cntlid: this.fabrics?.cntlid ?? 1,
+      subnqn: this.fabrics?.subnqn ?? `nqn.2026-12.sgring:${this.name}`, aerl: 3, acl: 3, fabrics: this.fabrics ?? undefined,
     };
   }
 

@@ -16,6 +16,17 @@ export interface ControllerIdentity {
   subnqn: string;
   aerl: number;
   acl: number;
+  /** Set when the controller is reached over a fabric (NVMe/TCP): the capsule sizes hosts check. */
+  fabrics?: FabricsIdentity;
+}
+
+export interface FabricsIdentity {
+  /** I/O command capsule size in 16-byte units (64-byte SQE + in-capsule data). */
+  ioccsz: number;
+  /** I/O response capsule size in 16-byte units. */
+  iorcsz: number;
+  /** Keep-alive granularity in 100 ms units. */
+  kas: number;
 }
 
 const ascii = (b: Uint8Array, at: number, len: number, s: string) => {
@@ -40,7 +51,7 @@ export function identifyController(id: ControllerIdentity): Uint8Array {
   b[258] = id.acl; // ACL (0's based)
   b[259] = id.aerl; // AERL (0's based)
   b[260] = 0x03; // FRMW: slot 1 read-only, 1 slot
-  b[261] = 0x02; // LPA: command effects... (bit 1: extended data for Get Log Page)
+  b[261] = 0x04; // LPA: extended data for Get Log Page (bit 2); no per-namespace SMART, no effects log
   b[262] = 63; // ELPE: 64 error log entries
   dv.setUint16(266, 343, true); // WCTEMP 70 C
   dv.setUint16(268, 353, true); // CCTEMP 80 C
@@ -51,6 +62,14 @@ export function identifyController(id: ControllerIdentity): Uint8Array {
   dv.setUint16(520, 0x0001 | 0x0004 | 0x0008, true); // ONCS: Compare, Dataset Management, Write Zeroes
   b[525] = 0x01; // VWC present
   dv.setUint32(536, 0x00000001, true); // SGLS: SGLs supported (any alignment)
+  if (id.fabrics) {
+    dv.setUint16(320, id.fabrics.kas, true); // KAS
+    dv.setUint32(536, 0x00100001, true); // SGLS: + SGL Data Block with an offset (in-capsule data)
+    dv.setUint32(1792, id.fabrics.ioccsz, true); // IOCCSZ
+    dv.setUint32(1796, id.fabrics.iorcsz, true); // IORCSZ
+    dv.setUint16(1800, 0, true); // ICDOFF: in-capsule data right after the SQE
+    b[1803] = 1; // MSDBD: one SGL data block descriptor per command
+  }
   ascii(b, 768, 256, '');
   b.fill(0, 768, 1024);
   for (let i = 0; i < Math.min(id.subnqn.length, 255); i++) b[768 + i] = id.subnqn.charCodeAt(i) & 0x7f;
@@ -71,6 +90,25 @@ export function identifyNamespace(disk: BlockBackend): Uint8Array {
   b[33] = 0; // DPS: no protection
   if (disk.readOnly) b[99] = 0; // (write protection is reported through status, not here)
   b[130] = Math.log2(disk.blockSize); // LBAF0.LBADS
+  return b;
+}
+
+/**
+ * Namespace Identification Descriptor list (CNS 3): one UUID (NIDT 3), stable for a controller
+ * serial and namespace id (hosts use it to tell namespaces apart across paths).
+ */
+export function namespaceDescriptors(serial: string, nsid: number): Uint8Array {
+  const b = new Uint8Array(4096);
+  b[0] = 3; // NIDT: UUID
+  b[1] = 16; // NIDL
+  let h = 0x811c9dc5;
+  const text = `${serial}/${nsid}`;
+  for (let i = 0; i < 16; i++) {
+    for (const ch of text) h = Math.imul(h ^ ch.charCodeAt(0) ^ i, 0x01000193) >>> 0;
+    b[4 + i] = h & 0xff;
+  }
+  b[4 + 6] = (b[4 + 6]! & 0x0f) | 0x80; // a name-based UUID's version nibble (8: custom)
+  b[4 + 8] = (b[4 + 8]! & 0x3f) | 0x80; // RFC 4122 variant
   return b;
 }
 

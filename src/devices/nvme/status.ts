@@ -26,6 +26,14 @@ export const NVME_SC = {
   invalidQueueDeletion: field(1, 0x0c, true),
   featureNotSaveable: field(1, 0x0d, true),
   writeToReadOnlyRange: field(1, 0x82, true),
+  // fabrics (command specific, NVMe-oF 1.1 §3.3)
+  incompatibleFormat: field(1, 0x80, true),
+  controllerBusy: field(1, 0x81, true),
+  connectInvalidParameters: field(1, 0x82, true),
+  connectInvalidHost: field(1, 0x84, true),
+  dataSglLengthInvalid: field(0, 0x0f, true),
+  sglDescriptorTypeInvalid: field(0, 0x11, true),
+  transientTransportError: field(0, 0x22),
   // media
   writeFault: field(2, 0x80),
   unrecoveredReadError: field(2, 0x81),

@@ -1,0 +1,117 @@
+// A real Linux kernel drives our NVMe controller: Debian's kernel under QEMU (TCG) connects its own
+// nvme-tcp host to the NvmeTcpTarget through QEMU's user network (guestfwd to 127.0.0.1), and
+// reads and writes the namespace; the bytes are then checked from the host side.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { IommuDomain, loadCoreSync, MemoryDisk, NvmeController, pageAllocator } from '../../src/index';
+import { NvmeTcpTarget } from '../../src/node/index';
+import { bootLinux, initramfs, linuxGuestMissing, prepareKernel } from '../util/linux-guest';
+
+const missing = linuxGuestMissing();
+if (missing && process.env.SGRING_REQUIRE_TOOLS === '1') throw new Error(`the QEMU Linux guest test must run under CI: ${missing}`);
+if (missing) console.warn(`the QEMU Linux guest NVMe/TCP test is skipped: ${missing}`);
+
+const SUBNQN = 'nqn.2026-12.io.sgring:test';
+
+function rig() {
+  const core = loadCoreSync({ guestBytes: 32 << 20 });
+  const dma = IommuDomain.create(core, 'nvme0', { mode: 'identity' });
+  const disk = MemoryDisk.create(core, { blockCount: (64 << 20) / 512 });
+  const controller = new NvmeController(core, { dma, namespaces: [{ backend: disk }], maxQueues: 4 });
+  const target = new NvmeTcpTarget({ controller, allocPages: pageAllocator(core), subnqn: SUBNQN, port: 0 });
+  return { core, disk, controller, target };
+}
+
+const net = (port: number) => [
+  '-netdev', `user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:4420-cmd:busybox nc 127.0.0.1 ${port}`,
+  '-device', 'virtio-net-pci,netdev=n0,romfile=',
+];
+const up = 'ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0';
+const connect = `echo "transport=tcp,traddr=10.0.2.100,trsvcid=4420,nqn=${SUBNQN},hostnqn=nqn.2026-12.io.sgring:linux,nr_io_queues=1,nr_write_queues=1" > /dev/nvme-fabrics || exit 10`;
+
+it.skipIf(missing !== null)('Linux nvme-tcp connects with two I/O queues, writes 1 MiB and reads it back; the disk holds the bytes', async () => {
+  const kernel = prepareKernel();
+  const { core, disk, target } = rig();
+  await target.listen();
+  const script = [
+    up,
+    '(sleep 60; dmesg | tail -40; poweroff -f) &', // a hung step still shows the kernel log
+    connect,
+    'for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/nvme0n1 ] && break; sleep 0.5; done',
+    'echo "SIZE $(cat /sys/block/nvme0n1/size) QUEUES $(cat /sys/class/nvme/nvme0/queue_count)"',
+    'dd if=/dev/urandom of=/tmp/a bs=4096 count=256 2>/dev/null',
+    'dd if=/tmp/a of=/dev/nvme0n1 bs=4096 seek=16 conv=fsync 2>/dev/null || exit 11',
+    'echo 3 > /proc/sys/vm/drop_caches',
+    'echo "W $(md5sum < /tmp/a)"',
+    'echo "R $(dd if=/dev/nvme0n1 bs=4096 skip=16 count=256 2>/dev/null | md5sum)"',
+    'exit 0',
+    '',
+  ].join('\n');
+  const rd = initramfs(kernel, ['virtio_pci', 'virtio_net', 'nvme_tcp'], script);
+  try {
+    const r = await bootLinux(kernel, rd.path, net(target.port), { timeoutMs: 90_000 });
+    const log = r.output.slice(-6000);
+    expect(r.code, log).toBe(0);
+    expect(r.output, log).toMatch(/SIZE 131072 QUEUES 3/); // 64 MiB; the admin queue and two I/O queues
+    const w = /W ([0-9a-f]{32})/.exec(r.output)?.[1];
+    const rr = /R ([0-9a-f]{32})/.exec(r.output)?.[1];
+    expect(w, log).toBeDefined();
+    expect(rr).toBe(w);
+    const bytes = core.u8.slice(disk.ptr + 16 * 4096, disk.ptr + 16 * 4096 + (1 << 20));
+    expect(createHash('md5').update(bytes).digest('hex')).toBe(w);
+    expect(target.counters.associations).toBe(1);
+  } finally {
+    rd.remove();
+    await target.close();
+  }
+}, 150_000);
+
+const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
+const SIZES = [1, 7, 4096, 65537, 1 << 20, 3_000_000];
+
+it.skipIf(missing !== null)('Linux makes an ext4 file system on the namespace, writes files of mixed sizes, remounts and verifies them, e2fsck clean; the host reads the same files from the disk bytes', async () => {
+  const kernel = prepareKernel();
+  const { core, disk, target } = rig();
+  await target.listen();
+  const script = [
+    up,
+    '(sleep 100; dmesg | tail -40; poweroff -f) &',
+    connect,
+    'for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/nvme0n1 ] && break; sleep 0.5; done',
+    '/usr/sbin/mke2fs -q -t ext4 -F /dev/nvme0n1 || exit 12',
+    'mkdir -p /mnt; mount -t ext4 /dev/nvme0n1 /mnt || exit 13',
+    ...SIZES.map((n) => `dd if=/dev/urandom of=/mnt/f${n} bs=${n} count=1 2>/dev/null || exit 14`),
+    'cd /mnt; md5sum f* > /tmp/sums; cd /',
+    'sync; umount /mnt || exit 15',
+    'echo 3 > /proc/sys/vm/drop_caches',
+    'mount -t ext4 /dev/nvme0n1 /mnt || exit 16',
+    'cd /mnt; md5sum -c /tmp/sums >/dev/null || exit 17; cd /',
+    'umount /mnt',
+    '/usr/sbin/e2fsck -fn /dev/nvme0n1 >/dev/null 2>&1 || exit 18',
+    'sed "s/^/SUM /" /tmp/sums',
+    'exit 0',
+    '',
+  ].join('\n');
+  const rd = initramfs(kernel, ['virtio_pci', 'virtio_net', 'nvme_tcp', 'ext4', 'crc32c_generic'], script, ['/usr/sbin/mke2fs', '/usr/sbin/e2fsck']);
+  const dir = mkdtempSync(join(tmpdir(), 'sgring-nvme-ext4-'));
+  try {
+    const r = await bootLinux(kernel, rd.path, net(target.port), { timeoutMs: 120_000 });
+    const log = r.output.slice(-6000);
+    expect(r.code, log).toBe(0);
+    const sums = new Map([...r.output.matchAll(/SUM ([0-9a-f]{32}) {2}(f\d+)/g)].map((m) => [m[2]!, m[1]!]));
+    expect([...sums.keys()].sort(), log).toEqual(SIZES.map((n) => `f${n}`).sort());
+    // The host side: the backend's bytes are an ext4 image e2fsck finds clean, holding the same files.
+    const image = join(dir, 'disk.img');
+    writeFileSync(image, core.u8.subarray(disk.ptr, disk.ptr + disk.blockCount * 512));
+    execFileSync('e2fsck', ['-fn', image], { stdio: 'pipe' });
+    for (const [name, sum] of sums) expect(md5(execFileSync('debugfs', ['-R', `cat /${name}`, image], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 24 })), name).toBe(sum);
+  } finally {
+    rd.remove();
+    rmSync(dir, { recursive: true, force: true });
+    await target.close();
+  }
+}, 180_000);
