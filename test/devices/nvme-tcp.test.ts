@@ -125,3 +125,164 @@ describe('NvmeTcpTarget', () => {
     expect(rd.data[0]!.data).toEqual(big);
   });
 });
+
+describe('NvmeTcpTarget: discovery and digests', () => {
+  it('the discovery subsystem answers Identify (a discovery controller) and lists the subsystem in log page 0x70', async () => {
+    const { target } = await rig();
+    const q = await queue(target.port);
+    const c = await cmd(q, connectSqe(q, 0), connectData('nqn.2014-08.org.nvmexpress.discovery', HOSTNQN));
+    expect(cqeStatus(c.resp)).toBe(0);
+    const id = await cmd(q, q.sqe(0x06, { cdw: { 10: 1 }, length: 4096 }));
+    expect(id.data[0]!.data[111]).toBe(2); // CNTRLTYPE discovery
+    const log = await cmd(q, q.sqe(0x02, { cdw: { 10: 0x70 | ((2048 / 4 - 1) << 16) }, length: 2048 }));
+    expect(cqeStatus(log.resp)).toBe(0);
+    const d = log.data[0]!.data;
+    const dv = new DataView(d.buffer, d.byteOffset);
+    const text = (at: number, n: number) => new TextDecoder().decode(d.subarray(at, at + n)).replace(/[\0 ]+$/, '');
+    expect([Number(dv.getBigUint64(8, true)), d[1024], d[1025], text(1024 + 32, 32), text(1024 + 256, 256), text(1024 + 768, 256)])
+      .toEqual([1, 3, 1, String(target.port), '127.0.0.1', SUBNQN]);
+  });
+
+  it('header and data digests when the host asks: every PDU carries them, and the I/O still round-trips', async () => {
+    const { target } = await rig();
+    const admin = await queue(target.port, 3);
+    const c = await cmd(admin, connectSqe(admin, 0), connectData(SUBNQN, HOSTNQN));
+    expect(cqeStatus(c.resp)).toBe(0);
+    expect(c.resp.flags & 1).toBe(1);
+    const en = admin.sqe(0x7f, { fctype: 0x00, cdw: { 11: 0x14, 12: 0x00460001 } });
+    expect(cqeStatus((await cmd(admin, en)).resp)).toBe(0);
+    const q = await queue(target.port, 3);
+    expect(cqeStatus((await cmd(q, connectSqe(q, 1, 63), connectData(SUBNQN, HOSTNQN, cqeDw0(c.resp) & 0xffff))).resp)).toBe(0);
+    const data = pattern(4096, 5);
+    expect(cqeStatus((await cmd(q, rw(q, 0x01, 0, 8, true), data)).resp)).toBe(0);
+    const r = await cmd(q, rw(q, 0x02, 0, 8));
+    expect([r.data[0]!.flags & 3, cqeStatus(r.resp)]).toEqual([3, 0]);
+    expect(r.data[0]!.data).toEqual(data);
+  });
+});
+
+describe('NvmeTcpTarget: bad input from the host', () => {
+  const term = (p: Received | null) => (p && p.type === 3 ? new DataView(p.hdr.buffer, p.hdr.byteOffset).getUint16(8, true) : p ? `type ${p.type}` : 'closed');
+
+  it('[H74] hlen, pdo or plen that disagree with the type or each other end that connection with C2HTermReq; other connections keep serving', async () => {
+    const { target } = await rig();
+    const good = await bringUp(target.port);
+    const bad: [(q: RawQueue) => Uint8Array, number][] = [
+      [(q) => { const b = q.capsule(q.sqe(0x18)); b[2] = 80; return b; }, 1], // hlen wrong for a capsule
+      [(q) => { const b = q.capsule(q.sqe(0x18), new Uint8Array(16)); b[3] = 40; return b; }, 1], // pdo < hlen
+      [(q) => { const b = q.capsule(q.sqe(0x18), new Uint8Array(16)); b[3] = 200; return b; }, 1], // pdo > plen
+      [(q) => { const b = q.capsule(q.sqe(0x18)); new DataView(b.buffer).setUint32(4, 16, true); return b; }, 1], // plen < hlen
+      [() => { const b = new Uint8Array(72); b.set([4, 0, 72, 72]); new DataView(b.buffer).setUint32(4, 64 << 20, true); return b; }, 5], // plen above the maximum: Data Transfer Limit Exceeded
+    ];
+    for (const [make, fes] of bad) {
+      const q = await queue(target.port);
+      q.send(make(q));
+      expect(term(await q.next())).toBe(fes);
+      expect(await q.next()).toBeNull();
+    }
+    expect(target.counters.terminated).toBe(5);
+    const d = pattern(512, 3);
+    expect(cqeStatus((await cmd(good.io[0]!, rw(good.io[0]!, 0x01, 1, 1, true), d)).resp)).toBe(0);
+  });
+
+  it('[H75] an unknown PDU type, a second ICReq, a capsule before ICReq, H2CData with no R2T, and C2H types from the host end the connection', async () => {
+    const { target } = await rig();
+    const cases: [string, (q: RawQueue) => Uint8Array, boolean][] = [
+      ['unknown type', (q) => q.pdu(0x0f, 24, () => {}), true],
+      ['second ICReq', (q) => q.icReq(), true],
+      ['capsule before ICReq', (q) => q.capsule(q.sqe(0x18)), false],
+      ['H2CData with no R2T', (q) => q.h2cData(1, 7, 0, new Uint8Array(8)), true],
+      ['C2HData from the host', (q) => q.pdu(0x07, 24, () => {}, new Uint8Array(4)), true],
+      ['CapsuleResp from the host', (q) => q.pdu(0x05, 24, () => {}), true],
+    ];
+    for (const [what, make, afterIc] of cases) {
+      const q = afterIc ? await queue(target.port) : await RawQueue.open(target.port);
+      open.push(q);
+      q.send(make(q));
+      const t = term(await q.next());
+      expect([1, 2], what).toContain(t);
+      expect(await q.next(), what).toBeNull();
+    }
+    expect(target.counters.terminated).toBe(cases.length);
+  });
+
+  it('[H76] H2CData outside the R2T window ends the connection; in-capsule data that disagrees with its SGL, or beyond IOCCSZ, fails the command; nothing lands on the disk', async () => {
+    const { target, core, disk } = await rig();
+    const { io: [q] } = await bringUp(target.port);
+    // in-capsule: SGL says 4096, 512 bytes come
+    expect(cqeStatus((await cmd(q!, rw(q!, 0x01, 0, 8, true), new Uint8Array(512).fill(9))).resp) & 0xff).toBe(0x0f);
+    // in-capsule beyond the 8 KiB the target takes
+    expect(cqeStatus((await cmd(q!, rw(q!, 0x01, 0, 32, true), new Uint8Array(16384).fill(9))).resp) & 0xff).toBe(0x0f);
+    // an SGL that describes less than the blocks the command moves
+    const short = rw(q!, 0x02, 0, 8);
+    new DataView(short.buffer).setUint32(32, 512, true);
+    expect(cqeStatus((await cmd(q!, short)).resp) & 0xff).toBe(0x0f);
+    expect(core.u8.subarray(disk.ptr, disk.ptr + 16384).every((b) => b === 0)).toBe(true);
+    // H2CData beyond what the R2T asked
+    const w = rw(q!, 0x01, 0, 8);
+    const cid = new DataView(w.buffer).getUint16(2, true);
+    q!.send(q!.capsule(w));
+    const r2t = (await q!.next())!;
+    const ttag = new DataView(r2t.hdr.buffer, r2t.hdr.byteOffset).getUint16(10, true);
+    q!.send(q!.h2cData(cid, ttag, 2048, new Uint8Array(4096).fill(7)));
+    expect(term(await q!.next())).toBe(4); // Data Transfer Out of Range
+    expect(core.u8.subarray(disk.ptr, disk.ptr + 16384).every((b) => b === 0)).toBe(true);
+  });
+
+  it('[H77] a header digest mismatch ends the connection; a data digest mismatch fails the command with Transient Transport Error, nothing written', async () => {
+    const { target, core, disk } = await rig();
+    const admin = await queue(target.port, 3);
+    const c = await cmd(admin, connectSqe(admin, 0), connectData(SUBNQN, HOSTNQN));
+    await cmd(admin, admin.sqe(0x7f, { fctype: 0x00, cdw: { 11: 0x14, 12: 0x00460001 } }));
+    const q = await queue(target.port, 3);
+    await cmd(q, connectSqe(q, 1, 63), connectData(SUBNQN, HOSTNQN, cqeDw0(c.resp) & 0xffff));
+    const bad = q.capsule(rw(q, 0x01, 0, 8, true), pattern(4096, 1));
+    bad[bad.length - 1] ^= 0xff; // the data digest
+    q.send(bad);
+    const r = (await q.next())!;
+    expect([r.type, cqeStatus(r)]).toEqual([5, 0x22]);
+    expect(core.u8.subarray(disk.ptr, disk.ptr + 4096).every((b) => b === 0)).toBe(true);
+    expect(target.counters.dataDigestErrors).toBe(1);
+    const hbad = q.capsule(q.sqe(0x00, { nsid: 1 }));
+    hbad[72] ^= 0xff; // the header digest
+    q.send(hbad);
+    expect(term(await q.next())).toBe(3);
+  });
+
+  it('[H78] Connect: unknown subsystem, a host not allowed, an I/O queue before the admin queue, a cntlid not allocated, a qid above the queues, sqsize 0 or above MQES: refused with the field named, nothing allocated', async () => {
+    const { target } = await rig({ hosts: [HOSTNQN] });
+    const refused = async (qid: number, sqsize: number, data: Uint8Array) => {
+      const q = await queue(target.port);
+      const r = await cmd(q, connectSqe(q, qid, sqsize), data);
+      return [cqeStatus(r.resp) & 0x7ff, cqeDw0(r.resp)];
+    };
+    const IP = 0x182;
+    expect(await refused(0, 31, connectData('nqn.2026-12.io.sgring:other', HOSTNQN))).toEqual([IP, (1 << 16) | 256]);
+    expect(await refused(0, 31, connectData(SUBNQN, 'nqn.2026-12.io.sgring:stranger'))).toEqual([0x184, 0]);
+    expect(await refused(1, 31, connectData(SUBNQN, HOSTNQN, 1))).toEqual([IP, (1 << 16) | 16]); // no association yet
+    expect(await refused(0, 0, connectData(SUBNQN, HOSTNQN))).toEqual([IP, 44]);
+    expect(await refused(0, 5000, connectData(SUBNQN, HOSTNQN))).toEqual([IP, 44]);
+    expect(target.association).toBeNull();
+    const s = await bringUp(target.port);
+    expect(await refused(1, 31, connectData(SUBNQN, HOSTNQN, s.cntlid + 1))).toEqual([IP, (1 << 16) | 16]);
+    expect(await refused(9, 31, connectData(SUBNQN, HOSTNQN, s.cntlid))).toEqual([IP, 42]);
+    expect(await refused(1, 31, connectData(SUBNQN, HOSTNQN, s.cntlid))).toEqual([IP, 42]); // queue 1 is connected already
+    expect(await refused(0, 31, connectData(SUBNQN, HOSTNQN))).toEqual([0x181, 0]); // controller busy: one association at a time
+    expect(target.counters.connectRefused).toBe(9);
+    // The host goes away: its association ends and a new one can start.
+    s.admin.close();
+    for (let i = 0; i < 50 && target.association; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(target.association).toBeNull();
+    await bringUp(target.port);
+  });
+
+  it('[H78] a host that stops sending keep-alives loses its association when KATO runs out', async () => {
+    const { target } = await rig();
+    const admin = await queue(target.port);
+    const c = await cmd(admin, connectSqe(admin, 0, 31, 200), connectData(SUBNQN, HOSTNQN));
+    expect(cqeStatus(c.resp)).toBe(0);
+    for (let i = 0; i < 300 && target.association; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(target.association).toBeNull();
+    expect(target.counters.keepAliveExpired).toBe(1);
+  });
+});
