@@ -109,9 +109,11 @@ export class Connection implements QueueConnection {
     const inCapsule = p.data.length;
     if (cmd.dir === 3) return this.respond(cmd, NVME_SC.invalidField); // bidirectional: no such command here
     // [H76] the descriptor must say how the data comes; in-capsule data must be exactly what it says;
-    // where the controller walks the data pointer for a length of its own, the host must describe exactly that.
+    // where the controller walks the data pointer for a length of its own, the host must describe at least that.
     const want = cmd.dir === 0 || fabrics || this.discovery ? null : this.expectedLength(sqe);
-    if (want !== null && sglLen !== want) return this.respond(cmd, NVME_SC.dataSglLengthInvalid);
+    // (Dataset Management may carry more than its ranges: Linux sends one range in a whole page.)
+    const atLeast = this.qid > 0 && opcode === 0x09;
+    if (want !== null && (atLeast ? sglLen < want : sglLen !== want)) return this.respond(cmd, NVME_SC.dataSglLengthInvalid);
     if (cmd.dir === 0 || sglLen === 0) {
       if (inCapsule !== 0) return this.respond(cmd, NVME_SC.dataSglLengthInvalid);
     } else if (sglType === SGL_DATA_OFFSET) {
