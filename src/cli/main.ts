@@ -3,12 +3,18 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isMainThread, workerData } from 'node:worker_threads';
+import { INJECTORS, serve } from './serve';
 import { tour, runTourWorker } from './tour';
 
 const HELP = `usage: sgring [command] [options]
 
 commands:
   demo [--packets N]   a guest and a host exchanging packets over a VMBus ring in two threads (default)
+  serve nvme-tcp|iscsi (--disk FILE | --size SIZE) [--port N] [--nqn NAME] [--inject NAME[:ARGS]]...
+                       [--trace FILE] [--read-only] [--seconds N]
+                       a storage target on 127.0.0.1 for your own initiator, with injected faults;
+                       stdin takes 'inject NAME[:ARGS]', 'clear', 'status', 'quit' while it runs
+                       (injectors: ${INJECTORS})
   help                 this text
 
 options:
@@ -23,31 +29,33 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const commands = ['demo', 'help'];
+  const commands = ['demo', 'serve', 'help'];
   const cmd = argv[0] !== undefined && !argv[0].startsWith('-') ? argv[0] : 'demo';
   const rest = argv[0] === cmd ? argv.slice(1) : argv;
   if (!commands.includes(cmd)) {
     console.error(`unknown command '${cmd}'\n\n${HELP}`);
     return 2;
   }
-  let values: { packets?: string; help?: boolean; version?: boolean };
+  const serveOptions = {
+    disk: { type: 'string' }, size: { type: 'string' }, port: { type: 'string' }, nqn: { type: 'string' },
+    inject: { type: 'string', multiple: true }, trace: { type: 'string' }, 'read-only': { type: 'boolean' }, seconds: { type: 'string' },
+  } as const;
+  let values: Record<string, unknown>;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({
+    ({ values, positionals } = parseArgs({
       args: rest,
       strict: true,
-      allowPositionals: false,
+      allowPositionals: cmd === 'serve',
       options: {
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
-        packets: { type: 'string' },
+        ...(cmd === 'demo' ? { packets: { type: 'string' } } as const : {}),
+        ...(cmd === 'serve' ? serveOptions : {}),
       },
     }));
   } catch (e) {
     console.error(`${(e as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (cmd !== 'demo' && values.packets !== undefined) {
-    console.error(`'${cmd}' takes no --packets\n\n${HELP}`);
     return 2;
   }
   if (values.version) {
@@ -58,7 +66,22 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const packets = values.packets === undefined ? 1_000_000 : Number(values.packets);
+  if (cmd === 'serve') {
+    const kind = positionals[0];
+    if ((kind !== 'nvme-tcp' && kind !== 'iscsi') || positionals.length !== 1) {
+      console.error(`serve needs one kind: nvme-tcp or iscsi\n\n${HELP}`);
+      return 2;
+    }
+    const v = values as { disk?: string; size?: string; port?: string; nqn?: string; inject?: string[]; trace?: string; 'read-only'?: boolean; seconds?: string };
+    try {
+      await serve({ kind, disk: v.disk, size: v.size, port: v.port, nqn: v.nqn, inject: v.inject ?? [], trace: v.trace, readOnly: v['read-only'], seconds: v.seconds });
+    } catch (e) {
+      console.error((e as Error).message);
+      return 2;
+    }
+    return 0;
+  }
+  const packets = values.packets === undefined ? 1_000_000 : Number(values.packets as string);
   if (!Number.isInteger(packets) || packets <= 0) {
     console.error('--packets needs a positive integer');
     return 2;
