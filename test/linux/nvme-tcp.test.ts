@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { drop, IommuDomain, loadCoreSync, MemorySink, MemoryDisk, NvmeController, pageAllocator, PcapngWriter, readOnlyAfter, TapRegistry, traceTap } from '../../src/index';
+import { drop, IommuDomain, loadCoreSync, MemorySink, MemoryDisk, NvmeController, pageAllocator, PcapngWriter, readOnlyAfter, reincarnation, TapRegistry, traceTap } from '../../src/index';
 import { NvmeTcpTarget } from '../../src/node/index';
 import { bootLinux, initramfs, linuxGuestMissing, prepareKernel } from '../util/linux-guest';
 import { checkHostSide, EXT4_MODULES, EXT4_TOOLS, ext4RoundTrip } from './ext4';
@@ -54,7 +54,7 @@ function onSignal(taps: TapRegistry, fn: () => void) {
 }
 
 /** The trace tshark reads: 0 malformed packets, and the status of each I/O completion. */
-function decode(sink: MemorySink): { malformed: string; statuses: string[] } {
+function decode(sink: MemorySink): { malformed: string; statuses: string[]; comments: string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'sgring-nvme-trace-'));
   try {
     const file = join(dir, 'trace.pcapng');
@@ -63,6 +63,7 @@ function decode(sink: MemorySink): { malformed: string; statuses: string[] } {
     return {
       malformed: run('-Y', '_ws.malformed || _ws.expert.severity >= 0x00800000').trim(),
       statuses: run('-Y', 'nvme.cqe.cid && nvme-tcp.cmd.qid != 0', '-T', 'fields', '-e', 'nvme.cqe.status.sct', '-e', 'nvme.cqe.status.sc').trim().split('\n'),
+      comments: run('-Y', 'frame.comment', '-T', 'fields', '-e', 'frame.comment').trim().split('\n').filter(Boolean),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -76,6 +77,10 @@ it.skipIf(missing !== null)('Linux nvme-tcp connects with two I/O queues, writes
   const script = [
     up,
     '(sleep 60; dmesg | tail -40; poweroff -f) &', // a hung step still shows the kernel log
+    // the discovery controller first, as `nvme discover` would reach it (the log page itself needs nvme-cli's ioctl)
+    `echo "transport=tcp,traddr=10.0.2.100,trsvcid=4420,nqn=nqn.2014-08.org.nvmexpress.discovery" > /dev/nvme-fabrics || exit 9`,
+    'echo "DISCOVERY $(cat /sys/class/nvme/nvme0/subsysnqn) $(cat /sys/class/nvme/nvme0/cntrltype 2>/dev/null)"',
+    'echo 1 > /sys/class/nvme/nvme0/delete_controller',
     connect,
     waitDisk,
     'echo "SIZE $(cat /sys/block/nvme0n1/size) QUEUES $(cat /sys/class/nvme/nvme0/queue_count)"',
@@ -92,6 +97,7 @@ it.skipIf(missing !== null)('Linux nvme-tcp connects with two I/O queues, writes
     const r = await bootLinux(kernel, rd.path, net(target.port), { timeoutMs: 90_000 });
     const log = r.output.slice(-6000);
     expect(r.code, log).toBe(0);
+    expect(r.output, log).toMatch(/DISCOVERY nqn.2014-08.org.nvmexpress.discovery/);
     expect(r.output, log).toMatch(/SIZE 131072 QUEUES 3/); // 64 MiB; the admin queue and two I/O queues
     const w = /W ([0-9a-f]{32})/.exec(r.output)?.[1];
     const rr = /R ([0-9a-f]{32})/.exec(r.output)?.[1];
@@ -164,6 +170,8 @@ it.skipIf(missing !== null)('"No Writes" under a real driver: readOnlyAfter atta
     const t = decode(sink);
     expect(t.malformed).toBe('');
     expect(t.statuses).toContain('0x0001\t0x0082');
+    expect(t.comments.length).toBeGreaterThan(0); // the injected faults, as comments on their frames
+    expect(t.comments[0]).toMatch(/^fault at nvme:io:decode: /);
     expect(target.counters.terminated).toBe(0);
   } finally {
     rd.remove();
@@ -209,6 +217,31 @@ it.skipIf(missing !== null)('a lost command under a real driver: the kernel time
     expect(r.output, log).toMatch(/KLOG .*nvme nvme0: queue \d: timeout request/);
     expect(r.output, log).toMatch(/KLOG .*nvme nvme0: Successfully reconnected/);
     expect(target.counters.associations).toBeGreaterThanOrEqual(2);
+  } finally {
+    rd.remove();
+    await target.close();
+  }
+}, 180_000);
+
+it.skipIf(missing !== null)('"Reincarnation" under a real driver: writes fail for a window with a retryable status, the kernel retries through it, ext4 and every file verify', async () => {
+  const kernel = prepareKernel();
+  const taps = new TapRegistry();
+  const { core, disk, target } = rig(taps);
+  let failed = 0;
+  const tap = reincarnation({ after: 6, window: 2, status: 'mediaError' });
+  taps.attach('nvme:io:decode', (ctx) => {
+    tap(ctx);
+    if (ctx.action === 'complete') failed++;
+  });
+  await target.listen();
+  const script = [up, '(sleep 100; dmesg | tail -40; poweroff -f) &', connect, waitDisk, ...ext4RoundTrip('/dev/nvme0n1'), klog, 'exit 0', ''].join('\n');
+  const rd = initramfs(kernel, ['virtio_pci', 'virtio_net', 'nvme_tcp', ...EXT4_MODULES], script, EXT4_TOOLS);
+  try {
+    const r = await bootLinux(kernel, rd.path, net(target.port), { timeoutMs: 120_000 });
+    expect(r.code, r.output.slice(-6000)).toBe(0);
+    expect(failed).toBeGreaterThanOrEqual(6); // the device refused writes again and again
+    expect(r.output).not.toMatch(/KLOG .*(I\/O error|critical medium error)/); // and the kernel's retries hid every one
+    checkHostSide(r.output, core.u8.subarray(disk.ptr, disk.ptr + disk.blockCount * 512));
   } finally {
     rd.remove();
     await target.close();

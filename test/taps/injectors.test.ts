@@ -51,6 +51,13 @@ describe('storage injectors (the frankendrive plug-ins)', () => {
     expect(out).toEqual([0, 0, 0, 0, 0, RO, RO, RO, 0, 0, 0, 0, 0, RO, RO, RO]);
   });
 
+  it('reincarnation with status mediaError fails the window with a status a driver may retry (no DNR)', async () => {
+    const { out } = await run(reincarnation({ after: 2, window: 1, status: 'mediaError' }), 6);
+    const ME = NVME_STATUS.mediaError;
+    expect(out).toEqual([0, 0, ME, 0, 0, ME]);
+    expect(ME & 0x4000).toBe(0);
+  });
+
   it('vendorCommand(0xc0, sum): the talk\'s sum command, answered by the tap with cdw10 + cdw11 in dword 0', async () => {
     const taps = new TapRegistry();
     const dev = new MockNvme(taps);
@@ -64,6 +71,7 @@ describe('storage injectors (the frankendrive plug-ins)', () => {
     expectCode(() => readOnlyAfter(-1), 'InvalidArgument');
     expectCode(() => temperamental({ probability: 1.5, seed: 1 }), 'InvalidArgument');
     expectCode(() => reincarnation({ after: 1, window: NaN }), 'InvalidArgument');
+    expectCode(() => reincarnation({ after: 1, window: 1, status: 'success' as 'readOnly' }), 'InvalidArgument');
     expectCode(() => randomFailure({ rate: -0.1, seed: 1 }), 'InvalidArgument');
     expectCode(() => vendorCommand(0x100, () => 0), 'InvalidArgument');
   });

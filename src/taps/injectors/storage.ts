@@ -53,15 +53,19 @@ export function temperamental(opts: { probability: number; seed: number }): Tap 
 
 /**
  * "Reincarnation": after `after` good writes, the next `window` writes fail read-only, then the
- * device comes back and the cycle starts again (the talk: 5000 good, 12 failing).
+ * device comes back and the cycle starts again (the talk: 5000 good, 12 failing). `status` picks
+ * another of the device's statuses: 'mediaError' or 'internal' have no DNR bit, so a driver may
+ * retry through the window and recover.
  */
-export function reincarnation(opts: { after: number; window: number }): Tap {
+export function reincarnation(opts: { after: number; window: number; status?: 'readOnly' | 'mediaError' | 'internal' }): Tap {
   const after = count(opts?.after, 'reincarnation: after');
   const window = count(opts.window, 'reincarnation: window');
+  const status = opts.status ?? 'readOnly';
+  if (!['readOnly', 'mediaError', 'internal'].includes(status)) throw new SgringError('InvalidArgument', `reincarnation: status ${String(status)} is not readOnly, mediaError or internal`);
   let n = 0;
-  return named(`reincarnation(${after}, ${window})`, (ctx) => {
+  return named(`reincarnation(${after}, ${window}${status === 'readOnly' ? '' : `, ${status}`})`, (ctx) => {
     if (ctx.io.kind !== 'write') return;
-    if (n >= after) ctx.complete(ctx.statuses.readOnly);
+    if (n >= after) ctx.complete(ctx.statuses[status]);
     n = n + 1 >= after + window ? 0 : n + 1;
   });
 }
