@@ -42,6 +42,21 @@ export function prepareKernel(cache = process.env.SGRING_LINUX_CACHE ?? join(tmp
   return { vmlinuz: join(root, 'boot', `vmlinuz-${version}`), root, version };
 }
 
+/** Debian packages fetched and unpacked once into `cache`/`name` (for guest binaries the host does not have installed). */
+export function preparePackages(name: string, pkgs: string[], cache = process.env.SGRING_LINUX_CACHE ?? join(tmpdir(), 'sgring-linux')): string {
+  const root = join(cache, name);
+  if (!existsSync(join(root, '.complete'))) {
+    const dl = join(cache, `${name}.download`);
+    rmSync(dl, { recursive: true, force: true });
+    mkdirSync(dl, { recursive: true });
+    execFileSync('apt-get', ['download', ...pkgs], { cwd: dl, stdio: 'ignore' });
+    for (const deb of readdirSync(dl).filter((f) => f.endsWith('.deb'))) execFileSync('dpkg-deb', ['-x', join(dl, deb), root]);
+    rmSync(dl, { recursive: true, force: true });
+    writeFileSync(join(root, '.complete'), pkgs.join('\n'));
+  }
+  return root;
+}
+
 /** `modules` (names such as 'virtio_net') with everything they need, dependencies first, as paths under lib/modules/VERSION. */
 function withDependencies(k: LinuxKernel, modules: string[]): string[] {
   const dep = new Map<string, string[]>();
@@ -64,10 +79,17 @@ function withDependencies(k: LinuxKernel, modules: string[]): string[] {
   return order;
 }
 
-/** The shared libraries `ldd` lists for a host binary (absolute paths, the loader included). */
-function librariesOf(binary: string): string[] {
-  const out = execFileSync('ldd', [binary], { encoding: 'utf8' });
-  return [...out.matchAll(/(\/\S+\.so[^\s]*)/g)].map((m) => m[1]!);
+/** A guest binary: a host path, or a path inside an unpacked package tree (preparePackages). */
+export type GuestBinary = string | { root: string; path: string };
+
+/** [host file, guest path] for a binary and each shared library `ldd` lists for it (the loader included). */
+function filesOf(b: GuestBinary): [string, string][] {
+  const root = typeof b === 'string' ? '' : b.root;
+  const path = typeof b === 'string' ? b : b.path;
+  const libs = root ? ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu'].map((d) => join(root, d)).join(':') : '';
+  const out = execFileSync('ldd', [join(root || '/', path)], { encoding: 'utf8', env: { ...process.env, LD_LIBRARY_PATH: libs } });
+  const files = [join(root || '/', path), ...[...out.matchAll(/(\/\S+\.so[^\s]*)/g)].map((m) => m[1]!)];
+  return files.map((f) => [f, root && f.startsWith(root) ? f.slice(root.length) : f]);
 }
 
 /**
@@ -75,15 +97,16 @@ function librariesOf(binary: string): string[] {
  * /sbin/mke2fs) with their libraries at the same paths, and /script.sh, whose exit code /init
  * prints after "SGRING-EXIT".
  */
-export function initramfs(k: LinuxKernel, modules: string[], script: string, binaries: string[] = []): { path: string; remove: () => void } {
+export function initramfs(k: LinuxKernel, modules: string[], script: string, binaries: GuestBinary[] = []): { path: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'sgring-initrd-'));
   const tree = join(dir, 'tree');
   for (const d of ['bin', 'proc', 'sys', 'dev', 'lib/modules', 'tmp']) mkdirSync(join(tree, d), { recursive: true });
   copyFileSync('/bin/busybox', join(tree, 'bin/busybox'));
-  for (const file of new Set(binaries.flatMap((b) => [b, ...librariesOf(b)]))) {
-    mkdirSync(join(tree, dirname(file)), { recursive: true });
-    copyFileSync(file, join(tree, file));
-    chmodSync(join(tree, file), 0o755);
+  const files = new Map(binaries.flatMap(filesOf).map(([from, to]) => [to, from])); // guest path -> host file, once each
+  for (const [to, from] of files) {
+    mkdirSync(join(tree, dirname(to)), { recursive: true });
+    copyFileSync(from, join(tree, to));
+    chmodSync(join(tree, to), 0o755);
   }
   const order = withDependencies(k, modules);
   for (const m of order) {
