@@ -5,13 +5,9 @@
 // (against the copy limit); and the illumos first-light case: dd-style sequential 4 KiB reads of
 // a 40 MB disk (18.8 MB/s then). Each ops/s is whole commands: EXECUTE_SRB -> host -> disk ->
 // COMPLETE_IO -> driver. Reads land in a buffer the caller gives (`into`), as a block layer's do.
-// Last, the iSCSI front end serving the same kind of disk to libiscsi's iscsi-perf on loopback
-// (4 KiB random reads, 32 in flight), when Debian's libiscsi-bin is installed.
+// (The iSCSI front end under iscsi-perf, beside tgt, is the suite "targets".)
 
-import { spawn, spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
-import { ScsiDisk } from '../../dist/index.mjs';
-import { IscsiTarget } from '../../dist/node.mjs';
 import { GuestBus, HostBus, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, pageAllocator, StorvscDriver, StorvspDevice } from '../../dist/index.mjs';
 import { copyLimit, iops } from '../lib/io.mjs';
 import { makeCase } from '../lib/timing.mjs';
@@ -46,30 +42,6 @@ async function rig({ blocks = BLOCKS, threads = 1, cpus = 1 } = {}) {
   await guest.connect();
   const hba = await StorvscDriver.attach(guest, guest.offers.all()[0], { allocPages: pages, scanTargets: [0], cpus });
   return { hba, core, pages, close: async () => (await hba.detach(), await stop()) };
-}
-
-/**
- * 4 KiB random reads per second that iscsi-perf (32 in flight) gets from an IscsiTarget serving a
- * memory disk, averaged over `ms` (it reports once a second); null without libiscsi-bin.
- */
-async function iscsiPerf(ms) {
-  if (spawnSync('iscsi-perf', [], { stdio: 'ignore' }).error) return null;
-  const core = loadCoreSync({ guestBytes: 0 });
-  const iqn = 'iqn.2026-12.org.sgring:bench';
-  const target = new IscsiTarget({ luns: [new ScsiDisk(MemoryDisk.create(core, { blockCount: BLOCKS }))], iqn, port: 0 });
-  await target.listen();
-  try {
-    const p = spawn('iscsi-perf', ['-i', 'iqn.2026-12.org.sgring:perf', '-m', '32', '-b', '8', '-r', `iscsi://127.0.0.1:${target.port}/${iqn}/0`]);
-    let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    setTimeout(() => p.kill('SIGINT'), Math.max(ms, 2000) + 600);
-    await new Promise((r) => p.on('exit', r));
-    const avg = [...out.matchAll(/iops average (\d+)/g)].at(-1);
-    if (!avg) throw new Error(`iscsi-perf printed no average:\n${out}`);
-    return Number(avg[1]);
-  } finally {
-    await target.close();
-  }
 }
 
 /** `iops` of the driver's READ (16) / WRITE (16) on target 0, LUN 0 (reads into one reused buffer, or into `segments`). */
@@ -123,9 +95,6 @@ export default {
     const dd = await rig({ blocks: 40e6 / 512 });
     add('dd 4 KiB sequential read, 40 MB disk, QD 1', 4096, await run(dd.hba, 'read', { depth: 1, bytes: 4096, ms, sequential: true, diskBlocks: 40e6 / 512 }));
     await dd.close();
-    const perf = await iscsiPerf(ms);
-    if (perf === null) ctx.log('  iSCSI front end: iscsi-perf not installed (Debian libiscsi-bin), case skipped');
-    else add('iSCSI front end, iscsi-perf 4 KiB random read, QD 32', 4096, perf);
     return rows;
   },
 };

@@ -178,12 +178,15 @@ describe('IscsiTarget against hostile initiators', () => {
     expect([r.bhs[3], r.flags & 0x06, r.dv.getUint32(44)]).toEqual([SCSI_STATUS.good, 0x04, 512]);
     const disk = blocks(0, 4);
     expect([disk[0], disk[511], disk[512], disk[1023], disk[1024], disk[1535], disk[1536]]).toEqual([0x62, 0x62, 0x61, 0x61, 0x63, 0x63, 0]);
-    // A read of one block with EDTL of two: the data and an underflow of 512.
+    // A read of one block with EDTL of two: the data and an underflow of 512, the status in the
+    // Data-In itself (S bit: phase collapse, no SCSI Response follows).
     c.command(read10(0, 1), { read: true, edtl: 1024 });
     const d = (await c.next())!;
     expect([d.opcode, d.data.length, d.data[0]]).toEqual([OPC.dataIn, 512, 0x62]);
+    expect([d.flags & 0x81, d.bhs[3], d.flags & 0x06, d.dv.getUint32(44)]).toEqual([0x81, SCSI_STATUS.good, 0x02, 512]);
+    c.command(TUR, {});
     r = (await c.next())!;
-    expect([r.flags & 0x06, r.dv.getUint32(44)]).toEqual([0x02, 512]);
+    expect(r.opcode).toBe(OPC.scsiResponse); // the next PDU is the next command's: nothing else came for the read
     c.close();
   });
 

@@ -120,7 +120,13 @@ export class IscsiTarget {
       // An initiator that sends faster than the disk serves is held back by TCP, not by our memory.
       if (reader.length > MAX_BUFFERED) socket.pause();
       chain = chain.then(async () => {
-        for (let p = reader.next(); p; p = reader.next()) await conn.handle(p);
+        // Responses to a batch of PDUs leave in as few writes as possible.
+        socket.cork();
+        try {
+          for (let p = reader.next(); p; p = reader.next()) await conn.handle(p);
+        } finally {
+          socket.uncork();
+        }
         if (socket.isPaused() && reader.length <= MAX_BUFFERED) socket.resume();
       }).catch(() => {
         this.counters.protocolErrors++;
@@ -430,19 +436,6 @@ class Connection {
     let flags = 0x80;
     let residual = 0;
     if (r.data && r.status === SCSI_STATUS.good) {
-      const data = r.data.subarray(0, Math.min(r.data.length, edtl));
-      for (let off = 0, sn = 0; off < data.length; off += this.peerMaxRecv, sn++) {
-        const n = Math.min(this.peerMaxRecv, data.length - off);
-        const { bytes, dv } = makePdu(OPC.dataIn, off + n === data.length ? 0x80 : 0, data.subarray(off, off + n));
-        bytes[9] = lun;
-        dv.setUint32(16, itt);
-        dv.setUint32(20, 0xffffffff);
-        this.seq(dv, false);
-        dv.setUint32(24, 0);
-        dv.setUint32(36, sn);
-        dv.setUint32(40, off);
-        this.send(bytes);
-      }
       if (r.data.length > edtl) {
         flags |= 0x04; // overflow
         residual = r.data.length - edtl;
@@ -450,6 +443,28 @@ class Connection {
         flags |= 0x02; // underflow
         residual = edtl - r.data.length;
       }
+      const data = r.data.subarray(0, Math.min(r.data.length, edtl));
+      for (let off = 0, sn = 0; off < data.length; off += this.peerMaxRecv, sn++) {
+        const n = Math.min(this.peerMaxRecv, data.length - off);
+        const last = off + n === data.length;
+        // The last Data-In carries the status (phase collapse, RFC 7143 §11.7.4): good status has no sense, so no SCSI Response follows.
+        const { bytes, dv } = makePdu(OPC.dataIn, last ? flags | 0x01 : 0, data.subarray(off, off + n));
+        bytes[9] = lun;
+        dv.setUint32(16, itt);
+        dv.setUint32(20, 0xffffffff);
+        if (last) {
+          bytes[3] = r.status;
+          this.seq(dv);
+          dv.setUint32(44, residual);
+        } else {
+          this.seq(dv, false);
+          dv.setUint32(24, 0);
+        }
+        dv.setUint32(36, sn);
+        dv.setUint32(40, off);
+        this.send(bytes);
+      }
+      if (data.length > 0) return;
     } else if (wanted !== null && r.status === SCSI_STATUS.good && wanted !== edtl) {
       flags |= wanted > edtl ? 0x04 : 0x02;
       residual = Math.abs(wanted - edtl);
