@@ -183,6 +183,9 @@ it.skipIf(missing !== null)('a lost command under a real driver: the kernel time
   const kernel = prepareKernel();
   const taps = new TapRegistry();
   const { target } = rig(taps);
+  const sink = new MemorySink();
+  const w = new PcapngWriter(sink);
+  taps.attach('nvme:*:*', traceTap(w));
   const lose = drop({ rate: 1, seed: 1, kinds: ['read'] });
   onSignal(taps, () => {
     const h = taps.attach('nvme:io:decode', (ctx) => {
@@ -217,6 +220,10 @@ it.skipIf(missing !== null)('a lost command under a real driver: the kernel time
     expect(r.output, log).toMatch(/KLOG .*nvme nvme0: queue \d: timeout request/);
     expect(r.output, log).toMatch(/KLOG .*nvme nvme0: Successfully reconnected/);
     expect(target.counters.associations).toBeGreaterThanOrEqual(2);
+    w.close();
+    const t = decode(sink);
+    expect(t.malformed).toBe('');
+    expect(t.comments.some((c) => /^fault at nvme:io:decode: .*drop/.test(c)), t.comments.join('\n')).toBe(true);
   } finally {
     rd.remove();
     await target.close();
@@ -227,6 +234,9 @@ it.skipIf(missing !== null)('"Reincarnation" under a real driver: writes fail fo
   const kernel = prepareKernel();
   const taps = new TapRegistry();
   const { core, disk, target } = rig(taps);
+  const sink = new MemorySink();
+  const w = new PcapngWriter(sink);
+  taps.attach('nvme:*:*', traceTap(w));
   let failed = 0;
   const tap = reincarnation({ after: 6, window: 2, status: 'mediaError' });
   taps.attach('nvme:io:decode', (ctx) => {
@@ -242,6 +252,12 @@ it.skipIf(missing !== null)('"Reincarnation" under a real driver: writes fail fo
     expect(failed).toBeGreaterThanOrEqual(6); // the device refused writes again and again
     expect(r.output).not.toMatch(/KLOG .*(I\/O error|critical medium error)/); // and the kernel's retries hid every one
     checkHostSide(r.output, core.u8.subarray(disk.ptr, disk.ptr + disk.blockCount * 512));
+    w.close();
+    const t = decode(sink);
+    expect(t.malformed).toBe('');
+    expect(t.statuses.filter((x) => x === '0x0002\t0x0081')).toHaveLength(failed); // each refusal, and nothing else failed
+    expect(t.statuses.filter((x) => x !== '0x0000\t0x0000' && x !== '0x0002\t0x0081')).toEqual([]);
+    expect(t.comments.length).toBe(failed);
   } finally {
     rd.remove();
     await target.close();
