@@ -42,7 +42,7 @@ const freePort = () => new Promise((resolve) => {
 });
 
 /** tgtd on 127.0.0.1 with one LUN over a file in /dev/shm; null when it cannot run here. */
-async function startTgt() {
+export async function startTgt() {
   if (!have('tgtd', ['-V']) || process.getuid?.() !== 0) return null;
   const port = await freePort();
   const control = String(4000 + (port % 1000)); // its own management socket, apart from any system tgtd

@@ -6,7 +6,7 @@
 import { expect, it } from 'vitest';
 import { loadCoreSync, MemoryDisk, ScsiDisk } from '../../src/index';
 import { IscsiTarget } from '../../src/node/index';
-import { bootLinux, initramfs, linuxGuestMissing, prepareKernel, preparePackages } from '../util/linux-guest';
+import { bootLinux, initramfs, linuxGuestMissing, prepareKernel, preparePackages } from '../util/linux-guest.mjs';
 import { checkHostSide, EXT4_MODULES, EXT4_TOOLS, ext4RoundTrip } from './ext4';
 
 const missing = linuxGuestMissing();

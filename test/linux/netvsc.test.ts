@@ -7,7 +7,7 @@
 import { expect, it } from 'vitest';
 import { GuestBus, HostBus, IommuDomain, loadCoreSync, MessageTransport, NetvscDriver, NetvspDevice, pageAllocator, VirtualSwitch } from '../../src/index';
 import { UdpUplink } from '../../src/node/index';
-import { bootLinux, initramfs, linuxGuestMissing, prepareKernel } from '../util/linux-guest';
+import { bootLinux, initramfs, linuxGuestMissing, prepareKernel } from '../util/linux-guest.mjs';
 
 const missing = linuxGuestMissing();
 if (missing && process.env.SGRING_REQUIRE_TOOLS === '1') throw new Error(`the QEMU Linux guest test must run under CI: ${missing}`);

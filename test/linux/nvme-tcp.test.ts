@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { drop, IommuDomain, loadCoreSync, MemorySink, MemoryDisk, NvmeController, pageAllocator, PcapngWriter, readOnlyAfter, reincarnation, TapRegistry, traceTap } from '../../src/index';
 import { NvmeTcpTarget } from '../../src/node/index';
-import { bootLinux, initramfs, linuxGuestMissing, prepareKernel } from '../util/linux-guest';
+import { bootLinux, initramfs, linuxGuestMissing, prepareKernel } from '../util/linux-guest.mjs';
 import { checkHostSide, EXT4_MODULES, EXT4_TOOLS, ext4RoundTrip } from './ext4';
 
 const missing = linuxGuestMissing();

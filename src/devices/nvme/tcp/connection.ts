@@ -62,11 +62,14 @@ export class Connection implements QueueConnection {
   receive(chunk: Uint8Array): void {
     if (this.state === 'closed') return;
     this.reader.push(chunk);
+    this.socket.cork(); // what the PDUs of this chunk produce leaves in as few writes as possible
     try {
       for (let p = this.reader.next(); p && this.open; p = this.reader.next()) this.handle(p);
     } catch (e) {
       if (!(e instanceof PduFault)) throw e;
       this.terminate(e.fes, e.offset, e.header);
+    } finally {
+      this.socket.uncork();
     }
   }
 

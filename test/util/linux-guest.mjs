@@ -1,106 +1,100 @@
 // A real Linux kernel as the peer of a device test (spec/linux-guest.md): Debian's own kernel,
 // downloaded once into a cache folder, booted under QEMU (TCG) with a busybox initramfs that
 // loads the modules asked for, runs one shell script and powers off, printing the script's exit
-// code after a marker. Host sockets only on 127.0.0.1; QEMU is ended by pid.
+// code after a marker. Host sockets only on 127.0.0.1; QEMU is ended by pid. Plain JavaScript
+// (types in linux-guest.d.mts) so the bench suites use it too.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-
-export interface LinuxKernel {
-  vmlinuz: string;
-  /** The extracted package root (lib/modules/VERSION inside). */
-  root: string;
-  version: string;
-}
-
 /** Why a Linux guest cannot run here (qemu, busybox-static, cpio, apt missing), or null. */
-export function linuxGuestMissing(): string | null {
-  for (const [cmd, args, pkg] of [['qemu-system-x86_64', ['--version'], 'qemu-system-x86'], ['cpio', ['--version'], 'cpio'], ['depmod', ['--version'], 'kmod']] as const) {
-    if (spawnSync(cmd, args).status !== 0) return `${cmd} is not installed (apt-get install ${pkg})`;
+export function linuxGuestMissing() {
+  for (const [cmd, args, pkg] of [['qemu-system-x86_64', ['--version'], 'qemu-system-x86'], ['cpio', ['--version'], 'cpio'], ['depmod', ['--version'], 'kmod']]) {
+    if (spawnSync(cmd, args).status !== 0)
+      return `${cmd} is not installed (apt-get install ${pkg})`;
   }
-  if (!existsSync('/bin/busybox') || !/statically linked/.test(spawnSync('file', ['/bin/busybox'], { encoding: 'utf8' }).stdout ?? 'statically linked')) return 'a static /bin/busybox is needed (apt-get install busybox-static)';
+  if (!existsSync('/bin/busybox') || !/statically linked/.test(spawnSync('file', ['/bin/busybox'], { encoding: 'utf8' }).stdout ?? 'statically linked'))
+    return 'a static /bin/busybox is needed (apt-get install busybox-static)';
   return null;
 }
-
 /** Debian's kernel (the package linux-image-amd64 depends on), fetched and unpacked once into `cache`. */
-export function prepareKernel(cache = process.env.SGRING_LINUX_CACHE ?? join(tmpdir(), 'sgring-linux')): LinuxKernel {
+export function prepareKernel(cache = process.env.SGRING_LINUX_CACHE ?? join(tmpdir(), 'sgring-linux')) {
   const root = join(cache, 'root');
   if (!existsSync(join(root, 'boot'))) {
     mkdirSync(cache, { recursive: true });
     const deps = execFileSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8' });
     const pkg = /Depends: (linux-image-\d\S*)/.exec(deps)?.[1];
-    if (!pkg) throw new Error(`no kernel package behind linux-image-amd64:\n${deps}`);
+    if (!pkg)
+      throw new Error(`no kernel package behind linux-image-amd64:\n${deps}`);
     execFileSync('apt-get', ['download', pkg], { cwd: cache, stdio: 'ignore' });
-    const deb = readdirSync(cache).find((f) => f.startsWith(pkg) && f.endsWith('.deb'))!;
+    const deb = readdirSync(cache).find((f) => f.startsWith(pkg) && f.endsWith('.deb'));
     execFileSync('dpkg-deb', ['-x', join(cache, deb), root]);
     rmSync(join(cache, deb));
-    const v = readdirSync(join(root, 'lib/modules'))[0]!;
+    const v = readdirSync(join(root, 'lib/modules'))[0];
     execFileSync('depmod', ['-b', root, v]);
   }
-  const version = readdirSync(join(root, 'lib/modules'))[0]!;
+  const version = readdirSync(join(root, 'lib/modules'))[0];
   return { vmlinuz: join(root, 'boot', `vmlinuz-${version}`), root, version };
 }
-
 /** Debian packages fetched and unpacked once into `cache`/`name` (for guest binaries the host does not have installed). */
-export function preparePackages(name: string, pkgs: string[], cache = process.env.SGRING_LINUX_CACHE ?? join(tmpdir(), 'sgring-linux')): string {
+export function preparePackages(name, pkgs, cache = process.env.SGRING_LINUX_CACHE ?? join(tmpdir(), 'sgring-linux')) {
   const root = join(cache, name);
   if (!existsSync(join(root, '.complete'))) {
     const dl = join(cache, `${name}.download`);
     rmSync(dl, { recursive: true, force: true });
     mkdirSync(dl, { recursive: true });
     execFileSync('apt-get', ['download', ...pkgs], { cwd: dl, stdio: 'ignore' });
-    for (const deb of readdirSync(dl).filter((f) => f.endsWith('.deb'))) execFileSync('dpkg-deb', ['-x', join(dl, deb), root]);
+    for (const deb of readdirSync(dl).filter((f) => f.endsWith('.deb')))
+      execFileSync('dpkg-deb', ['-x', join(dl, deb), root]);
     rmSync(dl, { recursive: true, force: true });
     writeFileSync(join(root, '.complete'), pkgs.join('\n'));
   }
   return root;
 }
-
 /** `modules` (names such as 'virtio_net') with everything they need, dependencies first, as paths under lib/modules/VERSION. */
-function withDependencies(k: LinuxKernel, modules: string[]): string[] {
-  const dep = new Map<string, string[]>();
+function withDependencies(k, modules) {
+  const dep = new Map();
   for (const line of readFileSync(join(k.root, 'lib/modules', k.version, 'modules.dep'), 'utf8').split('\n')) {
     const [m, rest] = line.split(':');
-    if (m) dep.set(m, rest!.trim().split(/\s+/).filter(Boolean));
+    if (m)
+      dep.set(m, rest.trim().split(/\s+/).filter(Boolean));
   }
   const byName = new Map([...dep.keys()].map((p) => [p.slice(p.lastIndexOf('/') + 1).replace(/\.ko.*$/, '').replace(/-/g, '_'), p]));
-  const order: string[] = [];
-  const visit = (p: string) => {
-    if (order.includes(p)) return;
-    for (const d of dep.get(p) ?? []) visit(d);
+  const order = [];
+  const visit = (p) => {
+    if (order.includes(p))
+      return;
+    for (const d of dep.get(p) ?? [])
+      visit(d);
     order.push(p);
   };
   for (const m of modules) {
     const p = byName.get(m.replace(/-/g, '_'));
-    if (!p) throw new Error(`module ${m} is not in ${k.version}`);
+    if (!p)
+      throw new Error(`module ${m} is not in ${k.version}`);
     visit(p);
   }
   return order;
 }
-
-/** A guest binary: a host path, or a path inside an unpacked package tree (preparePackages). */
-export type GuestBinary = string | { root: string; path: string };
-
 /** [host file, guest path] for a binary and each shared library `ldd` lists for it (the loader included). */
-function filesOf(b: GuestBinary): [string, string][] {
+function filesOf(b) {
   const root = typeof b === 'string' ? '' : b.root;
   const path = typeof b === 'string' ? b : b.path;
   const libs = root ? ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu'].map((d) => join(root, d)).join(':') : '';
   const out = execFileSync('ldd', [join(root || '/', path)], { encoding: 'utf8', env: { ...process.env, LD_LIBRARY_PATH: libs } });
-  const files = [join(root || '/', path), ...[...out.matchAll(/(\/\S+\.so[^\s]*)/g)].map((m) => m[1]!)];
+  const files = [join(root || '/', path), ...[...out.matchAll(/(\/\S+\.so[^\s]*)/g)].map((m) => m[1])];
   return files.map((f) => [f, root && f.startsWith(root) ? f.slice(root.length) : f]);
 }
-
 /**
- * An initramfs: busybox, the modules (loaded in order by /init), host `binaries` (such as
- * /sbin/mke2fs) with their libraries at the same paths, and /script.sh, whose exit code /init
- * prints after "SGRING-EXIT".
- */
-export function initramfs(k: LinuxKernel, modules: string[], script: string, binaries: GuestBinary[] = []): { path: string; remove: () => void } {
+* An initramfs: busybox, the modules (loaded in order by /init), host `binaries` (such as
+* /sbin/mke2fs) with their libraries at the same paths, and /script.sh, whose exit code /init
+* prints after "SGRING-EXIT".
+*/
+export function initramfs(k, modules, script, binaries = []) {
   const dir = mkdtempSync(join(tmpdir(), 'sgring-initrd-'));
   const tree = join(dir, 'tree');
-  for (const d of ['bin', 'proc', 'sys', 'dev', 'lib/modules', 'tmp']) mkdirSync(join(tree, d), { recursive: true });
+  for (const d of ['bin', 'proc', 'sys', 'dev', 'lib/modules', 'tmp'])
+    mkdirSync(join(tree, d), { recursive: true });
   copyFileSync('/bin/busybox', join(tree, 'bin/busybox'));
   const files = new Map(binaries.flatMap(filesOf).map(([from, to]) => [to, from])); // guest path -> host file, once each
   for (const [to, from] of files) {
@@ -129,13 +123,12 @@ export function initramfs(k: LinuxKernel, modules: string[], script: string, bin
   execFileSync('sh', ['-c', `cd '${tree}' && find . | cpio -o -H newc --quiet > '${path}'`]);
   return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
-
 /**
- * Boots `k` with `initrd` under QEMU (TCG, 256 MiB, serial console on stdout) plus `args`, while
- * `tick` runs between event-loop turns (the Node side of the devices). Resolves with the console
- * output and the script's exit code (null when the marker never came: a crash or the timeout).
- */
-export async function bootLinux(k: LinuxKernel, initrd: string, args: string[], o: { timeoutMs: number; tick?: () => void }): Promise<{ output: string; code: number | null }> {
+* Boots `k` with `initrd` under QEMU (TCG, 256 MiB, serial console on stdout) plus `args`, while
+* `tick` runs between event-loop turns (the Node side of the devices). Resolves with the console
+* output and the script's exit code (null when the marker never came: a crash or the timeout).
+*/
+export async function bootLinux(k, initrd, args, o) {
   const qemu = spawn('qemu-system-x86_64', [
     '-accel', 'tcg', '-cpu', 'max', '-m', '256', '-smp', '1', '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio', '-no-reboot',
     '-kernel', k.vmlinuz, '-initrd', initrd, '-append', 'console=ttyS0 panic=-1 quiet', ...args,

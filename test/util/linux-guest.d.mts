@@ -1,0 +1,39 @@
+// Types of linux-guest.mjs.
+export interface LinuxKernel {
+    vmlinuz: string;
+    /** The extracted package root (lib/modules/VERSION inside). */
+    root: string;
+    version: string;
+}
+/** Why a Linux guest cannot run here (qemu, busybox-static, cpio, apt missing), or null. */
+export declare function linuxGuestMissing(): string | null;
+/** Debian's kernel (the package linux-image-amd64 depends on), fetched and unpacked once into `cache`. */
+export declare function prepareKernel(cache?: string): LinuxKernel;
+/** Debian packages fetched and unpacked once into `cache`/`name` (for guest binaries the host does not have installed). */
+export declare function preparePackages(name: string, pkgs: string[], cache?: string): string;
+/** A guest binary: a host path, or a path inside an unpacked package tree (preparePackages). */
+export type GuestBinary = string | {
+    root: string;
+    path: string;
+};
+/**
+ * An initramfs: busybox, the modules (loaded in order by /init), host `binaries` (such as
+ * /sbin/mke2fs) with their libraries at the same paths, and /script.sh, whose exit code /init
+ * prints after "SGRING-EXIT".
+ */
+export declare function initramfs(k: LinuxKernel, modules: string[], script: string, binaries?: GuestBinary[]): {
+    path: string;
+    remove: () => void;
+};
+/**
+ * Boots `k` with `initrd` under QEMU (TCG, 256 MiB, serial console on stdout) plus `args`, while
+ * `tick` runs between event-loop turns (the Node side of the devices). Resolves with the console
+ * output and the script's exit code (null when the marker never came: a crash or the timeout).
+ */
+export declare function bootLinux(k: LinuxKernel, initrd: string, args: string[], o: {
+    timeoutMs: number;
+    tick?: () => void;
+}): Promise<{
+    output: string;
+    code: number | null;
+}>;
