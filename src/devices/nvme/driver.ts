@@ -68,8 +68,6 @@ interface Pending {
   pages: number[];
 }
 
-type Waiting = Omit<Pending, 'deadline'>;
-
 interface Queue {
   qid: number;
   sq: number;
@@ -82,7 +80,7 @@ interface Queue {
   free: number[];
   pending: Map<number, Pending>;
   /** Commands waiting for a free command id (more submitted than the queue holds), in order. */
-  waiting: Waiting[];
+  waiting: Pending[];
   /** SQEs written since the last doorbell. */
   unrung: number;
 }
@@ -235,22 +233,23 @@ export class NvmeDriver {
    */
   private enqueue(q: Queue, sqe: Uint8Array, pages: number[] = [], tries = 0): Promise<NvmeCompletion> {
     return new Promise<NvmeCompletion>((resolve, reject) => {
-      const w: Waiting = { sqe, resolve, reject, tries, pages };
-      if (q.waiting.length > 0 || !this.place(q, w)) q.waiting.push(w);
+      const p: Pending = { sqe, resolve, reject, deadline: 0, tries, pages };
+      if (q.waiting.length > 0 || !this.place(q, p)) q.waiting.push(p);
     });
   }
 
   /** Puts a command into the SQ under a free CID; false when none is free. */
-  private place(q: Queue, w: Waiting): boolean {
+  private place(q: Queue, p: Pending): boolean {
     const cid = q.free.pop();
     if (cid === undefined) return false;
-    const sqe = w.sqe;
+    const sqe = p.sqe;
     sqe[2] = cid;
     sqe[3] = cid >>> 8;
     this.core.u8.set(sqe, this.core.guestBase + q.sq + q.tail * 64);
     q.tail = (q.tail + 1) % q.size;
     q.unrung++;
-    q.pending.set(cid, { ...w, deadline: performance.now() + this.opts.timeoutMs });
+    p.deadline = performance.now() + this.opts.timeoutMs;
+    q.pending.set(cid, p);
     this.armSweep();
     return true;
   }
