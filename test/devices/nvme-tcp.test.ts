@@ -18,10 +18,16 @@ async function rig(o: { taps?: TapRegistry; hosts?: string[] } = {}) {
   const dma = IommuDomain.create(core, 'nvme0', { mode: 'identity' });
   const disk = MemoryDisk.create(core, { blockCount: 8192 });
   const controller = new NvmeController(core, { dma, namespaces: [{ backend: disk }], maxQueues: 4, taps: o.taps });
-  const target = new NvmeTcpTarget({ controller, allocPages: pageAllocator(core), subnqn: SUBNQN, port: 0, hosts: o.hosts });
+  const pages = pageAllocator(core);
+  const gate = { open: true };
+  const allocPages = Object.assign((n: number) => {
+    if (!gate.open) throw new Error('out of pages');
+    return pages(n);
+  }, { free: (gpa: number) => pages.free(gpa) });
+  const target = new NvmeTcpTarget({ controller, allocPages, subnqn: SUBNQN, port: 0, hosts: o.hosts });
   await target.listen();
   open.push(target);
-  return { core, disk, controller, target };
+  return { core, disk, controller, target, pages, gate };
 }
 
 async function queue(port: number, dgst = 0): Promise<RawQueue> {
@@ -227,6 +233,31 @@ describe('NvmeTcpTarget: bad input from the host', () => {
     q!.send(q!.h2cData(cid, ttag, 2048, new Uint8Array(4096).fill(7)));
     expect(term(await q!.next())).toBe(4); // Data Transfer Out of Range
     expect(core.u8.subarray(disk.ptr, disk.ptr + 16384).every((b) => b === 0)).toBe(true);
+  });
+
+  it('[H76] staging is bounded: nothing is staged before Connect, running out of pages fails the command (retryable), a host may not hold more data phases than its queue has slots', async () => {
+    const { target, pages, gate } = await rig();
+    const early = await queue(target.port);
+    const before = pages.stats().usedPages;
+    expect(cqeStatus((await cmd(early, rw(early, 0x02, 0, 64))).resp) & 0xff).toBe(0x0c); // Command Sequence Error
+    expect(pages.stats().usedPages).toBe(before);
+    const { io: [q] } = await bringUp(target.port);
+    gate.open = false;
+    const r = await cmd(q!, rw(q!, 0x02, 0, 8));
+    expect([cqeStatus(r.resp), target.counters.stagingRefused]).toEqual([0x06, 1]); // Internal Error, no DNR
+    gate.open = true;
+    expect(cqeStatus((await cmd(q!, rw(q!, 0x02, 0, 8))).resp)).toBe(0);
+    // 200 writes that never send their data: the ones beyond the queue's slots fail at once
+    for (let i = 0; i < 200; i++) q!.send(q!.capsule(rw(q!, 0x01, i, 8)));
+    let r2ts = 0;
+    let refused = 0;
+    for (let i = 0; i < 200; i++) {
+      const p = (await q!.next())!;
+      if (p.type === 9) r2ts++;
+      else if (p.type === 5 && cqeStatus(p) === 0x06) refused++;
+    }
+    expect([r2ts, refused]).toEqual([127, 73]);
+    expect(target.counters.internalErrors).toBe(0);
   });
 
   it('[H77] a header digest mismatch ends the connection; a data digest mismatch fails the command with Transient Transport Error, nothing written', async () => {

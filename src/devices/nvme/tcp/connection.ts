@@ -66,8 +66,12 @@ export class Connection implements QueueConnection {
     try {
       for (let p = this.reader.next(); p && this.open; p = this.reader.next()) this.handle(p);
     } catch (e) {
-      if (!(e instanceof PduFault)) throw e;
-      this.terminate(e.fes, e.offset, e.header);
+      if (e instanceof PduFault) this.terminate(e.fes, e.offset, e.header);
+      else {
+        // Our own failure on this host's input: this connection ends, the target and the others go on.
+        this.target.counters.internalErrors++;
+        this.shutdown();
+      }
     } finally {
       this.socket.uncork();
     }
@@ -111,6 +115,7 @@ export class Connection implements QueueConnection {
     const sglLen = rd32(sqe, 32);
     const inCapsule = p.data.length;
     if (cmd.dir === 3) return this.respond(cmd, NVME_SC.invalidField); // bidirectional: no such command here
+    if (!fabrics && this.qid < 0) return this.respond(cmd, NVME_SC.commandSequenceError); // nothing but Connect before Connect, and nothing staged for it
     // [H76] the descriptor must say how the data comes; in-capsule data must be exactly what it says;
     // where the controller walks the data pointer for a length of its own, the host must describe at least that.
     const want = cmd.dir === 0 || fabrics || this.discovery ? null : this.expectedLength(sqe);
@@ -128,7 +133,14 @@ export class Connection implements QueueConnection {
     cmd.length = cmd.dir === 0 ? 0 : sglLen;
     if (fabrics || this.discovery) cmd.js = new Uint8Array(cmd.length);
     else if (cmd.length > 0) {
-      this.stage(cmd);
+      // Staging is bounded: a host may not hold more commands in their data phase than its queue has slots.
+      if (this.r2ts.size >= Math.max(this.slots.length, 32)) return this.respond(cmd, NVME_SC.internalError);
+      try {
+        this.stage(cmd);
+      } catch {
+        t.counters.stagingRefused++;
+        return this.respond(cmd, NVME_SC.internalError); // out of staging pages: the host may retry (no DNR)
+      }
       // Where the controller may write less than the host asked for, the rest must not be an old command's bytes.
       const core = t.controller.core;
       if (want === null && cmd.dir === 2) core.u8.fill(0, core.guestBase + cmd.gpa, core.guestBase + cmd.gpa + cmd.length);
@@ -170,7 +182,14 @@ export class Connection implements QueueConnection {
     const t = this.target;
     const pages = Math.ceil(cmd.length / PAGE);
     cmd.gpa = t.allocPages(pages);
-    if (pages > 2) cmd.listGpa = t.allocPages(Math.ceil((pages * 8) / (PAGE - 8)) + 1);
+    if (pages > 2) {
+      try {
+        cmd.listGpa = t.allocPages(Math.ceil((pages * 8) / (PAGE - 8)) + 1);
+      } catch (e) {
+        this.release(cmd);
+        throw e;
+      }
+    }
   }
 
   private release(cmd: FabricCommand): void {

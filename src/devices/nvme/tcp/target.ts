@@ -45,7 +45,7 @@ export class NvmeTcpTarget implements TargetContext {
   readonly subnqn: string;
   readonly maxH2cData: number;
   readonly inCapsuleData: number;
-  readonly counters: NvmeTcpCounters = { connections: 0, associations: 0, commands: 0, bytesIn: 0, bytesOut: 0, terminated: 0, connectRefused: 0, dataDigestErrors: 0, keepAliveExpired: 0 };
+  readonly counters: NvmeTcpCounters = { connections: 0, associations: 0, commands: 0, bytesIn: 0, bytesOut: 0, terminated: 0, connectRefused: 0, dataDigestErrors: 0, keepAliveExpired: 0, stagingRefused: 0, internalErrors: 0 };
   /** The association now bound to the controller, if any. */
   association: Association | null = null;
   readonly discovery: DiscoveryController;

@@ -20,6 +20,10 @@ export interface NvmeTcpCounters {
   dataDigestErrors: number;
   /** Associations ended because the host's keep-alive timer ran out. */
   keepAliveExpired: number;
+  /** Commands failed because no staging pages were left. */
+  stagingRefused: number;
+  /** Connections ended by an error of the target's own while handling their input. */
+  internalErrors: number;
 }
 
 /** One command from the host, through its data phase to its response. */
