@@ -344,4 +344,31 @@ describe('netvsc taps', () => {
     expect(execFileSync('tshark', ['-r', file, '-Y', '_ws.malformed || _ws.expert.severity >= error'], { encoding: 'utf8' }).trim()).toBe('');
     rmSync(dir, { recursive: true });
   });
+
+  it.skipIf(!tshark)('a capture on a switch port records the frames going out to it and coming in from it; tshark reads them on interface switch:<port>', async () => {
+    const { a, b, sw, settle } = await rig();
+    const sink = new MemorySink();
+    const w = new PcapngWriter(sink);
+    const portB = sw.list()[1]!;
+    const cap = portB.capture(w);
+    let got = 0;
+    b.onReceive = () => got++;
+    a.onReceive = () => got++;
+    a.send(arpRequest(a.mac)); // flooded: out to B
+    a.send(udp(b.mac, a.mac, 100)); // out to B
+    b.send(udp(a.mac, b.mac, 1400)); // in from B
+    settle(() => got >= 3);
+    cap.stop();
+    a.send(udp(b.mac, a.mac, 200)); // after stop(): not recorded
+    settle(() => got >= 4);
+    w.close();
+    const dir = mkdtempSync(join(tmpdir(), 'switch-capture-'));
+    const file = join(dir, 'port.pcapng');
+    writeFileSync(file, sink.bytes());
+    const rows = execFileSync('tshark', ['-r', file, '-T', 'fields', '-e', 'frame.interface_name', '-e', 'eth.src', '-e', 'frame.len'], { encoding: 'utf8' }).trim().split('\n');
+    const macOf = (m: Uint8Array) => [...m].map((x) => x.toString(16).padStart(2, '0')).join(':');
+    expect(rows).toEqual([`switch:${portB.name}\t${macOf(a.mac)}\t42`, `switch:${portB.name}\t${macOf(a.mac)}\t142`, `switch:${portB.name}\t${macOf(b.mac)}\t1442`]);
+    expect(execFileSync('tshark', ['-r', file, '-Y', '_ws.malformed'], { encoding: 'utf8' }).trim()).toBe('');
+    rmSync(dir, { recursive: true });
+  });
 });

@@ -6,6 +6,7 @@
 
 import { SgringError } from '../../engine/errors';
 import { optionNames } from '../../core/args';
+import type { PcapngWriter } from '../../trace/pcapng';
 
 export interface PortCounters {
   /** Frames and bytes the port handed to the switch. */
@@ -28,6 +29,12 @@ export interface SwitchPort {
   input(frame: Uint8Array): void;
   /** Takes the port off the switch and forgets the addresses learned on it. */
   detach(): void;
+  /**
+   * Records every frame the port hands to the switch and every frame the switch delivers out of
+   * it (as tcpdump on an interface would) into `writer`, on an Ethernet interface named
+   * `switch:<port>`, until the returned stop() is called.
+   */
+  capture(writer: PcapngWriter): { stop(): void };
 }
 
 /** A port's receiver: takes (copies) one frame; false when it has no room for it now. */
@@ -49,11 +56,29 @@ const macKey = (f: Uint8Array, at: number) => f[at]! * 0x10000000000 + f[at + 1]
 class Port implements SwitchPort {
   readonly counters: PortCounters = { inFrames: 0, inBytes: 0, outFrames: 0, outBytes: 0, oversize: 0, runt: 0, outDropped: 0 };
   attached = true;
+  /** Port captures running, each writing frames as they cross (null when none: the common path pays one test). */
+  taps: ((frame: Uint8Array) => void)[] | null = null;
 
   constructor(readonly name: string, readonly receive: PortReceiver, private readonly sw: VirtualSwitch) {}
 
   input(frame: Uint8Array): void {
-    if (this.attached) this.sw.forward(this, frame);
+    if (!this.attached) return;
+    if (this.taps) for (const t of this.taps) t(frame);
+    this.sw.forward(this, frame);
+  }
+
+  capture(writer: PcapngWriter): { stop(): void } {
+    const iface = writer.addInterface({ name: `switch:${this.name}`, description: 'a VirtualSwitch port: frames in and out' });
+    const origin = BigInt(Date.now()) * 1_000_000n - BigInt(Math.round(performance.now() * 1e6));
+    const tap = (frame: Uint8Array) => writer.writePacket(iface, origin + BigInt(Math.round(performance.now() * 1e6)), frame);
+    (this.taps ??= []).push(tap);
+    return {
+      stop: () => {
+        const i = this.taps?.indexOf(tap) ?? -1;
+        if (i >= 0) this.taps!.splice(i, 1);
+        if (this.taps?.length === 0) this.taps = null;
+      },
+    };
   }
 
   detach(): void {
@@ -67,6 +92,7 @@ class Port implements SwitchPort {
     if (this.receive(frame)) {
       this.counters.outFrames++;
       this.counters.outBytes += frame.length;
+      if (this.taps) for (const t of this.taps) t(frame);
     } else this.counters.outDropped++;
   }
 }
