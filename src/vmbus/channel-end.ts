@@ -24,6 +24,8 @@ import { ChannelSender, PendingCall, type ChannelEndInit, type ChannelEndOptions
 export class ChannelEnd<C = unknown> extends ChannelSender<C> {
   /** Incoming packets that are not completions of our requests. */
   onPacket: ((p: ReceivedPacket) => void) | null = null;
+  /** Called once a poll() has handed over every packet it took (a device flushes what it batched across them). */
+  onPollEnd: (() => void) | null = null;
   /** Packets that failed a descriptor check (E); without it they are counted and dropped. */
   onBadPacket: ((p: ReceivedPacket, error: SgringError) => void) | null = null;
   /** Most packets one poll() takes by default: one ring's worth (P4). */
@@ -118,6 +120,13 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
     }
     if (masked) this.in.endRead();
     this.inDispatch = false;
+    if (n > 0 && this.onPollEnd && err === null) {
+      try {
+        this.onPollEnd();
+      } catch (e) {
+        err = e;
+      }
+    }
     if (this.releaseDue) this.release();
     if (this._state === 'open') {
       try {

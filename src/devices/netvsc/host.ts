@@ -121,9 +121,14 @@ interface NicState {
 /** One open channel of the adapter (the primary, then sub-channels) with its own receive queue. */
 interface Lane {
   ch: HostChannel<number[]>;
-  /** Filled receive sections whose transfer-page packet found the ring full: [section, bytes], sent in order once it drains. */
-  backlog: number[];
+  /** Frames filled since the last flush, [section, bytes] pairs: one transfer-page packet carries them all. */
+  batch: number[];
+  /** Transfer-page packets that found the ring full, each as its [section, bytes] pairs: sent in order once it drains. */
+  backlog: number[][];
 }
+
+/** Receive sections one transfer-page packet carries at most. */
+const BATCH_MAX = 64;
 
 /** Parses "00:15:5d:01:02:03" (or takes 6 bytes). */
 export function parseMac(mac: Uint8Array | string): Uint8Array {
@@ -176,6 +181,7 @@ export class NetvspDevice {
   private linkUp = true;
   private readonly taps: TapRegistry | null;
   private points: { txDecode: StagePoint; txExecute: StagePoint; rxPost: StagePoint; ctlDecode: StagePoint } | null = null;
+  private readonly sw: VirtualSwitch | null;
   private nextRequest = 1;
   /** The send section being read (frames are handed on before the next one is read). */
   private scratch = new Uint8Array(6144);
@@ -198,7 +204,8 @@ export class NetvspDevice {
     this.linkSpeed = opts.linkSpeed ?? 10e9;
     this.mtu = opts.mtu ?? 1500;
     this.instanceId = opts.instanceId;
-    this.port = opts.switch ? opts.switch.addPort(this.name, (f) => this.deliver(f)) : null;
+    this.sw = opts.switch ?? null;
+    this.port = opts.switch ? opts.switch.addPort(this.name, (f) => this.deliver(f), () => this.flush()) : null;
     this.taps = opts.taps ?? null;
     if (this.taps) {
       const [txDecode, txExecute, rxPost, ctlDecode] = this.taps.declare(this.name, [
@@ -266,9 +273,11 @@ export class NetvspDevice {
       this.st = { version: 0, recv: null, recvSection: 0, free: [], send: null, sendSection: 0, packetFilter: 0 };
     }
     const st = this.st!;
-    const lane: Lane = { ch, backlog: [] };
+    const lane: Lane = { ch, batch: [], backlog: [] };
     this.lanes.push(lane);
     ch.onPacket = (p) => this.handle(ch, st, p);
+    // The end of a burst of what this guest sent: the switch's ports hand on the frames they batched.
+    ch.onPollEnd = () => this.sw?.flush();
     // A receive packet's completion gives its sections back (an error: the channel ended), and the
     // guest has read ring space free: what waited for it goes now.
     ch.onCompletion = (sections, err) => {
@@ -278,7 +287,8 @@ export class NetvspDevice {
     ch.onClose = () => {
       const i = this.lanes.indexOf(lane);
       if (i >= 0) this.lanes.splice(i, 1);
-      for (let k = 0; k < lane.backlog.length; k += 2) st.free.push(lane.backlog[k]!);
+      for (const g of [lane.batch, ...lane.backlog]) for (let k = 0; k < g.length; k += 2) st.free.push(g[k]!);
+      lane.batch = [];
       lane.backlog.length = 0;
       if (!sub) this.offeredSubChannels = 0;
     };
@@ -320,7 +330,10 @@ export class NetvspDevice {
       case NVSP.revokeRecvBuf:
         st.recv = null;
         st.free = [];
-        for (const l of this.lanes) l.backlog.length = 0;
+        for (const l of this.lanes) {
+          l.batch = [];
+          l.backlog.length = 0;
+        }
         return EMPTY;
       case NVSP.subchannel:
         return this.allocateSubChannels(ch, st, msg);
@@ -442,7 +455,7 @@ export class NetvspDevice {
       this.counters.txBytes += m.frame.length;
       const pts = this.points;
       if (pts !== null && (pts.txDecode.taps !== null || pts.txExecute.taps !== null)) this.txTapped(m.frame.slice(), `tx${this.nextRequest++}`);
-      else if (this.linkUp) this.port?.input(m.frame);
+      else if (this.linkUp) this.port?.input(m.frame, true); // the channel's poll end flushes the burst
       at += (readU32LE(data, at + 4) + 7) & ~7;
     }
     return NVSP_STATUS.success;
@@ -613,25 +626,61 @@ export class NetvspDevice {
       this.counters.rxNotReady++; // the buffer is no longer mapped
       return false;
     }
-    // In order: behind whatever already waits for ring space (the filled sections bound the wait).
-    if (lane.backlog.length > 0 || !this.hand(ch, s, bytes)) {
-      lane.backlog.push(s, bytes);
-      this.counters.rxQueued++;
+    // Frames share a transfer-page packet (several ranges, as guests allow since NVSP 2) until the
+    // sender's burst ends (VirtualSwitch.flush), BATCH_MAX fill one, or, for frames from outside a
+    // poll (an uplink's socket), a microtask passes. A control message goes at once, behind them.
+    if (frame) {
+      if (lane.batch.length === 0) queueMicrotask(() => this.flushLane(lane));
+      lane.batch.push(s, bytes);
+      if (lane.batch.length >= 2 * BATCH_MAX) this.flushLane(lane);
+      return true;
     }
+    this.flushLane(lane);
+    this.send(lane, [s, bytes]);
     return true;
   }
 
-  /** One transfer-page packet for receive section `s`; false when the ring has no room. */
-  private hand(ch: HostChannel<number[]>, s: number, bytes: number): boolean {
-    const off = s * this.st!.recvSection;
-    return ch.requestTransferPages({ pageSetId: RECV_BUFFER_ID, senderOwns: false, ranges: [{ byteCount: bytes, byteOffset: off }] }, this.rxMessage, [s]) !== 0;
+  /** Hands every batched frame to the guest. */
+  flush(): void {
+    for (const l of this.lanes) this.flushLane(l);
+  }
+
+  private flushLane(lane: Lane): void {
+    if (lane.batch.length === 0) return;
+    const g = lane.batch;
+    lane.batch = [];
+    this.send(lane, g);
+  }
+
+  /** One transfer-page packet for the sections of `g`, in order behind whatever waits for ring space (the filled sections bound the wait). */
+  private send(lane: Lane, g: number[]): void {
+    if (lane.backlog.length > 0 || !this.hand(lane.ch, g)) {
+      lane.backlog.push(g);
+      this.counters.rxQueued++;
+    }
+  }
+
+  /** One transfer-page packet for the [section, bytes] pairs of `g`; false when the ring has no room. */
+  private hand(ch: HostChannel<number[]>, g: number[]): boolean {
+    if (ch.state !== 'open') { // the channel went away: the sections are free again, the frames lost
+      for (let k = 0; k < g.length; k += 2) this.st?.free.push(g[k]!);
+      return true;
+    }
+    const size = this.st!.recvSection;
+    const ranges: { byteCount: number; byteOffset: number }[] = [];
+    const sections: number[] = [];
+    for (let k = 0; k < g.length; k += 2) {
+      ranges.push({ byteCount: g[k + 1]!, byteOffset: g[k]! * size });
+      sections.push(g[k]!);
+    }
+    return ch.requestTransferPages({ pageSetId: RECV_BUFFER_ID, senderOwns: false, ranges }, this.rxMessage, sections) !== 0;
   }
 
   /** Sends what waited for ring space, in order, until the ring is full again. */
   private drain(lane: Lane): void {
     const b = lane.backlog;
     let i = 0;
-    while (i < b.length && this.hand(lane.ch, b[i]!, b[i + 1]!)) i += 2;
+    while (i < b.length && this.hand(lane.ch, b[i]!)) i++;
     b.splice(0, i);
   }
 }

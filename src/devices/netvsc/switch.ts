@@ -25,8 +25,12 @@ export interface PortCounters {
 export interface SwitchPort {
   readonly name: string;
   readonly counters: PortCounters;
-  /** Hands a frame to the switch (the frame may be reused after the call returns). */
-  input(frame: Uint8Array): void;
+  /**
+   * Hands a frame to the switch (the frame may be reused after the call returns). `more`: the
+   * sender has more frames in this burst and calls VirtualSwitch.flush() at its end, so receiving
+   * ports may batch; otherwise the frame is handed on before input returns.
+   */
+  input(frame: Uint8Array, more?: boolean): void;
   /** Takes the port off the switch and forgets the addresses learned on it. */
   detach(): void;
   /**
@@ -59,12 +63,13 @@ class Port implements SwitchPort {
   /** Port captures running, each writing frames as they cross (null when none: the common path pays one test). */
   taps: ((frame: Uint8Array) => void)[] | null = null;
 
-  constructor(readonly name: string, readonly receive: PortReceiver, private readonly sw: VirtualSwitch) {}
+  constructor(readonly name: string, readonly receive: PortReceiver, private readonly sw: VirtualSwitch, readonly flush: (() => void) | null = null) {}
 
-  input(frame: Uint8Array): void {
+  input(frame: Uint8Array, more = false): void {
     if (!this.attached) return;
     if (this.taps) for (const t of this.taps) t(frame);
     this.sw.forward(this, frame);
+    if (!more) this.sw.flush();
   }
 
   capture(writer: PcapngWriter): { stop(): void } {
@@ -120,10 +125,13 @@ export class VirtualSwitch {
     if (!Number.isInteger(this.mtu) || this.mtu < 68 || this.mtu > 65535) throw new SgringError('InvalidArgument', `mtu ${this.mtu} must be 68..65535`);
   }
 
-  /** Adds a port whose frames come in through `input` and go out through `receive`. */
-  addPort(name: string, receive: PortReceiver): SwitchPort {
+  /**
+   * Adds a port whose frames come in through `input` and go out through `receive`. A port that
+   * batches what it receives gives `flush`, called when a sender ends a burst (VirtualSwitch.flush).
+   */
+  addPort(name: string, receive: PortReceiver, flush?: () => void): SwitchPort {
     if (typeof receive !== 'function') throw new SgringError('InvalidArgument', 'addPort needs a receiver function');
-    const p = new Port(name, receive, this);
+    const p = new Port(name, receive, this, flush ?? null);
     this.ports.push(p);
     return p;
   }
@@ -138,6 +146,11 @@ export class VirtualSwitch {
     const receive = u.connect((frame) => port?.input(frame));
     port = this.addPort(u.name, receive);
     return port;
+  }
+
+  /** A sender ended a burst of frames: every port that batches hands on what it holds. */
+  flush(): void {
+    for (const p of this.ports) p.flush?.();
   }
 
   /** The ports, in the order they were added. */
