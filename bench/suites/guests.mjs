@@ -8,7 +8,7 @@
 
 import { IommuDomain, loadCoreSync, MemoryDisk, NvmeController, pageAllocator, ScsiDisk } from '../../dist/index.mjs';
 import { IscsiTarget, NvmeTcpTarget } from '../../dist/node.mjs';
-import { bootLinux, initramfs, linuxGuestMissing, prepareKernel } from '../../test/util/linux-guest.mjs';
+import { linuxGuestMissing, runGuest } from '../../test/util/linux-guest.mjs';
 import { makeCase } from '../lib/timing.mjs';
 import { startTgt } from './targets.mjs';
 
@@ -25,14 +25,12 @@ const RUNS = [
 /** The same runs, `div` times shorter (for the NVMe/TCP path through QEMU's user network). */
 const shorter = (div) => RUNS.map(([n, b, a, t]) => [n, b, a.replace(/count=(\d+)/, (_, c) => `count=${Math.max(1, c / div)}`), 1]);
 
-const script = (dev, prelude, runs = RUNS) => [
+const lines = (dev, prelude, runs) => [
   ...prelude,
   `for i in $(seq 1 40); do [ -b ${dev} ] && break; sleep 0.25; done`,
   // busybox dd prints no rate: the guest's uptime (10 ms steps) around each run
   ...runs.map(([name, , args, times]) => `a=$(cut -d' ' -f1 /proc/uptime); for i in $(seq ${times}); do dd ${args.replace('DEV', dev)} 2>/dev/null || exit 1; done; echo "RUN ${name}: $a $(cut -d' ' -f1 /proc/uptime) ${times * Number(args.match(/count=(\d+)/)[1])}"`),
-  'exit 0',
-  '',
-].join('\n');
+];
 
 /** Requests per second of each run, from the "RUN name: start end count" lines. */
 function parse(output) {
@@ -54,20 +52,14 @@ export default {
       ctx.log(`  no Linux guest here (${missing}): suite skipped`);
       return rows;
     }
-    const kernel = prepareKernel();
     const boot = async (label, engine, dev, modules, prelude, args, runs = RUNS) => {
-      const rd = initramfs(kernel, modules, script(dev, prelude, runs));
-      try {
-        const r = await bootLinux(kernel, rd.path, args, { timeoutMs: 300_000 });
-        const rates = parse(r.output);
-        if (rates.size !== RUNS.length) throw new Error(`${label} (${engine}): the guest did not finish its runs:\n${r.output.slice(-3000)}`);
-        for (const [name, bytes] of RUNS) {
-          const rate = rates.get(name);
-          rows.push(makeCase({ suite: SUITE, name: `${label}: ${name}`, engine, payloadBytes: bytes }, rate));
-          ctx.log(`  ${label}: ${name} (${engine}): ${(rate * bytes / 1e6).toFixed(1)} MB/s, ${rate.toFixed(0)} requests/s`);
-        }
-      } finally {
-        rd.remove();
+      const r = await runGuest({ modules, lines: lines(dev, prelude, runs), args, timeoutMs: 300_000 });
+      const rates = parse(r.output);
+      if (rates.size !== RUNS.length) throw new Error(`${label} (${engine}): the guest did not finish its runs:\n${r.output.slice(-3000)}`);
+      for (const [name, bytes] of RUNS) {
+        const rate = rates.get(name);
+        rows.push(makeCase({ suite: SUITE, name: `${label}: ${name}`, engine, payloadBytes: bytes }, rate));
+        ctx.log(`  ${label}: ${name} (${engine}): ${(rate * bytes / 1e6).toFixed(1)} MB/s, ${rate.toFixed(0)} requests/s`);
       }
     };
     const libiscsi = (url) => ['-iscsi', 'initiator-name=iqn.2026-12.io.sgring:bench', '-drive', `file=${url},if=virtio,format=raw,cache=none`];

@@ -260,6 +260,25 @@ describe('NvmeTcpTarget: bad input from the host', () => {
     expect(target.counters.internalErrors).toBe(0);
   });
 
+  it('[H76] a host that sends reads but does not take their data: past 8 MiB unsent the connection stops taking its PDUs; once the host reads, every response arrives', async () => {
+    const { target } = await rig();
+    const { io: [q] } = await bringUp(target.port);
+    q!.socket.pause(); // the host stops reading
+    for (let i = 0; i < 24; i++) q!.send(q!.capsule(rw(q!, 0x02, 0, 2048))); // 24 reads of 1 MiB
+    await new Promise((r) => setTimeout(r, 300));
+    expect(target.counters.outputPauses).toBeGreaterThanOrEqual(1);
+    expect(target.counters.bytesOut).toBeLessThan(20 << 20); // not all 24 MiB were made and held
+    q!.socket.resume();
+    let ok = 0;
+    while (ok < 24) {
+      const p = (await q!.next(5000))!;
+      if (p.type === 5) {
+        expect(cqeStatus(p)).toBe(0);
+        ok++;
+      } else expect([p.type, p.data.length]).toEqual([7, 1 << 20]);
+    }
+  });
+
   it('[H77] a header digest mismatch ends the connection; a data digest mismatch fails the command with Transient Transport Error, nothing written', async () => {
     const { target, core, disk } = await rig();
     const admin = await queue(target.port, 3);

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
+import type { MemoryDisk } from '../../src/index';
 
 export const SIZES = [1, 7, 4096, 65537, 1 << 20, 3_000_000];
 /** Host binaries the guest script needs (copied into the initramfs with their libraries). */
@@ -29,8 +30,9 @@ export function ext4RoundTrip(dev: string): string[] {
   ];
 }
 
-/** Checks the guest's checksums came out, and that `image` (the disk's bytes) is a clean ext4 holding the same files. */
-export function checkHostSide(output: string, image: Uint8Array): void {
+/** Checks the guest's checksums came out, and that the disk's bytes are a clean ext4 holding the same files. */
+export function checkHostSide(output: string, disk: MemoryDisk): void {
+  const image = disk.core.u8.subarray(disk.ptr, disk.ptr + disk.blockCount * disk.blockSize);
   const log = output.slice(-6000);
   const sums = new Map([...output.matchAll(/SUM ([0-9a-f]{32}) {2}(f\d+)/g)].map((m) => [m[2]!, m[1]!]));
   expect([...sums.keys()].sort(), log).toEqual(SIZES.map((n) => `f${n}`).sort());

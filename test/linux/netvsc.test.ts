@@ -7,11 +7,9 @@
 import { expect, it } from 'vitest';
 import { GuestBus, HostBus, IommuDomain, loadCoreSync, MessageTransport, NetvscDriver, NetvspDevice, pageAllocator, VirtualSwitch } from '../../src/index';
 import { UdpUplink } from '../../src/node/index';
-import { bootLinux, initramfs, linuxGuestMissing, prepareKernel } from '../util/linux-guest.mjs';
+import { linuxGuestSkip, runGuest } from '../util/linux-guest.mjs';
 
-const missing = linuxGuestMissing();
-if (missing && process.env.SGRING_REQUIRE_TOOLS === '1') throw new Error(`the QEMU Linux guest test must run under CI: ${missing}`);
-if (missing) console.warn(`the QEMU Linux guest test is skipped: ${missing}`);
+const missing = linuxGuestSkip('the QEMU Linux guest netvsc test');
 
 const ME = [169, 254, 0, 2];
 const LINUX = [169, 254, 0, 1];
@@ -24,7 +22,6 @@ function checksum(b: Uint8Array): number {
 }
 
 it.skipIf(missing !== null)('a Linux guest on the switch pings our netvsc guest and is pinged back (ARP, ICMP), then takes 10^4 UDP datagrams and answers each (ICMP port unreachable): none lost or corrupt', async () => {
-  const kernel = prepareKernel();
   const core = loadCoreSync({ guestBytes: 16 << 20 });
   const transport = MessageTransport.create(core);
   const dma = IommuDomain.create(core, 'netvsp', { mode: 'identity' });
@@ -119,23 +116,25 @@ it.skipIf(missing !== null)('a Linux guest on the switch pings our netvsc guest 
       while (udpSent < UDP_COUNT && udpSent - unreachable.size < 32) nic.send(udp(udpSent++));
     }
   };
-  const script = [
-    'ip link set lo up; ip link set eth0 up',
-    'ip addr add 169.254.0.1/16 dev eth0',
-    'sysctl -w net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=1000000 net.ipv4.icmp_msgs_burst=1000000 >/dev/null',
-    'ping -c 3 -W 5 169.254.0.2 || exit 1',
-    // our guest's pings, then its datagrams, come in meanwhile; the kernel answers them
-    `for i in $(seq 1 600); do set -- $(grep "^Udp: [0-9]" /proc/net/snmp); [ "$3" -ge ${UDP_COUNT} ] && break; sleep 0.1; done`,
-    'grep "^Udp:" /proc/net/snmp | sed "s/^/SNMP /"',
-    'exit 0',
-    '',
-  ].join('\n');
-  const rd = initramfs(kernel, ['virtio_pci', 'virtio_net'], script);
   try {
-    const r = await bootLinux(kernel, rd.path, [
-      '-netdev', `dgram,id=n1,local.type=inet,local.host=127.0.0.1,local.port=0,remote.type=inet,remote.host=127.0.0.1,remote.port=${uplink.port}`,
-      '-device', 'virtio-net-pci,netdev=n1,romfile=,mac=52:54:00:a9:fe:01',
-    ], { timeoutMs: 90_000, tick });
+    const r = await runGuest({
+      modules: ['virtio_pci', 'virtio_net'],
+      lines: [
+        'ip link set lo up; ip link set eth0 up',
+        'ip addr add 169.254.0.1/16 dev eth0',
+        'sysctl -w net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=1000000 net.ipv4.icmp_msgs_burst=1000000 >/dev/null',
+        'ping -c 3 -W 5 169.254.0.2 || exit 1',
+        // our guest's pings, then its datagrams, come in meanwhile; the kernel answers them
+        `for i in $(seq 1 600); do set -- $(grep "^Udp: [0-9]" /proc/net/snmp); [ "$3" -ge ${UDP_COUNT} ] && break; sleep 0.1; done`,
+        'grep "^Udp:" /proc/net/snmp | sed "s/^/SNMP /"',
+      ],
+      args: [
+        '-netdev', `dgram,id=n1,local.type=inet,local.host=127.0.0.1,local.port=0,remote.type=inet,remote.host=127.0.0.1,remote.port=${uplink.port}`,
+        '-device', 'virtio-net-pci,netdev=n1,romfile=,mac=52:54:00:a9:fe:01',
+      ],
+      timeoutMs: 90_000,
+      tick,
+    });
     expect(r.code, `${r.output.slice(-3000)}\nsent ${udpSent}, answered ${unreachable.size}`).toBe(0);
     expect(r.output).toMatch(/3 packets transmitted, 3 packets received/);
     expect(answered.echo).toBeGreaterThanOrEqual(3);
@@ -147,7 +146,6 @@ it.skipIf(missing !== null)('a Linux guest on the switch pings our netvsc guest 
     expect([snmp.NoPorts, snmp.InErrors, snmp.InCsumErrors]).toEqual([UDP_COUNT, 0, 0]);
     expect([unreachable.size, duplicates]).toEqual([UDP_COUNT, 0]);
   } finally {
-    rd.remove();
     await nic.detach();
     await uplink.close();
   }

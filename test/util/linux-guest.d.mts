@@ -7,6 +7,8 @@ export interface LinuxKernel {
 }
 /** Why a Linux guest cannot run here (qemu, busybox-static, cpio, apt missing), or null. */
 export declare function linuxGuestMissing(): string | null;
+/** linuxGuestMissing(), failing under SGRING_REQUIRE_TOOLS=1 and warning (the test skipped) elsewhere. */
+export declare function linuxGuestSkip(what: string): string | null;
 /** Debian's kernel (the package linux-image-amd64 depends on), fetched and unpacked once into `cache`. */
 export declare function prepareKernel(cache?: string): LinuxKernel;
 /** Debian packages fetched and unpacked once into `cache`/`name` (for guest binaries the host does not have installed). */
@@ -32,6 +34,18 @@ export declare function initramfs(k: LinuxKernel, modules: string[], script: str
  */
 export declare function bootLinux(k: LinuxKernel, initrd: string, args: string[], o: {
     timeoutMs: number;
+    tick?: () => void;
+}): Promise<{
+    output: string;
+    code: number | null;
+}>;
+/** Boots the kernel with `lines` as the script (after a watchdog that prints the kernel log, before `exit 0`). */
+export declare function runGuest(o: {
+    modules: string[];
+    lines: string[];
+    args?: string[];
+    binaries?: GuestBinary[];
+    timeoutMs?: number;
     tick?: () => void;
 }): Promise<{
     output: string;

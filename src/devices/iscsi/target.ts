@@ -7,13 +7,14 @@
 // stages iscsi:io:decode|execute|writeback (scsi/staged.ts, as storvsp's do), so the injectors
 // act on what a real initiator sends. Node only (the sgring/node subpath).
 
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { SgringError } from '../../engine/errors';
 import { optionNames } from '../../core/args';
 import type { ScsiDisk, ScsiResult } from '../scsi/disk';
 import { reportLuns } from '../scsi/disk';
 import { fixedSense, SCSI_STATUS, SENSE } from '../scsi/sense';
 import type { TapRegistry } from '../../taps/registry';
+import { TcpListener } from '../tcp-listener';
 import { declareScsiStages, runStaged, type ScsiStages } from '../scsi/staged';
 import { BHS, encodeKeys, makePdu, OPC, parseKeys, PduReader, type Pdu } from './pdu';
 
@@ -57,11 +58,9 @@ export class IscsiTarget {
   readonly iqn: string;
   readonly host: string;
   private readonly luns: ScsiDisk[];
-  private requestedPort: number;
   /** @internal */
   readonly maxPendingBytes: number;
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
+  private readonly listener: TcpListener;
   /** Connections, logins, commands, commands ignored for a CmdSN outside the window, and connections closed for a protocol error. */
   readonly counters = { connections: 0, logins: 0, commands: 0, ignoredCommands: 0, protocolErrors: 0 };
   readonly name: string;
@@ -76,7 +75,7 @@ export class IscsiTarget {
     this.luns = opts.luns;
     this.iqn = opts.iqn ?? 'iqn.2026-12.sgring:disk';
     this.host = opts.host ?? '127.0.0.1';
-    this.requestedPort = opts.port ?? 3260;
+    this.listener = new TcpListener(opts.port ?? 3260, this.host, (s) => this.accept(s));
     this.maxPendingBytes = opts.maxPendingBytes ?? 256 << 20;
     this.name = opts.name ?? 'iscsi0';
     this.taps = opts.taps ?? null;
@@ -85,33 +84,21 @@ export class IscsiTarget {
 
   /** The port it listens on (after listen()). */
   get port(): number {
-    const a = this.server?.address();
-    return typeof a === 'object' && a ? a.port : this.requestedPort;
+    return this.listener.port;
   }
 
-  async listen(): Promise<void> {
-    if (this.server) return;
-    const server = createServer((s) => this.accept(s));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.requestedPort, this.host, () => resolve());
-    });
+  listen(): Promise<void> {
+    return this.listener.listen();
   }
 
   /** Closes every connection and the listening socket; the tap stages go with them. */
   async close(): Promise<void> {
     this.taps?.undeclare(this.name);
-    for (const s of this.sockets) s.destroy();
-    const server = this.server;
-    this.server = null;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+    await this.listener.close();
   }
 
   private accept(socket: Socket): void {
     this.counters.connections++;
-    this.sockets.add(socket);
-    socket.setNoDelay(true);
     const conn = new Connection(this, socket, this.counters.connections);
     const reader = new PduReader(OUR_MAX_RECV);
     let chain = Promise.resolve();
@@ -133,7 +120,6 @@ export class IscsiTarget {
         socket.destroy();
       });
     });
-    socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
   }
 

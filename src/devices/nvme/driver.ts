@@ -12,6 +12,7 @@ import { buildPrp } from '../../core/nvme-prp';
 import { buildSgl } from '../../core/nvme-sgl';
 import { copyFromBounce, copyToBounce, planPageList, zeroBounce, type Segment } from '../../core/pagelist';
 import type { PageAllocator } from '../../vmbus/guest-pages';
+import { putSqe, takeCqe, type HostQueuePair } from './queues';
 import { REG } from './registers';
 import { statusDnr, statusSc, statusSct } from './status';
 
@@ -68,14 +69,7 @@ interface Pending {
   pages: number[];
 }
 
-interface Queue {
-  qid: number;
-  sq: number;
-  cq: number;
-  size: number;
-  tail: number;
-  head: number;
-  phase: number;
+interface Queue extends HostQueuePair {
   /** Free command ids (0 .. size-2: at most size-1 in flight). */
   free: number[];
   pending: Map<number, Pending>;
@@ -245,8 +239,7 @@ export class NvmeDriver {
     const sqe = p.sqe;
     sqe[2] = cid;
     sqe[3] = cid >>> 8;
-    this.core.u8.set(sqe, this.core.guestBase + q.sq + q.tail * 64);
-    q.tail = (q.tail + 1) % q.size;
+    putSqe(this.core.u8, this.core.guestBase, q, sqe);
     q.unrung++;
     p.deadline = performance.now() + this.opts.timeoutMs;
     q.pending.set(cid, p);
@@ -271,14 +264,9 @@ export class NvmeDriver {
   private reap(q: Queue): number {
     const dv = this.core.dv;
     let n = 0;
-    for (;;) {
-      const at = this.core.guestBase + q.cq + q.head * 16;
-      const st = dv.getUint16(at + 14, true);
-      if ((st & 1) !== q.phase) break;
-      const c: NvmeCompletion = { cdw0: dv.getUint32(at, true), sqid: dv.getUint16(at + 10, true), cid: dv.getUint16(at + 12, true), status: st >> 1 };
+    for (let at = takeCqe(this.core.u8, this.core.guestBase, q); at >= 0; at = takeCqe(this.core.u8, this.core.guestBase, q)) {
+      const c: NvmeCompletion = { cdw0: dv.getUint32(at, true), sqid: dv.getUint16(at + 10, true), cid: dv.getUint16(at + 12, true), status: dv.getUint16(at + 14, true) >> 1 };
       const sqhd = dv.getUint16(at + 8, true);
-      q.head = (q.head + 1) % q.size;
-      if (q.head === 0) q.phase ^= 1;
       n++;
       this.settle(q, c, sqhd);
     }

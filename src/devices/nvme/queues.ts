@@ -97,3 +97,29 @@ export function drainHeld(dma: IommuDomain, cq: CompletionQueue): number {
   }
   return n;
 }
+
+/** A queue pair as its host keeps it (a driver, a fabric front end): the ring addresses, the SQ tail it writes, the CQ head and phase it reads by. */
+export interface HostQueuePair {
+  readonly qid: number;
+  readonly sq: number;
+  readonly cq: number;
+  readonly size: number;
+  tail: number;
+  head: number;
+  phase: number;
+}
+
+/** Host side: writes `sqe` into the slot at the SQ tail and advances the tail (the caller rings). */
+export function putSqe(u8: Uint8Array, guestBase: number, q: HostQueuePair, sqe: Uint8Array): void {
+  u8.set(sqe, guestBase + q.sq + q.tail * 64);
+  q.tail = (q.tail + 1) % q.size;
+}
+
+/** Host side: the core offset of the next CQE whose phase tag says it is new, advancing head and phase; -1 when none. */
+export function takeCqe(u8: Uint8Array, guestBase: number, q: HostQueuePair): number {
+  const at = guestBase + q.cq + q.head * 16;
+  if ((u8[at + 14]! & 1) !== q.phase) return -1;
+  q.head = (q.head + 1) % q.size;
+  if (q.head === 0) q.phase ^= 1;
+  return at;
+}

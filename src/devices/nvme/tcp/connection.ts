@@ -5,6 +5,7 @@
 
 import type { Socket } from 'node:net';
 import { buildPrp } from '../../../core/nvme-prp';
+import { putSqe, takeCqe, type HostQueuePair } from '../queues';
 import { NVME_SC } from '../status';
 import {
   c2hData, c2hTermReq, capsuleResp, DATA_DIGEST_FAILED, dataDigest, FES, icResp, PDU, PduFault, PduReader, r2t, rd16, rd32, type Digests, type Pdu,
@@ -15,20 +16,12 @@ const PAGE = 4096;
 const FABRICS = 0x7f;
 const FCTYPE = { propertySet: 0x00, connect: 0x01, propertyGet: 0x04, disconnect: 0x08 } as const;
 const KEEP_ALIVE = 0x18;
+/** Unsent output bytes past which a connection stops taking PDUs until the host reads. */
+const OUTPUT_LIMIT = 8 << 20;
 /** Admin commands a fabric host may send (queue management is the target's, never the host's). */
 const ADMIN_ALLOWED = new Set([0x02, 0x06, 0x08, 0x09, 0x0a, 0x0c, KEEP_ALIVE]);
 const SGL_DATA_OFFSET = 0x01; // Data Block, offset subtype: in-capsule data
 const SGL_TRANSPORT = 0x5a; // Transport SGL Data Block: data in H2CData / C2HData PDUs
-
-interface ControllerQueue {
-  qid: number;
-  sq: number;
-  cq: number;
-  size: number;
-  tail: number;
-  head: number;
-  phase: number;
-}
 
 const str = (b: Uint8Array, at: number, len: number) => {
   let s = '';
@@ -44,12 +37,14 @@ export class Connection implements QueueConnection {
   qid = -1;
   assoc: Association | null = null;
   discovery = false;
-  private q: ControllerQueue | null = null;
+  private q: HostQueuePair | null = null;
   private slots: (FabricCommand | null)[] = [];
   private free: number[] = [];
   private backlog: FabricCommand[] = [];
   private r2ts = new Map<number, FabricCommand>();
   private nextTtag = 0;
+  /** Set while the socket's unsent output is over OUTPUT_LIMIT: received PDUs wait for 'drain'. */
+  private waitingForDrain = false;
 
   constructor(private readonly target: TargetContext, private readonly socket: Socket) {
     this.reader = new PduReader(Math.max(72 + target.inCapsuleData, 24 + target.maxH2cData) + 8);
@@ -62,9 +57,24 @@ export class Connection implements QueueConnection {
   receive(chunk: Uint8Array): void {
     if (this.state === 'closed') return;
     this.reader.push(chunk);
+    if (this.waitingForDrain) return;
     this.socket.cork(); // what the PDUs of this chunk produce leaves in as few writes as possible
     try {
-      for (let p = this.reader.next(); p && this.open; p = this.reader.next()) this.handle(p);
+      for (let p = this.reader.next(); p && this.open; p = this.waitingForDrain ? null : this.reader.next()) {
+        this.handle(p);
+        // A host that sends commands but does not read their data would have us buffer without
+        // bound: past OUTPUT_LIMIT unsent bytes, its PDUs wait (and TCP holds the host back).
+        if (this.socket.writableLength > OUTPUT_LIMIT) {
+          this.waitingForDrain = true;
+          this.target.counters.outputPauses++;
+          this.socket.pause();
+          this.socket.once('drain', () => {
+            this.waitingForDrain = false;
+            this.socket.resume();
+            this.receive(new Uint8Array(0));
+          });
+        }
+      }
     } catch (e) {
       if (e instanceof PduFault) this.terminate(e.fes, e.offset, e.header);
       else {
@@ -258,7 +268,7 @@ export class Connection implements QueueConnection {
   // ---- the controller queue behind this connection ----
 
   /** Takes guest pages for an SQ and a CQ of `size` entries. */
-  private makeQueue(qid: number, size: number): ControllerQueue {
+  private makeQueue(qid: number, size: number): HostQueuePair {
     const t = this.target;
     const q = { qid, sq: t.allocPages(Math.ceil((size * 64) / PAGE)), cq: t.allocPages(Math.ceil((size * 16) / PAGE)), size, tail: 0, head: 0, phase: 1 };
     const core = t.controller.core;
@@ -284,8 +294,7 @@ export class Connection implements QueueConnection {
     sqe[2] = slot;
     sqe[3] = slot >>> 8;
     if (!cmd.internal) this.describeStaging(cmd, sqe);
-    core.u8.set(sqe, core.guestBase + q.sq + q.tail * 64);
-    q.tail = (q.tail + 1) % q.size;
+    putSqe(core.u8, core.guestBase, q, sqe);
     t.controller.mmioWrite(0x1000 + 8 * q.qid, 4, q.tail);
   }
 
@@ -317,13 +326,8 @@ export class Connection implements QueueConnection {
     if (!q || q.qid !== qid) return;
     const core = this.target.controller.core;
     let n = 0;
-    for (;;) {
-      const at = core.guestBase + q.cq + q.head * 16;
-      const st = core.u8[at + 14]! | (core.u8[at + 15]! << 8);
-      if ((st & 1) !== q.phase) break;
+    for (let at = takeCqe(core.u8, core.guestBase, q); at >= 0; at = takeCqe(core.u8, core.guestBase, q)) {
       const cqe = core.u8.slice(at, at + 16);
-      q.head = (q.head + 1) % q.size;
-      if (q.head === 0) q.phase ^= 1;
       n++;
       const slot = rd16(cqe, 12);
       const cmd = this.slots[slot];
@@ -503,7 +507,7 @@ export class Connection implements QueueConnection {
     });
   }
 
-  private freeQueue(q: ControllerQueue): void {
+  private freeQueue(q: HostQueuePair): void {
     this.target.allocPages.free?.(q.sq);
     this.target.allocPages.free?.(q.cq);
     this.qid = -1;
@@ -559,10 +563,5 @@ export class Connection implements QueueConnection {
       t.allocPages.free?.(q.cq);
       this.q = null;
     }
-  }
-
-  /** The socket closed (the host went away): as shutdown. */
-  closed(): void {
-    this.shutdown();
   }
 }

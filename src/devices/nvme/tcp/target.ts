@@ -8,12 +8,13 @@
 // exactly as on PCIe ones. Fabrics commands (Connect, Property Get/Set, Disconnect), Keep Alive
 // and the discovery subsystem are answered here. Bad input follows spec/hardening.md §3.10.
 
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { SgringError } from '../../../engine/errors';
 import { optionNames } from '../../../core/args';
 import type { PageAllocator } from '../../../vmbus/guest-pages';
 import type { NvmeController } from '../controller';
 import { NVME_SC } from '../status';
+import { TcpListener } from '../../tcp-listener';
 import { Connection } from './connection';
 import { DiscoveryController } from './discovery';
 import { DISCOVERY_NQN, type Association, type NvmeTcpCounters, type QueueConnection, type TargetContext } from './types';
@@ -45,15 +46,12 @@ export class NvmeTcpTarget implements TargetContext {
   readonly subnqn: string;
   readonly maxH2cData: number;
   readonly inCapsuleData: number;
-  readonly counters: NvmeTcpCounters = { connections: 0, associations: 0, commands: 0, bytesIn: 0, bytesOut: 0, terminated: 0, connectRefused: 0, dataDigestErrors: 0, keepAliveExpired: 0, stagingRefused: 0, internalErrors: 0 };
+  readonly counters: NvmeTcpCounters = { connections: 0, associations: 0, commands: 0, bytesIn: 0, bytesOut: 0, terminated: 0, connectRefused: 0, dataDigestErrors: 0, keepAliveExpired: 0, stagingRefused: 0, internalErrors: 0, outputPauses: 0 };
   /** The association now bound to the controller, if any. */
   association: Association | null = null;
   readonly discovery: DiscoveryController;
   private readonly hosts: Set<string> | null;
-  private readonly requestedPort: number;
-  private readonly bindHost: string;
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
+  private readonly listener: TcpListener;
   private nextCntlid = 1;
   /** Controller queue id -> the connection that owns it (for completions). */
   readonly owners = new Map<number, QueueConnection>();
@@ -72,8 +70,7 @@ export class NvmeTcpTarget implements TargetContext {
     this.subnqn = opts.subnqn ?? `nqn.2026-12.io.sgring:${opts.controller.name}`;
     if (this.subnqn.length > 223 || this.subnqn === DISCOVERY_NQN) throw new SgringError('InvalidArgument', `NvmeTcpTarget: subnqn ${this.subnqn} is not a usable subsystem NQN`);
     this.hosts = opts.hosts ? new Set(opts.hosts) : null;
-    this.requestedPort = opts.port ?? 4420;
-    this.bindHost = opts.host ?? '127.0.0.1';
+    this.listener = new TcpListener(opts.port ?? 4420, opts.host ?? '127.0.0.1', (s) => this.accept(s));
     this.maxH2cData = int(opts.maxH2cData, 128 * 1024, 4096, 16 << 20, 'maxH2cData');
     this.inCapsuleData = int(opts.inCapsuleData, 8192, 1024, 1 << 20, 'inCapsuleData');
     this.discovery = new DiscoveryController(this);
@@ -86,47 +83,32 @@ export class NvmeTcpTarget implements TargetContext {
 
   /** The port it listens on (after listen()). */
   get port(): number {
-    const a = this.server?.address();
-    return typeof a === 'object' && a ? a.port : this.requestedPort;
+    return this.listener.port;
   }
 
   get address(): string {
-    return this.bindHost;
+    return this.listener.host;
   }
 
-  async listen(): Promise<void> {
-    if (this.server) return;
-    const server = createServer((s) => this.accept(s));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.requestedPort, this.bindHost, () => resolve());
-    });
+  listen(): Promise<void> {
+    return this.listener.listen();
   }
 
   /** Ends every association and connection and stops listening. */
   async close(): Promise<void> {
     if (this.association) this.endAssociation(this.association);
-    for (const s of this.sockets) s.destroy();
-    const server = this.server;
-    this.server = null;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+    await this.listener.close();
   }
 
   private accept(socket: Socket): void {
     this.counters.connections++;
-    this.sockets.add(socket);
-    socket.setNoDelay(true);
     const conn = new Connection(this, socket);
     socket.on('data', (chunk: Buffer) => {
       this.counters.bytesIn += chunk.length;
       conn.receive(chunk);
     });
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => {
-      this.sockets.delete(socket);
-      conn.closed();
-    });
+    socket.on('close', () => conn.shutdown()); // the host went away
   }
 
   // ---- associations (called by connections) ----

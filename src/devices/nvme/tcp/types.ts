@@ -24,6 +24,8 @@ export interface NvmeTcpCounters {
   stagingRefused: number;
   /** Connections ended by an error of the target's own while handling their input. */
   internalErrors: number;
+  /** Times a connection stopped taking PDUs because its host did not read what it was sent. */
+  outputPauses: number;
 }
 
 /** One command from the host, through its data phase to its response. */
