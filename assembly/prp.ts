@@ -16,7 +16,7 @@
 
 import {
   NVME_CFG_MPS, NVME_CFG_MAX_BYTES, NVME_CFG_FLAGS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES,
-  NVME_CFG_MAX_MAPPINGS, NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES, NVME_WALK_MERGE, NVME_WALK_MASK_PRP1,
+  NVME_CFG_MAX_MAPPINGS, NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES, NVME_WALK_MERGE, NVME_WALK_MASK_PRP1, NVME_WALK_EXTERNAL,
   NVME_CMD_PRP1, NVME_CMD_PRP2, NVME_CMD_LENGTH, NVME_CMD_STATUS, NVME_CMD_FIRST, NVME_CMD_COUNT, NVME_CMD_SIZE,
   NVME_SC_INVALID_FIELD, NVME_SC_DATA_TRANSFER_ERROR, NVME_SC_INTERNAL_ERROR, NVME_SC_PRP_OFFSET_INVALID,
   NVME_WHY_MDTS, NVME_WHY_PRP1_ALIGN, NVME_WHY_PRP2_ALIGN, NVME_WHY_LIST_PTR_ALIGN, NVME_WHY_ENTRY_ALIGN,
@@ -25,7 +25,7 @@ import {
   E_InvalidArgument, E_BufferTooSmall, E_NvmeNotDwordAligned, E_NvmeNotPageAligned, E_NvmeNotPageEnd,
   E_NvmeEmptySegment, E_NvmeTransferTooLarge, E_NvmeListPoolTooSmall, E_NvmeBadListPage,
 } from './generated/constants';
-import { guestRange } from './guest';
+import { guestRange, guestSnapshot } from './guest';
 import { checkCfg, hostArray, nvmeStatus, reserveListPages } from './nvme';
 
 /** ceil(bytes / page) without overflowing u32. */
@@ -105,7 +105,9 @@ import { checkCfg, hostArray, nvmeStatus, reserveListPages } from './nvme';
     const data = chain ? slots - 1 : left;
     const bytes = (chain ? slots : left) << 3;
     if (!guestRange(gbytes, list, bytes)) return nvmeStatus(NVME_WHY_LIST_OUTSIDE, NVME_SC_DATA_TRANSFER_ERROR, false);
-    memory.copy(scratch, gbase + <usize>list, bytes);
+    if (!guestSnapshot((flags & NVME_WALK_EXTERNAL) != 0, scratch, gbase, list, bytes)) {
+      return nvmeStatus(NVME_WHY_LIST_OUTSIDE, NVME_SC_DATA_TRANSFER_ERROR, false);
+    }
     for (let i: u32 = 0; i < data; i++) {
       const e = load<u64>(scratch + (<usize>i << 3));
       if ((e & mask) != 0) return nvmeStatus(NVME_WHY_ENTRY_ALIGN, NVME_SC_PRP_OFFSET_INVALID, true);

@@ -18,7 +18,7 @@
 
 import {
   NVME_CFG_MPS, NVME_CFG_MAX_BYTES, NVME_CFG_FLAGS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES,
-  NVME_CFG_MAX_MAPPINGS, NVME_CFG_SCRATCH, NVME_CFG_MAX_DESCRIPTORS, NVME_WALK_MERGE, NVME_WALK_SGL_EXCESS,
+  NVME_CFG_MAX_MAPPINGS, NVME_CFG_SCRATCH, NVME_CFG_MAX_DESCRIPTORS, NVME_WALK_MERGE, NVME_WALK_SGL_EXCESS, NVME_WALK_EXTERNAL,
   NVME_CMD_DPTR, NVME_CMD_LENGTH, NVME_CMD_STATUS, NVME_CMD_FIRST, NVME_CMD_COUNT, NVME_CMD_SIZE,
   NVME_SC_INVALID_FIELD, NVME_SC_DATA_TRANSFER_ERROR, NVME_SC_INTERNAL_ERROR,
   NVME_SC_INVALID_SGL_SEGMENT_DESCRIPTOR, NVME_SC_INVALID_NUMBER_OF_SGL_DESCRIPTORS,
@@ -31,7 +31,7 @@ import {
   E_InvalidArgument, E_BufferTooSmall, E_NvmeEmptySegment, E_NvmeTransferTooLarge, E_NvmeListPoolTooSmall,
   E_NvmeBadListPage,
 } from './generated/constants';
-import { guestRange } from './guest';
+import { guestRange, guestSnapshot } from './guest';
 import { checkCfg, hostArray, nvmeStatus, reserveListPages } from './nvme';
 
 const ID_DATA: u32 = 0x00;
@@ -98,7 +98,9 @@ const CHUNK_BYTES: u32 = SGL_CHUNK_DESCRIPTORS * SGL_DESC_SIZE;
       } else {
         const at = segAddr + (<u64>done << 4);
         if (!guestRange(gbytes, at, <u64>c << 4)) return nvmeStatus(NVME_WHY_LIST_OUTSIDE, NVME_SC_DATA_TRANSFER_ERROR, false);
-        memory.copy(scratch, gbase + <usize>at, c << 4);
+        if (!guestSnapshot((flags & NVME_WALK_EXTERNAL) != 0, scratch, gbase, at, c << 4)) {
+          return nvmeStatus(NVME_WHY_LIST_OUTSIDE, NVME_SC_DATA_TRANSFER_ERROR, false);
+        }
       }
       let nData = c;
       if (done + c == total) {

@@ -24,6 +24,7 @@ export const constants = {
   NVME_WALK_MERGE: 1, // merge physically contiguous segments of one command
   NVME_WALK_MASK_PRP1: 2, // clear PRP1 bits 1:0 as bhyve does, instead of failing with 0x13
   NVME_WALK_SGL_EXCESS: 4, // controller advertises SGLS "excess length": extra descriptors allowed
+  NVME_WALK_EXTERNAL: 8, // guest RAM is outside core memory: list pages are copied in through the host's guestRead
 
   // Command record (batch forms; 32 bytes, 8-aligned). The data pointer has the SQE bytes
   // 24..39 layout: PRP1 at 0, PRP2 at 8, or one 16-byte SGL descriptor.

@@ -7,10 +7,10 @@ import {
   NVME_CFG_FLAGS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES, NVME_CFG_MAX_BYTES,
   NVME_CFG_MAX_DESCRIPTORS, NVME_CFG_MAX_MAPPINGS, NVME_CFG_MPS, NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES,
   NVME_CFG_SIZE, NVME_CMD_SIZE, NVME_DNR, NVME_MPS_MAX,
-  NVME_MPS_MIN, NVME_REASON_SHIFT, NVME_WALK_MASK_PRP1, NVME_WALK_MERGE, NVME_WALK_SGL_EXCESS, SEG_OFF_LEN,
+  NVME_MPS_MIN, NVME_REASON_SHIFT, NVME_WALK_MASK_PRP1, NVME_WALK_MERGE, NVME_WALK_SGL_EXCESS, NVME_WALK_EXTERNAL, SEG_OFF_LEN,
   SEG_SIZE, SGL_CHUNK_DESCRIPTORS, SGL_DESC_SIZE,
 } from '../generated/constants';
-import type { Core } from '../engine/core';
+import type { Core, ExternalGuest } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import { replace } from '../engine/region';
 
@@ -60,6 +60,12 @@ export interface NvmeWalkOptions {
   excessLength?: boolean;
   /** SGL: descriptors one walk may read (default 65536); past it Internal Error + DNR. */
   maxDescriptors?: number;
+  /**
+   * Walk side: guest RAM outside core memory (an emulator's, see ExternalGuest): list pages and
+   * SGL segments are copied in through guest.copyOut and data ranges checked against guest.bytes.
+   * Default: the core's guest window.
+   */
+  guest?: ExternalGuest;
 }
 
 const SC_NAMES: Record<number, string> = {
@@ -158,6 +164,7 @@ export function ensure(core: Core, ws: Workspace, key: 'out' | 'segs' | 'pool', 
 export interface ResolvedOptions {
   mps: number;
   maxBytes: number;
+  guest: ExternalGuest | null;
   flags: number;
   maxMappings: number;
   maxDescriptors: number;
@@ -181,8 +188,12 @@ export function resolveOptions(o: NvmeWalkOptions = {}): ResolvedOptions {
     if (!Number.isInteger(v) || v < 1 || v > 1 << 20) throw new SgringError('InvalidArgument', `${k} ${v} must be in [1, 2^20]`);
   }
   const flags = (o.merge ?? true ? NVME_WALK_MERGE : 0) | (o.maskPrp1 ? NVME_WALK_MASK_PRP1 : 0) |
-    (o.excessLength ? NVME_WALK_SGL_EXCESS : 0);
-  return { mps, maxBytes, flags, maxMappings, maxDescriptors };
+    (o.excessLength ? NVME_WALK_SGL_EXCESS : 0) | (o.guest ? NVME_WALK_EXTERNAL : 0);
+  const guest = o.guest ?? null;
+  if (guest && (!Number.isInteger(guest.bytes) || guest.bytes < 0 || guest.bytes > 0xffffffff || typeof guest.copyOut !== 'function')) {
+    throw new SgringError('InvalidArgument', 'guest must be { bytes: an integer below 4 GiB, copyOut(gpa, dst) }');
+  }
+  return { mps, maxBytes, flags, maxMappings, maxDescriptors, guest };
 }
 
 /**
@@ -190,6 +201,17 @@ export function resolveOptions(o: NvmeWalkOptions = {}): ResolvedOptions {
  * for the PRP list snapshot plus 8 bytes per list page a walk of maxMappings entries can visit,
  * and at least one 4 KiB SGL chunk.
  */
+/** Runs an engine walk with r.guest as the core's external guest for the call's duration. */
+export function withGuest(core: Core, r: ResolvedOptions, walk: () => number): number {
+  if (r.guest === null) return walk();
+  core.external = r.guest;
+  try {
+    return walk();
+  } finally {
+    core.external = null;
+  }
+}
+
 export function writeConfig(core: Core, ws: Workspace, r: ResolvedOptions): void {
   const listPages = Math.ceil(r.maxMappings / (r.mps / 8 - 1)) + 2;
   const scratchNeed = Math.max(r.mps + 8 * listPages, SGL_CHUNK_DESCRIPTORS * SGL_DESC_SIZE);
@@ -204,7 +226,7 @@ export function writeConfig(core: Core, ws: Workspace, r: ResolvedOptions): void
   u32[c + (NVME_CFG_MAX_BYTES >> 2)] = r.maxBytes;
   u32[c + (NVME_CFG_FLAGS >> 2)] = r.flags;
   u32[c + (NVME_CFG_GUEST_BASE >> 2)] = core.guestBase;
-  u32[c + (NVME_CFG_GUEST_BYTES >> 2)] = core.guestBytes;
+  u32[c + (NVME_CFG_GUEST_BYTES >> 2)] = r.guest ? r.guest.bytes : core.guestBytes;
   u32[c + (NVME_CFG_MAX_MAPPINGS >> 2)] = r.maxMappings;
   u32[c + (NVME_CFG_SCRATCH >> 2)] = ws.scratch;
   u32[c + (NVME_CFG_SCRATCH_BYTES >> 2)] = ws.scratchBytes;

@@ -7,7 +7,7 @@ import { NVME_CMD_LENGTH, NVME_CMD_PRP1, NVME_CMD_PRP2, SEG_SIZE } from '../gene
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import {
-  checkLength, ensure, readU64, resolveOptions, splitAddress, toBigAddress, walkResult, workspace, writeConfig, writePool, writeSegments,
+  checkLength, ensure, withGuest, readU64, resolveOptions, splitAddress, toBigAddress, walkResult, workspace, writeConfig, writePool, writeSegments,
   type NvmeAddress, type NvmeWalkOptions, type NvmeWalkResult,
 } from './nvme-common';
 
@@ -110,5 +110,5 @@ export function walkPrp(core: Core, input: WalkPrpInput): NvmeWalkResult {
   u32[rec + 1] = p1hi;
   u32[rec + 2] = p2lo;
   u32[rec + 3] = p2hi;
-  return walkResult(core, ws, core.fn.prpWalk(ws.cfg, ws.rec, length, ws.out, ws.outCap), 'walkPrp');
+  return walkResult(core, ws, withGuest(core, r, () => core.fn.prpWalk(ws.cfg, ws.rec, length, ws.out, ws.outCap)), 'walkPrp');
 }

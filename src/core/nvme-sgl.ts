@@ -10,7 +10,7 @@ import {
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import {
-  checkLength, decodeNvmeStatus, ensure, readSegments, resolveOptions, splitAddress, walkResult,
+  checkLength, withGuest, decodeNvmeStatus, ensure, readSegments, resolveOptions, splitAddress, walkResult,
   toBigAddress, workspace, writeAddresses, writeConfig, writePool, writeSegments, type NvmeAddress, type NvmeStatus, type NvmeWalkOptions,
   type NvmeWalkResult, type ResolvedOptions, type NvmeSegment,
 } from './nvme-common';
@@ -113,7 +113,7 @@ export function walkSgl(core: Core, input: WalkSglInput): NvmeWalkResult {
   if (bytes.length !== SGL_DESC_SIZE) throw new SgringError('InvalidArgument', `sgl1 must be ${SGL_DESC_SIZE} bytes`);
   writeConfig(core, ws, r);
   core.u8.set(bytes, ws.rec + NVME_CMD_DPTR);
-  return walkResult(core, ws, core.fn.sglWalk(ws.cfg, ws.rec, length, ws.out, ws.outCap), 'walkSgl');
+  return walkResult(core, ws, withGuest(core, r, () => core.fn.sglWalk(ws.cfg, ws.rec, length, ws.out, ws.outCap)), 'walkSgl');
 }
 
 // ---- batch forms (PRP and SGL) ----
@@ -225,7 +225,7 @@ export class NvmeWalkBatch extends CommandBatch {
     const ws = workspace(this.core);
     writeConfig(this.core, ws, this.options);
     const fn = this.format === 'prp' ? this.core.fn.prpWalkBatch : this.core.fn.sglWalkBatch;
-    const st = fn(ws.cfg, this.cmds + from * NVME_CMD_SIZE, this.count - from, this.segs, this.segmentCapacity);
+    const st = withGuest(this.core, this.options, () => fn(ws.cfg, this.cmds + from * NVME_CMD_SIZE, this.count - from, this.segs, this.segmentCapacity));
     if (st < 0) throw SgringError.fromStatus(st, `${this.format} walk batch`);
     return from + st;
   }

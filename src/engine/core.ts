@@ -14,6 +14,17 @@ const WASM_PAGE = 65536;
  * RAM window), then regions handed out by `alloc`. Several cores, in several threads, may sit
  * on the same shared memory; they agree through the control block.
  */
+/**
+ * Guest RAM that is not a window of core memory (an emulator's own memory, DESIGN "Embedding"):
+ * what the NVMe walkers need to read PRP list pages and SGL segments from it.
+ */
+export interface ExternalGuest {
+  /** Guest RAM size in bytes (at most 4 GiB): every range a walk maps must lie below it. */
+  readonly bytes: number;
+  /** Copies guest [gpa, gpa + dst.length) into dst; false when the device may not read that range. */
+  copyOut(gpa: number, dst: Uint8Array): boolean;
+}
+
 export class Core {
   readonly engine: EngineName;
   readonly memory: WasmMemory;
@@ -24,6 +35,8 @@ export class Core {
   readonly guestBase: number;
   /** Size of the guest RAM window in bytes. */
   readonly guestBytes: number;
+  /** @internal Guest RAM outside core memory that an NVMe walk is reading list pages from (set for the call only). */
+  external: ExternalGuest | null = null;
 
   private buf: ArrayBufferLike;
   private _u8: Uint8Array;
@@ -31,6 +44,12 @@ export class Core {
   private _i32: Int32Array;
   private _u64: BigUint64Array;
   private _dv: DataView;
+
+  /** @internal The engine's env.guestRead import: copies external guest bytes into core memory at dst; 0 or -1. */
+  guestRead(dst: number, gpa: number, len: number): number {
+    const g = this.external;
+    return g !== null && g.copyOut(gpa, this.u8.subarray(dst, dst + len)) ? 0 : -1;
+  }
 
   /** @internal use loadCore / loadCoreSync */
   constructor(engine: EngineName, memory: WasmMemory, makeFn: (core: Core) => EngineFunctions, guestBytes: number) {

@@ -121,9 +121,10 @@ function isShared(memory: WebAssembly.Memory): boolean {
   return isSharedBuffer(memory.buffer);
 }
 
-function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): EngineFunctions {
+function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory, core: Core): EngineFunctions {
   try {
-    return new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as EngineFunctions;
+    const guestRead = (dst: number, gpa: number, len: number) => core.guestRead(dst, gpa, len);
+    return new WebAssembly.Instance(module, { env: { memory, guestRead } }).exports as unknown as EngineFunctions;
   } catch (e) {
     throw new SgringError('InvalidArgument', `the engine could not be linked to this memory (${(e as Error).message}); ` +
       'a shared memory needs the threads build and a maximum of at most 32768 pages');
@@ -134,7 +135,7 @@ function build(opts: LoadCoreOptions, module: WebAssembly.Module | null): Core {
   const engine = opts.engine ?? 'wasm';
   const memory = makeMemory(opts);
   const makeFn = engine === 'wasm'
-    ? () => instantiate(module ?? embeddedModule(isShared(memory)), memory)
+    ? (core: Core) => instantiate(module ?? embeddedModule(isShared(memory)), memory, core)
     : (core: Core) => createReferenceEngine(core);
   return new Core(engine, memory, makeFn, opts.guestBytes ?? 0);
 }

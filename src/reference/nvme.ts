@@ -63,6 +63,12 @@ export function memoryOps(core: Core) {
     ld8: (p: number) => core.u8[p]!,
     /** memory.copy (memmove semantics). */
     copy: (dst: number, src: number, n: number) => void core.u8.copyWithin(dst, src, src + n),
+    /** guestSnapshot of assembly/guest.ts: from the guest window, or through the host's guestRead. */
+    guestSnapshot(external: boolean, dst: number, gbase: number, gpa: number, n: number): boolean {
+      if (external) return core.guestRead(dst, gpa, n) === 0;
+      core.u8.copyWithin(dst, gbase + gpa, gbase + gpa + n);
+      return true;
+    },
     readCfg(cfg: number): NvmeConfig {
       const u32 = core.u32;
       const f = (off: number) => u32[(cfg + off) >>> 2]!;

@@ -7,7 +7,7 @@ import {
   E_NvmeNotDwordAligned, E_NvmeNotPageAligned, E_NvmeNotPageEnd, E_NvmeTransferTooLarge,
   NVME_CMD_COUNT, NVME_CMD_FIRST, NVME_CMD_LENGTH, NVME_CMD_PRP1,
   NVME_CMD_PRP2, NVME_CMD_SIZE, NVME_CMD_STATUS, NVME_SC_DATA_TRANSFER_ERROR, NVME_SC_INTERNAL_ERROR,
-  NVME_SC_INVALID_FIELD, NVME_SC_PRP_OFFSET_INVALID, NVME_WALK_MASK_PRP1, NVME_WALK_MERGE, NVME_WHY_CHAIN_ALIGN,
+  NVME_SC_INVALID_FIELD, NVME_SC_PRP_OFFSET_INVALID, NVME_WALK_MASK_PRP1, NVME_WALK_EXTERNAL, NVME_WALK_MERGE, NVME_WHY_CHAIN_ALIGN,
   NVME_WHY_CHAIN_LOOP, NVME_WHY_DATA_OUTSIDE, NVME_WHY_ENTRY_ALIGN, NVME_WHY_LIST_OUTSIDE, NVME_WHY_LIST_PTR_ALIGN,
   NVME_WHY_MDTS, NVME_WHY_PRP1_ALIGN, NVME_WHY_PRP2_ALIGN, NVME_WHY_TOO_MANY_LIST_PAGES, NVME_WHY_TOO_MANY_MAPPINGS,
   SEG_OFF_FLAGS, SEG_OFF_LEN, SEG_SIZE,
@@ -81,7 +81,9 @@ export function createReferencePrp(core: Core): PrpFunctions {
       const bytes = (chain ? slots : left) * 8;
       if (!guestRange(gbytes, listLo, listHi, bytes)) return nvmeStatus(NVME_WHY_LIST_OUTSIDE, NVME_SC_DATA_TRANSFER_ERROR, false);
       // Checklist 27: one private snapshot of the entries, then only the snapshot is parsed.
-      m.copy(scratch, gbase + listLo, bytes);
+      if (!m.guestSnapshot((flags & NVME_WALK_EXTERNAL) !== 0, scratch, gbase, listLo, bytes)) {
+        return nvmeStatus(NVME_WHY_LIST_OUTSIDE, NVME_SC_DATA_TRANSFER_ERROR, false);
+      }
       for (let i = 0; i < data; i++) {
         const eLo = ld32(scratch + i * 8);
         const eHi = ld32(scratch + i * 8 + 4);

@@ -22,14 +22,14 @@ function func(text: string, name: string): string {
 const RING_FUNCS = ['ringWrite', 'ringWritev', 'ringWriteBatch', 'ringRead', 'ringReadBatch'];
 
 describe('engine build artifacts', () => {
-  it('both builds export the same functions, each with a reference twin, import one memory and define no data or globals', () => {
+  it('both builds export the same functions, each with a reference twin, import one memory and the external-guest read, and define no data or globals', () => {
     const reference = Object.keys(loadCoreSync({ engine: 'reference' }).fn).sort();
     for (const [file, shared] of [['core.wasm', false], ['core-threads.wasm', true]] as const) {
       const m = wasm(file);
       const names = WebAssembly.Module.exports(m).map((e) => e.name).sort();
       expect(names).toEqual(reference);
       for (const ring of RING_FUNCS) expect(names).toContain(ring);
-      expect(WebAssembly.Module.imports(m)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
+      expect(WebAssembly.Module.imports(m).map((i) => `${i.module}.${i.name}:${i.kind}`).sort()).toEqual(['env.guestRead:function', 'env.memory:memory']);
       const text = wat(file.replace('.wasm', '.wat'));
       expect(text).not.toMatch(/\(data /);
       expect(text).not.toMatch(/\(global /);
