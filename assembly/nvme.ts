@@ -3,7 +3,7 @@
 // the export surface (assembly/index.ts does not re-export this file).
 
 import {
-  NVME_CFG_MPS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES, NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES,
+  NVME_CFG_MPS, NVME_CFG_FLAGS, NVME_WALK_EXTERNAL, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES, NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES,
   NVME_CFG_SIZE, NVME_MPS_MIN, NVME_MPS_MAX, NVME_REASON_SHIFT, NVME_DNR, NVME_SCT_GENERIC, NVME_SCT_SHIFT,
   E_InvalidArgument, E_NvmeInvalidConfig, E_NvmeListPoolTooSmall, E_NvmeBadListPage,
 } from './generated/constants';
@@ -36,9 +36,14 @@ export function checkCfg(cfg: usize, scratchPages: u32, scratchBytes: u32): i32 
   if ((cfg & 7) != 0 || !inMemory(cfg, NVME_CFG_SIZE)) return E_InvalidArgument;
   const mps = load<u32>(cfg, NVME_CFG_MPS);
   if (mps < NVME_MPS_MIN || mps > NVME_MPS_MAX || (mps & (mps - 1)) != 0) return E_NvmeInvalidConfig;
-  const gbase = <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE);
-  if ((gbase & 7) != 0 || !inMemory(gbase, <usize>load<u32>(cfg, NVME_CFG_GUEST_BYTES))) return E_NvmeInvalidConfig;
   const need = scratchPages * mps + scratchBytes;
+  // An external guest is only read, through the host, by walks (need > 0); builders write the window.
+  if ((load<u32>(cfg, NVME_CFG_FLAGS) & NVME_WALK_EXTERNAL) != 0) {
+    if (need == 0) return E_NvmeInvalidConfig;
+  } else {
+    const gbase = <usize>load<u32>(cfg, NVME_CFG_GUEST_BASE);
+    if ((gbase & 7) != 0 || !inMemory(gbase, <usize>load<u32>(cfg, NVME_CFG_GUEST_BYTES))) return E_NvmeInvalidConfig;
+  }
   if (need > 0) {
     const scratch = <usize>load<u32>(cfg, NVME_CFG_SCRATCH);
     const bytes = load<u32>(cfg, NVME_CFG_SCRATCH_BYTES);

@@ -1,6 +1,6 @@
 // Public API of sgring.
 export { loadCore, loadCoreSync, type LoadCoreOptions, type WasmSource } from './engine/load';
-export { Core } from './engine/core';
+export { Core, type ExternalGuest } from './engine/core';
 export type { HeapStats } from './engine/heap';
 export { SgringError, type SgringErrorCode } from './engine/errors';
 export type { EngineFunctions, EngineName } from './engine/types';
@@ -37,6 +37,7 @@ export {
 } from './vmbus/ic/index';
 // Guest memory and the IOMMU (DESIGN "Memory model").
 export * from './memory/iommu';
+export { ExternalDmaDomain, type ExternalDmaOptions } from './memory/external';
 export * as constants from './generated/constants';
 // VMBus channels (spec/vmbus.md §2-3): packets, channel messages, GPADLs, offers, both bus ends,
 // the guest and host channel ends, transaction ids and the hung-request watchdog.

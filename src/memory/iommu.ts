@@ -193,6 +193,11 @@ export class IommuDomain implements DmaDomain {
     return this.core.guestBase + gpa;
   }
 
+  /** translate() without the offset: throws unless [gpa, gpa+len) is reachable for `access`. */
+  check(gpa: number, len: number, access: DmaAccess, opts: DmaRequestOptions = {}): void {
+    this.translate(gpa, len, access, opts);
+  }
+
   read(gpa: number, len: number, dest?: Uint8Array, opts: DmaRequestOptions = {}): Uint8Array {
     return runGather(this.core, this.caller(opts.context), [{ addr: gpa, len }], { into: dest, length: len });
   }

@@ -3,7 +3,7 @@
 
 import {
   E_InvalidArgument, E_NvmeInvalidConfig, NVME_CFG_FLAGS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES, NVME_CFG_MAX_BYTES,
-  NVME_CFG_MAX_DESCRIPTORS, NVME_CFG_MAX_MAPPINGS, NVME_CFG_MPS, NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES, NVME_CFG_SIZE,
+  NVME_CFG_MAX_DESCRIPTORS, NVME_CFG_MAX_MAPPINGS, NVME_CFG_MPS, NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES, NVME_CFG_SIZE, NVME_WALK_EXTERNAL,
   NVME_DNR, NVME_MPS_MAX, NVME_MPS_MIN, NVME_REASON_SHIFT, NVME_SCT_GENERIC, NVME_SCT_SHIFT,
   NVME_CMD_COUNT, NVME_CMD_FIRST, NVME_CMD_SIZE, NVME_CMD_STATUS, SEG_SIZE, E_NvmeBadListPage, E_NvmeListPoolTooSmall,
 } from '../generated/constants';
@@ -84,9 +84,13 @@ export function memoryOps(core: Core) {
       const u32 = core.u32;
       const mps = u32[(cfg + NVME_CFG_MPS) >>> 2]!;
       if (mps < NVME_MPS_MIN || mps > NVME_MPS_MAX || (mps & (mps - 1)) !== 0) return E_NvmeInvalidConfig;
-      const gbase = u32[(cfg + NVME_CFG_GUEST_BASE) >>> 2]!;
-      if ((gbase & 7) !== 0 || !inMemory(gbase, u32[(cfg + NVME_CFG_GUEST_BYTES) >>> 2]!)) return E_NvmeInvalidConfig;
       const need = scratchPages * mps + scratchBytes;
+      if ((u32[(cfg + NVME_CFG_FLAGS) >>> 2]! & NVME_WALK_EXTERNAL) !== 0) {
+        if (need === 0) return E_NvmeInvalidConfig;
+      } else {
+        const gbase = u32[(cfg + NVME_CFG_GUEST_BASE) >>> 2]!;
+        if ((gbase & 7) !== 0 || !inMemory(gbase, u32[(cfg + NVME_CFG_GUEST_BYTES) >>> 2]!)) return E_NvmeInvalidConfig;
+      }
       if (need > 0) {
         const scratch = u32[(cfg + NVME_CFG_SCRATCH) >>> 2]!;
         const bytes = u32[(cfg + NVME_CFG_SCRATCH_BYTES) >>> 2]!;

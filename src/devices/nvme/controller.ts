@@ -12,7 +12,7 @@ import { optionNames } from '../../core/args';
 import { walkPrp } from '../../core/nvme-prp';
 import { walkSgl } from '../../core/nvme-sgl';
 import type { NvmeSegment } from '../../core/nvme-common';
-import type { IommuDomain } from '../../memory/iommu';
+import { ExternalDmaDomain } from '../../memory/external';
 import type { Region } from '../../core/gpa-range';
 import type { StagePoint, TapRegistry } from '../../taps/registry';
 import type { TapEvent } from '../../taps/event';
@@ -23,13 +23,17 @@ import { isPromise, makeCommand, type Command, type Result } from './command';
 import type { ControllerContext } from './context';
 import type { ControllerIdentity, FabricsIdentity, HealthCounters } from './identify';
 import { executeIo } from './io';
-import { cqeImage, cqFull, drainHeld, fetchSqe, postCqe, sqEmpty, type CompletionQueue, type SubmissionQueue } from './queues';
+import { cqeImage, cqFull, drainHeld, fetchSqe, postCqe, sqEmpty, type CompletionQueue, type NvmeDma, type SubmissionQueue } from './queues';
 import { bar0Size, capability, cc, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE, REG, VERSION_1_4 } from './registers';
 import { NVME_SC, NVME_TAP_STATUSES } from './status';
 
 export interface NvmeControllerOptions {
-  /** How the controller reaches guest memory (queues and data): a strict domain maps only what the driver granted. */
-  dma: IommuDomain;
+  /**
+   * How the controller reaches guest memory (queues and data): an IommuDomain over the core's
+   * guest window (a strict one maps only what the driver granted), or an ExternalDmaDomain over
+   * an emulator's own RAM (attachToV86 makes one).
+   */
+  dma: NvmeDma;
   /** Namespaces 1..n, each over a block backend. */
   namespaces: { backend: BlockBackend }[];
   /** I/O queue pairs (default 16). */
@@ -81,7 +85,9 @@ export class NvmeController implements ControllerContext {
   /** Set by a fabric front end (NvmeTcpTarget) while a host is associated: its controller id, the subsystem NQN, capsule sizes. */
   fabrics: (FabricsIdentity & { cntlid: number; subnqn: string }) | null = null;
   /** The DMA domain the controller reaches memory through. */
-  readonly dma: IommuDomain;
+  readonly dma: NvmeDma;
+  /** The same domain when guest RAM is outside core memory (the walkers read lists through it). */
+  private readonly external: ExternalDmaDomain | null;
   private readonly disks: BlockBackend[];
   private readonly taps: TapRegistry | null;
   private readonly admin: Stages | null;
@@ -106,7 +112,7 @@ export class NvmeController implements ControllerContext {
 
   constructor(core: Core, opts: NvmeControllerOptions) {
     optionNames(opts, ['dma', 'namespaces', 'maxQueues', 'maxQueueEntries', 'mdts', 'vectors', 'onInterrupt', 'taps', 'name', 'serial', 'model', 'processOnDoorbell'], 'NvmeController');
-    if (!opts?.dma || typeof opts.dma.gather !== 'function') throw new SgringError('InvalidArgument', 'NvmeController needs dma: an IommuDomain');
+    if (!opts?.dma || typeof opts.dma.gather !== 'function') throw new SgringError('InvalidArgument', 'NvmeController needs dma: an IommuDomain or an ExternalDmaDomain');
     if (!Array.isArray(opts.namespaces) || opts.namespaces.length === 0 || opts.namespaces.some((n) => !n?.backend)) {
       throw new SgringError('InvalidArgument', 'NvmeController needs namespaces: [{ backend }, ...]');
     }
@@ -118,6 +124,7 @@ export class NvmeController implements ControllerContext {
     this.core = core;
     this.opts = opts;
     this.dma = opts.dma;
+    this.external = opts.dma instanceof ExternalDmaDomain ? opts.dma : null;
     this.disks = opts.namespaces.map((n) => n.backend);
     this.maxIoQueues = int(opts.maxQueues, 16, 1, 1024, 'maxQueues');
     this.maxQueueEntries = int(opts.maxQueueEntries, 1024, 2, 65536, 'maxQueueEntries');
@@ -303,8 +310,8 @@ export class NvmeController implements ControllerContext {
   /** 0 when [gpa, gpa+bytes) can hold a queue (mapped for the device both ways), else the status to refuse with. */
   checkRing(gpa: number, bytes: number): number {
     try {
-      this.dma.translate(gpa, bytes, 'read');
-      this.dma.translate(gpa, bytes, 'write');
+      this.dma.check(gpa, bytes, 'read');
+      this.dma.check(gpa, bytes, 'write');
       return 0;
     } catch {
       return NVME_SC.invalidField;
@@ -557,7 +564,7 @@ export class NvmeController implements ControllerContext {
   /** The guest segments a command's data pointer names for `length` bytes, or the status to fail with. */
   dataSegments(c: Command, length: number): NvmeSegment[] | number {
     const psdt = c.sqe[1]! >>> 6;
-    const opts = { length, mdts: this.mdts, maxMappings: 4096 };
+    const opts = { length, mdts: this.mdts, maxMappings: 4096, guest: this.external ?? undefined };
     const r = psdt === 0
       ? walkPrp(this.core, { prp1: c.u64(24), prp2: c.u64(32), ...opts })
       : psdt === 3 ? null : walkSgl(this.core, { sgl1: c.sqe.subarray(24, 40), ...opts });
@@ -570,6 +577,7 @@ export class NvmeController implements ControllerContext {
 
   /** True when every PRP list entry or SGL segment a walk of `c` read is readable through the DMA domain. */
   private listsReadable(c: Command, length: number, psdt: number): boolean {
+    if (this.external) return true; // every list read already went through its checks (copyOut)
     try {
       if (psdt === 0) {
         const prp1 = Number(c.u64(24));
@@ -580,10 +588,10 @@ export class NvmeController implements ControllerContext {
         for (;;) {
           const slots = (PAGE - (at % PAGE)) / 8;
           if (entries <= slots) {
-            this.dma.translate(at, entries * 8, 'read');
+            this.dma.check(at, entries * 8, 'read');
             return true;
           }
-          this.dma.translate(at, slots * 8, 'read');
+          this.dma.check(at, slots * 8, 'read');
           entries -= slots - 1;
           at = Number(this.readU64(at + (slots - 1) * 8));
         }
@@ -596,7 +604,7 @@ export class NvmeController implements ControllerContext {
         const dv = new DataView(desc.buffer, desc.byteOffset, 16);
         const at = Number(dv.getBigUint64(0, true));
         const bytes = dv.getUint32(8, true);
-        this.dma.translate(at, bytes, 'read');
+        this.dma.check(at, bytes, 'read');
         if (type === 3 || bytes < 16) return true;
         desc = this.dma.read(at + bytes - 16, 16);
       }

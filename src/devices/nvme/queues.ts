@@ -4,6 +4,10 @@
 // and flips each time its tail wraps.
 
 import type { IommuDomain } from '../../memory/iommu';
+import { ExternalDmaDomain } from '../../memory/external';
+
+/** How a controller reaches guest memory: a domain over the core's guest window, or an emulator's own RAM. */
+export type NvmeDma = IommuDomain | ExternalDmaDomain;
 
 export interface SubmissionQueue {
   readonly id: number;
@@ -37,9 +41,14 @@ export const cqFull = (cq: CompletionQueue) => (cq.tail + 1) % cq.size === cq.he
 export const sqEmpty = (sq: SubmissionQueue) => sq.head === sq.tail;
 
 /** Reads the SQE at the head through the DMA domain (a private copy: copy before parse) and advances the head. */
-export function fetchSqe(dma: IommuDomain, sq: SubmissionQueue): Uint8Array {
-  const at = dma.translate(sq.gpa + sq.head * 64, 64, 'read');
-  const sqe = dma.core.u8.slice(at, at + 64);
+export function fetchSqe(dma: NvmeDma, sq: SubmissionQueue): Uint8Array {
+  const gpa = sq.gpa + sq.head * 64;
+  let sqe: Uint8Array;
+  if (dma instanceof ExternalDmaDomain) sqe = dma.read(gpa, 64);
+  else {
+    const at = dma.translate(gpa, 64, 'read');
+    sqe = dma.core.u8.slice(at, at + 64);
+  }
   sq.head = (sq.head + 1) % sq.size;
   return sqe;
 }
@@ -68,7 +77,7 @@ export function cqeImage(cdw0: number, sqhd: number, sqid: number, cid: number, 
  * The status word goes last, so a host that sees the new phase sees the whole entry.
  * Returns true when it was posted.
  */
-export function postCqe(dma: IommuDomain, cq: CompletionQueue, cqe: Uint8Array): boolean {
+export function postCqe(dma: NvmeDma, cq: CompletionQueue, cqe: Uint8Array): boolean {
   if (cqFull(cq) || cq.held.length > 0) {
     cq.held.push(cqe);
     return false;
@@ -77,19 +86,26 @@ export function postCqe(dma: IommuDomain, cq: CompletionQueue, cqe: Uint8Array):
   return true;
 }
 
-function writeSlot(dma: IommuDomain, cq: CompletionQueue, cqe: Uint8Array): void {
-  const at = dma.translate(cq.gpa + cq.tail * 16, 16, 'write');
-  dma.core.u8.set(cqe.subarray(0, 12), at);
-  // CID and status (with the phase) last, as one 32-bit release store: a host thread that sees
-  // the new phase sees the whole entry (slots are 16-byte aligned in guest RAM).
-  const word = cqe[12]! | (cqe[13]! << 8) | ((((cqe[15]! << 8) | (cqe[14]! & 0xfe) | cq.phase) << 16) >>> 0);
-  Atomics.store(dma.core.u32, (at + 12) >> 2, word >>> 0);
+function writeSlot(dma: NvmeDma, cq: CompletionQueue, cqe: Uint8Array): void {
+  const gpa = cq.gpa + cq.tail * 16;
+  if (dma instanceof ExternalDmaDomain) {
+    // An emulator's guest runs on this thread: one copy of the whole entry with its phase.
+    cqe[14] = (cqe[14]! & 0xfe) | cq.phase;
+    dma.write(gpa, cqe);
+  } else {
+    const at = dma.translate(gpa, 16, 'write');
+    dma.core.u8.set(cqe.subarray(0, 12), at);
+    // CID and status (with the phase) last, as one 32-bit release store: a host thread that sees
+    // the new phase sees the whole entry (slots are 16-byte aligned in guest RAM).
+    const word = cqe[12]! | (cqe[13]! << 8) | ((((cqe[15]! << 8) | (cqe[14]! & 0xfe) | cq.phase) << 16) >>> 0);
+    Atomics.store(dma.core.u32, (at + 12) >> 2, word >>> 0);
+  }
   cq.tail = (cq.tail + 1) % cq.size;
   if (cq.tail === 0) cq.phase ^= 1;
 }
 
 /** After a head doorbell: posts held completions while there is room; returns how many. */
-export function drainHeld(dma: IommuDomain, cq: CompletionQueue): number {
+export function drainHeld(dma: NvmeDma, cq: CompletionQueue): number {
   let n = 0;
   while (cq.held.length > 0 && !cqFull(cq)) {
     writeSlot(dma, cq, cq.held.shift()!);
