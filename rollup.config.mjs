@@ -6,8 +6,8 @@ import { dts } from 'rollup-plugin-dts';
 const ts = () => typescript({ tsconfig: './tsconfig.json', include: ['src/**/*.ts'], compilerOptions: { noEmit: false, declaration: false, sourceMap: false } });
 // fast-check is a dependency of the fuzzer subpath only, never bundled.
 const external = [/^node:/, 'fast-check'];
-// The main entry and the sgring/fuzz and sgring/node subpaths share their common code through chunks/.
-const input = { index: 'src/index.ts', fuzz: 'src/fuzz/index.ts', node: 'src/node/index.ts' };
+// The main entry and the sgring/fuzz, sgring/node and sgring/v86 subpaths share their common code through chunks/.
+const input = { index: 'src/index.ts', fuzz: 'src/fuzz/index.ts', node: 'src/node/index.ts', v86: 'src/embed/v86.ts' };
 
 /** Writes a .d.cts twin of every .d.ts, its imports pointing at the .cjs files (and so at the twins). */
 const cjsTypes = () => ({

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const INPUTS = ['assembly', 'src', 'scripts', 'asconfig.json', 'rollup.config.mjs', 'tsconfig.json', 'package.json', 'package-lock.json'];
 const OUTPUTS = ['build/core.wasm', 'build/core-threads.wasm', 'dist/index.mjs', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts',
-  'dist/fuzz.mjs', 'dist/fuzz.cjs', 'dist/node.mjs', 'dist/node.cjs', 'dist/cli.mjs', 'dist/core.wasm', 'dist/core-threads.wasm'];
+  'dist/fuzz.mjs', 'dist/fuzz.cjs', 'dist/node.mjs', 'dist/node.cjs', 'dist/v86.mjs', 'dist/v86.cjs', 'dist/cli.mjs', 'dist/core.wasm', 'dist/core-threads.wasm'];
 const GENERATED = [join('src', 'generated'), join('assembly', 'generated')];
 
 /** Newest modification time under `p` (generated files excluded: the build writes them). */

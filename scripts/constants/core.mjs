@@ -33,4 +33,5 @@ export const statuses = [
   { name: 'Disposed', value: -5, breaks: false, message: 'the object was disposed and its memory given back' },
   { name: 'SharedMemoryUnavailable', value: -6, breaks: false, message: 'shared memory needs a cross-origin isolated page (crossOriginIsolated)' },
   { name: 'TapFailed', value: -7, breaks: false, message: 'a tap threw: only its own request failed' },
+  { name: 'EmulatorUnsupported', value: -8, breaks: false, message: 'the emulator lacks a hook the binding needs (or is a version not tested)' },
 ];

@@ -12,8 +12,12 @@ import type { DmaBuffer, GatherOptions } from './guest-memory';
 import type { DeviceWindow } from './iommu';
 
 export interface ExternalDmaOptions {
-  /** The guest's RAM, guest-physical 0 at index 0; its length is the RAM size (below 4 GiB). v86: cpu.mem8. */
-  ram: Uint8Array;
+  /**
+   * The guest's RAM, guest-physical 0 at index 0; its length is the RAM size (below 4 GiB). Or a
+   * function returning it, for RAM in a memory that may grow (a grown WebAssembly.Memory detaches
+   * old views): called again whenever the last view it gave has become empty.
+   */
+  ram: Uint8Array | (() => Uint8Array);
   /** Guest-physical ranges the device may not reach (its own BAR, other devices' MMIO). */
   windows?: readonly DeviceWindow[];
   /**
@@ -31,13 +35,16 @@ export class ExternalDmaDomain implements ExternalGuest {
   /** Guest RAM size in bytes. */
   readonly bytes: number;
   readonly windows: readonly DeviceWindow[];
-  private readonly ram: Uint8Array;
+  private view: Uint8Array;
+  private readonly source: () => Uint8Array;
   private readonly store: (bytes: Uint8Array, gpa: number) => void;
 
   /** `core` holds the device's own buffers (Regions passed to gather/scatter live there). */
   constructor(core: Core, device: string, opts: ExternalDmaOptions) {
-    if (!(opts?.ram instanceof Uint8Array) || opts.ram.length >= 2 ** 32) {
-      throw new SgringError('InvalidArgument', 'ExternalDmaDomain needs ram: a Uint8Array of guest RAM below 4 GiB');
+    const given = opts?.ram;
+    const first = typeof given === 'function' ? given() : given;
+    if (!(first instanceof Uint8Array) || first.length >= 2 ** 32) {
+      throw new SgringError('InvalidArgument', 'ExternalDmaDomain needs ram: a Uint8Array of guest RAM below 4 GiB (or a function returning it)');
     }
     const windows = opts.windows ?? [];
     windows.forEach((w, i) => {
@@ -48,11 +55,21 @@ export class ExternalDmaDomain implements ExternalGuest {
     if (opts.store !== undefined && typeof opts.store !== 'function') throw new SgringError('InvalidArgument', 'store must be a function (bytes, gpa)');
     this.core = core;
     this.device = device;
-    this.ram = opts.ram;
-    this.bytes = opts.ram.length;
+    this.view = first;
+    this.source = typeof given === 'function' ? given : () => first;
+    this.bytes = first.length;
     this.windows = Object.freeze(windows.map((w) => ({ gpa: w.gpa, len: w.len })));
-    const ram = opts.ram;
-    this.store = opts.store ?? ((b, gpa) => ram.set(b, gpa));
+    this.store = opts.store ?? ((b, gpa) => this.ram.set(b, gpa));
+  }
+
+  /** The guest RAM this domain reaches (a current view). */
+  get ram(): Uint8Array {
+    if (this.view.length === 0 && this.bytes !== 0) {
+      const v = this.source();
+      if (!(v instanceof Uint8Array) || v.length !== this.bytes) throw new SgringError('InvalidArgument', `${this.device}: guest RAM changed size`);
+      this.view = v;
+    }
+    return this.view;
   }
 
   /** Throws unless the device may reach guest [gpa, gpa+len): InvalidArgument, OutsideGuestRam, DmaDeviceWindow. */

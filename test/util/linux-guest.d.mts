@@ -9,8 +9,8 @@ export interface LinuxKernel {
 export declare function linuxGuestMissing(): string | null;
 /** linuxGuestMissing(), failing under SGRING_REQUIRE_TOOLS=1 and warning (the test skipped) elsewhere. */
 export declare function linuxGuestSkip(what: string): string | null;
-/** Debian's kernel (the package linux-image-amd64 depends on), fetched and unpacked once into `cache`. */
-export declare function prepareKernel(cache?: string): LinuxKernel;
+/** Debian's kernel (the package `meta` depends on: linux-image-amd64 by default), fetched and unpacked once into `cache`. */
+export declare function prepareKernel(cache?: string, meta?: string): LinuxKernel;
 /** Debian packages fetched and unpacked once into `cache`/`name` (for guest binaries the host does not have installed). */
 export declare function preparePackages(name: string, pkgs: string[], cache?: string): string;
 /** A guest binary: a host path, or a path inside an unpacked package tree (preparePackages). */
@@ -23,7 +23,12 @@ export type GuestBinary = string | {
  * /sbin/mke2fs) with their libraries at the same paths, and /script.sh, whose exit code /init
  * prints after "SGRING-EXIT".
  */
-export declare function initramfs(k: LinuxKernel, modules: string[], script: string, binaries?: GuestBinary[]): {
+export declare function initramfs(k: LinuxKernel, modules: string[], script: string, binaries?: GuestBinary[], o?: {
+    /** The busybox to use (default the host's /bin/busybox). */
+    busybox?: string;
+    /** More files: [guest path, host file]. */
+    files?: [string, string][];
+}): {
     path: string;
     remove: () => void;
 };

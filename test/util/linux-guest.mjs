@@ -27,17 +27,20 @@ export function linuxGuestSkip(what) {
   if (missing) console.warn(`${what} is skipped: ${missing}`);
   return missing;
 }
-/** Debian's kernel (the package linux-image-amd64 depends on), fetched and unpacked once into `cache`. */
-export function prepareKernel(cache = process.env.SGRING_LINUX_CACHE ?? join(tmpdir(), 'sgring-linux')) {
-  const root = join(cache, 'root');
+/**
+ * Debian's kernel (the package `meta` depends on: linux-image-amd64, or linux-image-686:i386 for
+ * v86), fetched and unpacked once into `cache`.
+ */
+export function prepareKernel(cache = process.env.SGRING_LINUX_CACHE ?? join(tmpdir(), 'sgring-linux'), meta = 'linux-image-amd64') {
+  const root = join(cache, meta === 'linux-image-amd64' ? 'root' : `root-${meta.replace(/[^a-z0-9]+/g, '-')}`);
   if (!existsSync(join(root, 'boot'))) {
     mkdirSync(cache, { recursive: true });
-    const deps = execFileSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8' });
+    const deps = execFileSync('apt-cache', ['depends', meta], { encoding: 'utf8' });
     const pkg = /Depends: (linux-image-\d\S*)/.exec(deps)?.[1];
     if (!pkg)
-      throw new Error(`no kernel package behind linux-image-amd64:\n${deps}`);
+      throw new Error(`no kernel package behind ${meta}:\n${deps}`);
     execFileSync('apt-get', ['download', pkg], { cwd: cache, stdio: 'ignore' });
-    const deb = readdirSync(cache).find((f) => f.startsWith(pkg) && f.endsWith('.deb'));
+    const deb = readdirSync(cache).find((f) => f.startsWith(pkg.replace(/:.*$/, '')) && f.endsWith('.deb'));
     execFileSync('dpkg-deb', ['-x', join(cache, deb), root]);
     rmSync(join(cache, deb));
     const v = readdirSync(join(root, 'lib/modules'))[0];
@@ -86,27 +89,50 @@ function withDependencies(k, modules) {
   }
   return order;
 }
-/** [host file, guest path] for a binary and each shared library `ldd` lists for it (the loader included). */
+/**
+ * [host file, guest path] for a binary and each shared library it needs (the loader included):
+ * `ldd` for a host binary; for one inside an unpacked package tree (any architecture) its ELF
+ * NEEDED entries and interpreter, found in that tree's library folders.
+ */
 function filesOf(b) {
-  const root = typeof b === 'string' ? '' : b.root;
-  const path = typeof b === 'string' ? b : b.path;
-  const libs = root ? ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu'].map((d) => join(root, d)).join(':') : '';
-  const out = execFileSync('ldd', [join(root || '/', path)], { encoding: 'utf8', env: { ...process.env, LD_LIBRARY_PATH: libs } });
-  const files = [join(root || '/', path), ...[...out.matchAll(/(\/\S+\.so[^\s]*)/g)].map((m) => m[1])];
-  return files.map((f) => [f, root && f.startsWith(root) ? f.slice(root.length) : f]);
+  if (typeof b === 'string') {
+    const out = execFileSync('ldd', [b], { encoding: 'utf8' });
+    return [b, ...[...out.matchAll(/(\/\S+\.so[^\s]*)/g)].map((m) => m[1])].map((f) => [f, f]);
+  }
+  const dirs = ['lib', 'lib/x86_64-linux-gnu', 'lib/i386-linux-gnu', 'usr/lib/x86_64-linux-gnu', 'usr/lib/i386-linux-gnu'];
+  const found = new Map(); // guest path -> host file
+  // A library comes from the tree, else (a package of the host's architecture) from the host.
+  const locate = (guest) => [b.root, '/'].map((r) => join(r, guest)).find((f) => existsSync(f));
+  const visit = (guest) => {
+    if (found.has(guest)) return;
+    const host = locate(guest);
+    if (!host) throw new Error(`${b.path} needs ${guest}, which is neither under ${b.root} nor on the host`);
+    found.set(guest, host);
+    const dyn = execFileSync('readelf', ['-dlW', host], { encoding: 'utf8' });
+    const interp = /program interpreter: ([^\]]+)\]/.exec(dyn)?.[1];
+    if (interp) visit(interp);
+    for (const [, lib] of dyn.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)) {
+      const dir = dirs.find((d) => locate(`/${d}/${lib}`));
+      if (!dir) throw new Error(`${b.path} needs ${lib}, which is neither under ${b.root} nor on the host`);
+      visit(`/${dir}/${lib}`);
+    }
+  };
+  visit(b.path.startsWith('/') ? b.path : `/${b.path}`);
+  return [...found].map(([to, from]) => [from, to]);
 }
 /**
 * An initramfs: busybox, the modules (loaded in order by /init), host `binaries` (such as
 * /sbin/mke2fs) with their libraries at the same paths, and /script.sh, whose exit code /init
 * prints after "SGRING-EXIT".
 */
-export function initramfs(k, modules, script, binaries = []) {
+export function initramfs(k, modules, script, binaries = [], o = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sgring-initrd-'));
   const tree = join(dir, 'tree');
   for (const d of ['bin', 'proc', 'sys', 'dev', 'lib/modules', 'tmp'])
     mkdirSync(join(tree, d), { recursive: true });
-  copyFileSync('/bin/busybox', join(tree, 'bin/busybox'));
+  copyFileSync(o.busybox ?? '/bin/busybox', join(tree, 'bin/busybox'));
   const files = new Map(binaries.flatMap(filesOf).map(([from, to]) => [to, from])); // guest path -> host file, once each
+  for (const [to, from] of o.files ?? []) files.set(to, from);
   for (const [to, from] of files) {
     mkdirSync(join(tree, dirname(to)), { recursive: true });
     copyFileSync(from, join(tree, to));

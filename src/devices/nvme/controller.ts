@@ -163,6 +163,18 @@ export class NvmeController implements ControllerContext {
     return this.disks.length;
   }
 
+  /**
+   * The level of a pin-based (INTx) interrupt: true while a CQ with interrupts enabled holds
+   * completions the host has not consumed (its tail ahead of the last head doorbell) and its
+   * vector is not masked by INTMS.
+   */
+  get interruptPending(): boolean {
+    for (const cq of this.cqs.values()) {
+      if (cq.ien && cq.tail !== cq.head && !(cq.vector < 32 && (this.intms & (1 << cq.vector)) !== 0)) return true;
+    }
+    return false;
+  }
+
   /** True while CSTS.RDY is set. */
   get ready(): boolean {
     return (this.csts & CSTS_RDY) !== 0;
