@@ -112,7 +112,8 @@ function filesOf(b) {
     const interp = /program interpreter: ([^\]]+)\]/.exec(dyn)?.[1];
     if (interp) visit(interp);
     for (const [, lib] of dyn.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)) {
-      const dir = dirs.find((d) => locate(`/${d}/${lib}`));
+      // The tree's own folders first: the host's could hold the same name for another architecture.
+      const dir = dirs.find((d) => existsSync(join(b.root, d, lib))) ?? dirs.find((d) => existsSync(join('/', d, lib)));
       if (!dir) throw new Error(`${b.path} needs ${lib}, which is neither under ${b.root} nor on the host`);
       visit(`/${dir}/${lib}`);
     }
