@@ -26,7 +26,7 @@ describe('package', () => {
 
   it('ships bundled types, the engine files for CSP users, and a bin', () => {
     const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8'));
-    for (const n of ['index', 'fuzz']) {
+    for (const n of ['index', 'fuzz', 'node', 'v86']) {
       expect(pkg.exports[n === 'index' ? '.' : `./${n}`]).toEqual({
         import: { types: `./dist/${n}.d.ts`, default: `./dist/${n}.mjs` }, require: { types: `./dist/${n}.d.cts`, default: `./dist/${n}.cjs` },
       });
@@ -48,6 +48,10 @@ describe('package', () => {
       expect(code, f).not.toMatch(/fast-check/);
     }
     expect(readFileSync(`${root}dist/fuzz.mjs`, 'utf8')).toMatch(/from 'fast-check'/);
+    // v86 is an optional peer: sgring/v86 reaches the emulator it is handed and never imports it.
+    for (const f of ['v86.mjs', 'v86.cjs', 'index.mjs']) expect(readFileSync(`${root}dist/${f}`, 'utf8'), f).not.toMatch(/from ['"]v86['"]|(import|require)\(['"]v86['"]\)/);
+    const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8'));
+    expect([pkg.peerDependencies.v86, pkg.peerDependenciesMeta.v86.optional]).toEqual(['>=0.5.462 <0.6.0', true]);
     expect(run(['--input-type=module', '-e', `await import('sgring'); console.log(Object.keys(await import('sgring/fuzz')).sort().join(','))`]).trim())
       .toBe('bouncePolicies,findCounterexample,formatCounterexample,freebsdSgBounce,linuxLegacyBounce');
   });
