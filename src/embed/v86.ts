@@ -144,9 +144,24 @@ export function attachToV86(emulator: V86Like, ctrl: NvmeController, opts: V86At
       pci.lower_irq(pciId);
     }
   };
-  ctrl.onInterrupt = () => {
-    if (attached) setLevel(ctrl.interruptPending);
+  // Nothing runs inside a register access: v86 calls the handlers in the middle of a guest
+  // instruction, and an interrupt raised there corrupts the guest (seen: a misaligned kernel
+  // stack, then an oops). Doorbells and completions schedule one run after the CPU's slice.
+  ctrl.processOnDoorbell = false;
+  let scheduled = false;
+  const run = () => {
+    scheduled = false;
+    if (!attached) return;
+    ctrl.process();
+    setLevel(ctrl.interruptPending);
   };
+  const schedule = () => {
+    if (!scheduled) {
+      scheduled = true;
+      queueMicrotask(run);
+    }
+  };
+  ctrl.onInterrupt = schedule;
   // v86 hands addresses over as signed 32-bit integers.
   const inBar = (addr: number) => attached && (addr >>> 0) - bar < ctrl.barSize;
   const read32 = (addr: number): number => {
@@ -159,11 +174,11 @@ export function attachToV86(emulator: V86Like, ctrl: NvmeController, opts: V86At
     stats.mmioWrites++;
     const off = (addr >>> 0) - bar;
     ctrl.mmioWrite(off, 4, value >>> 0);
-    const pending = ctrl.interruptPending;
-    // A CQ head doorbell that leaves completions behind (posted while the guest's handler ran)
-    // gives a fresh edge: the line may be edge-triggered on the guest's side.
-    if (pending && level && off >= 0x1000 && ((off - 0x1000) >> 2) % 2 === 1) setLevel(false);
-    setLevel(pending);
+    // Lowering is safe at once. A CQ head doorbell that leaves completions behind (posted while
+    // the guest's handler ran) lowers too, and the run raises again: a fresh edge, whatever the
+    // trigger mode on the guest's side.
+    if (!ctrl.interruptPending || (off >= 0x1000 && ((off - 0x1000) >> 2) % 2 === 1)) setLevel(false);
+    schedule();
   };
   cpu.io.mmap_register(bar, BLOCK,
     (addr) => (read32(addr & ~3) >>> ((addr & 3) * 8)) & 0xff,

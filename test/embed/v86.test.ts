@@ -52,7 +52,7 @@ describe('attachToV86 (the binding, on a stand-in emulator)', () => {
     expect(() => v86Dma(emulator, core)).toThrow(new RegExp(`tested with v86 ${V86_TESTED.replace(/\./g, '\\.')}`));
   });
 
-  it('registers class 01/08/02 with INTA and a BAR of the register file, routes MMIO, raises and lowers the pin with the CQ', () => {
+  it('registers class 01/08/02 with INTA and a BAR of the register file, routes MMIO, raises the pin after the access (never inside it) and lowers it with the CQ head', async () => {
     const { emulator, calls, mmio } = fakeEmulator();
     const core = loadCoreSync();
     const other = new NvmeController(core, { dma: new ExternalDmaDomain(core, 'x', { ram: new Uint8Array(4096) }), namespaces: [{ backend: MemoryDisk.create(core, { blockCount: 64 }) }] });
@@ -74,6 +74,8 @@ describe('attachToV86 (the binding, on a stand-in emulator)', () => {
     sqe.set([0x00, 0x20, 0x01, 0x00], 24); // PRP1 0x12000
     emulator.v86.cpu.write_blob(sqe, 0x10000);
     mmio.w32!(bar + 0x1000, 1);
+    expect(calls.filter((c) => /raise|lower/.test(c) || c === `write_blob ${0x12000} 4096`)).toEqual([]); // nothing ran inside the register write
+    await new Promise<void>((r) => queueMicrotask(r));
     expect(calls.filter((c) => /raise|lower/.test(c))).toEqual([`raise ${0x80}`]);
     expect(calls.some((c) => c === `write_blob ${0x12000} 4096`)).toBe(true); // the data went through write_blob
     mmio.w32!(bar + 0x1004, 1); // CQ head catches up

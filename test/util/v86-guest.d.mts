@@ -15,6 +15,8 @@ export declare function runV86Guest(o: {
     attach?: (emulator: object) => void;
     timeoutMs?: number;
     memoryMiB?: number;
+    /** v86's own emulated IDE disk (hda) with these bytes. */
+    ide?: ArrayBuffer;
     onOutput?: (ch: string) => void;
 }): Promise<{
     output: string;

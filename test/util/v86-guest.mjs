@@ -47,10 +47,11 @@ const bufferOf = (file) => {
 /**
  * Boots the i386 kernel in v86 (256 MiB, serial console) with an initramfs of `modules` whose
  * script is `lines` (after a watchdog that prints the kernel log, before `exit 0`). `attach` runs
- * once the emulator is loaded and before it runs: the place to plug devices in. Resolves with the
+ * once the emulator is loaded and before it runs: the place to plug devices in; `ide` (an
+ * ArrayBuffer) becomes v86's own IDE disk. Resolves with the
  * console output, the exit code (null on a crash or the timeout) and the boot time in ms.
  */
-export async function runV86Guest({ modules, lines, attach, timeoutMs = 120_000, memoryMiB = 256, onOutput }) {
+export async function runV86Guest({ modules, lines, attach, timeoutMs = 120_000, memoryMiB = 256, ide, onOutput }) {
   const { V86 } = await import('v86');
   const k = prepareKernel(undefined, 'linux-image-686:i386');
   const tools = preparePackages('i386-tools', TOOLS);
@@ -73,6 +74,7 @@ export async function runV86Guest({ modules, lines, attach, timeoutMs = 120_000,
       disable_speaker: true,
       disable_keyboard: true,
       disable_mouse: true,
+      ...(ide ? { hda: { buffer: ide } } : {}), // v86's own IDE disk (the peer the bench compares with)
     });
     const start = performance.now();
     let output = '';

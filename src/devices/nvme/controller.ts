@@ -82,6 +82,8 @@ export class NvmeController implements ControllerContext {
   /** What the controller ignored or refused, by reason (bad doorbells, MMIO outside the registers...). */
   readonly counters: Record<string, number> = {};
   onInterrupt: ((vector: number) => void) | null;
+  /** Run commands inside the doorbell write (the option of that name); an emulator binding that must not do so turns it off. */
+  processOnDoorbell: boolean;
   /** Set by a fabric front end (NvmeTcpTarget) while a host is associated: its controller id, the subsystem NQN, capsule sizes. */
   fabrics: (FabricsIdentity & { cntlid: number; subnqn: string }) | null = null;
   /** The DMA domain the controller reaches memory through. */
@@ -133,6 +135,7 @@ export class NvmeController implements ControllerContext {
     this.barSize = bar0Size(this.maxIoQueues + 1);
     this.name = opts.name ?? 'nvme0';
     this.onInterrupt = opts.onInterrupt ?? null;
+    this.processOnDoorbell = opts.processOnDoorbell ?? true;
     this.taps = opts.taps ?? null;
     if (this.taps) {
       const stage = (s: string) => ({ name: s, description: '' });
@@ -352,7 +355,7 @@ export class NvmeController implements ControllerContext {
     } else {
       (q as SubmissionQueue).tail = value;
     }
-    if (this.opts.processOnDoorbell ?? true) this.process();
+    if (this.processOnDoorbell) this.process();
   }
 
   // ---- command processing ----
