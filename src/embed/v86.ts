@@ -25,6 +25,12 @@ interface V86Cpu {
   devices: { pci: { register_device(d: object): Int32Array; raise_irq(id: number): void; lower_irq(id: number): void } };
 }
 
+/** The emulator's main loop: `next_tick(0)` runs the CPU again at once (a halted guest takes its interrupt). */
+interface V86Machine {
+  running: boolean;
+  next_tick(ms: number): void;
+}
+
 /** A v86 `V86` instance (npm v86), created with `autostart: false` and past its 'emulator-loaded' event. */
 export interface V86Like {
   v86?: { cpu?: unknown };
@@ -63,6 +69,7 @@ function cpuOf(emulator: V86Like): V86Cpu {
   const cpu = (emulator as { v86?: { cpu?: Record<string, unknown> } })?.v86?.cpu as Record<string, any> | undefined;
   const need: [string, boolean][] = [
     ['emulator.v86.cpu', !!cpu],
+    ['emulator.v86.next_tick', typeof (emulator as { v86?: { next_tick?: unknown } })?.v86?.next_tick === 'function'],
     ['cpu.mem8', Number.isInteger(cpu?.mem8?.length) && Number.isInteger(cpu?.mem8?.byteOffset)],
     ['cpu.wasm_memory', cpu?.wasm_memory instanceof WebAssembly.Memory],
     ['cpu.write_blob', typeof cpu?.write_blob === 'function'],
@@ -98,6 +105,7 @@ const domains = new WeakMap<ExternalDmaDomain, V86Cpu>();
 export function attachToV86(emulator: V86Like, ctrl: NvmeController, opts: V86AttachOptions = {}): V86Attachment {
   optionNames(opts, ['slot', 'bar', 'vendorId', 'deviceId'], 'attachToV86');
   const cpu = cpuOf(emulator);
+  const machine = (emulator as { v86: V86Machine }).v86;
   const slot = opts.slot ?? 0x10;
   const bar = opts.bar ?? 0xfea0_0000;
   const vendorId = opts.vendorId ?? 0x1b36;
@@ -153,7 +161,10 @@ export function attachToV86(emulator: V86Like, ctrl: NvmeController, opts: V86At
     scheduled = false;
     if (!attached) return;
     ctrl.process();
+    const wasUp = level;
     setLevel(ctrl.interruptPending);
+    // A guest halted until this interrupt would otherwise sleep until v86's next timer event.
+    if (level && !wasUp && machine.running) machine.next_tick(0);
   };
   const schedule = () => {
     if (!scheduled) {
