@@ -30,7 +30,8 @@ function fakeEmulator(ramBytes = 4 * MiB) {
       },
     },
   };
-  return { emulator: { v86: { cpu } }, cpu, calls, mmio };
+  const machine = { cpu, running: true, next_tick: (ms: number) => calls.push(`next_tick ${ms}`) };
+  return { emulator: { v86: machine }, cpu, calls, mmio };
 }
 
 const codeOf = (f: () => unknown) => {
@@ -76,7 +77,7 @@ describe('attachToV86 (the binding, on a stand-in emulator)', () => {
     mmio.w32!(bar + 0x1000, 1);
     expect(calls.filter((c) => /raise|lower/.test(c) || c === `write_blob ${0x12000} 4096`)).toEqual([]); // nothing ran inside the register write
     await new Promise<void>((r) => queueMicrotask(r));
-    expect(calls.filter((c) => /raise|lower/.test(c))).toEqual([`raise ${0x80}`]);
+    expect(calls.filter((c) => /raise|lower|next_tick/.test(c))).toEqual([`raise ${0x80}`, 'next_tick 0']); // and a halted guest woken
     expect(calls.some((c) => c === `write_blob ${0x12000} 4096`)).toBe(true); // the data went through write_blob
     mmio.w32!(bar + 0x1004, 1); // CQ head catches up
     expect(calls.filter((c) => /raise|lower/.test(c))).toEqual([`raise ${0x80}`, `lower ${0x80}`]);
