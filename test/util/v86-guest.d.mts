@@ -23,3 +23,13 @@ export declare function runV86Guest(o: {
     code: number | null;
     ms: number;
 }>;
+/** The kernel, initramfs (script `lines`) and BIOS files a boot needs; remove() deletes the initramfs. */
+export declare function v86GuestFiles(o: { modules: string[]; lines: string[]; timeoutMs?: number }): {
+    bzimage: string;
+    initrd: string;
+    bios: string;
+    vgaBios: string;
+    remove: () => void;
+};
+/** The kernel command line the guests boot with. */
+export declare const V86_CMDLINE: string;

@@ -45,14 +45,11 @@ const bufferOf = (file) => {
 };
 
 /**
- * Boots the i386 kernel in v86 (256 MiB, serial console) with an initramfs of `modules` whose
- * script is `lines` (after a watchdog that prints the kernel log, before `exit 0`). `attach` runs
- * once the emulator is loaded and before it runs: the place to plug devices in; `ide` (an
- * ArrayBuffer) becomes v86's own IDE disk. Resolves with the
- * console output, the exit code (null on a crash or the timeout) and the boot time in ms.
+ * The pieces a boot needs: Debian's i386 kernel and an initramfs of `modules` whose script is
+ * `lines` (after a watchdog that prints the kernel log, before `exit 0`), busybox and e2fsprogs
+ * inside. remove() deletes the initramfs.
  */
-export async function runV86Guest({ modules, lines, attach, timeoutMs = 120_000, memoryMiB = 256, ide, onOutput }) {
-  const { V86 } = await import('v86');
+export function v86GuestFiles({ modules, lines, timeoutMs = 120_000 }) {
   const k = prepareKernel(undefined, 'linux-image-686:i386');
   const tools = preparePackages('i386-tools', TOOLS);
   const script = [`(sleep ${Math.max(10, Math.floor(timeoutMs / 1000) - 25)}; dmesg | tail -40; echo SGRING-EXIT 124) &`, ...lines, 'exit 0', ''].join('\n');
@@ -60,15 +57,30 @@ export async function runV86Guest({ modules, lines, attach, timeoutMs = 120_000,
     busybox: join(tools, 'bin/busybox'),
     files: [['/usr/sbin/mke2fs', join(tools, 'sbin/mke2fs')], ['/usr/sbin/e2fsck', join(tools, 'sbin/e2fsck')]],
   });
+  return { bzimage: k.vmlinuz, initrd: rd.path, bios: join(SEABIOS, 'bios.bin'), vgaBios: join(SEABIOS, 'vgabios-stdvga.bin'), remove: rd.remove };
+}
+
+/** The kernel command line the guests boot with. */
+export const V86_CMDLINE = 'console=ttyS0,115200 rdinit=/init tsc=reliable mitigations=off nvme_core.admin_timeout=5 quiet';
+
+/**
+ * Boots the i386 kernel in v86 (256 MiB, serial console) with the pieces of v86GuestFiles. `attach`
+ * runs once the emulator is loaded and before it runs: the place to plug devices in; `ide` (an
+ * ArrayBuffer) becomes v86's own IDE disk. Resolves with the console output, the exit code (null
+ * on a crash or the timeout) and the boot time in ms.
+ */
+export async function runV86Guest({ modules, lines, attach, timeoutMs = 120_000, memoryMiB = 256, ide, onOutput }) {
+  const { V86 } = await import('v86');
+  const files = v86GuestFiles({ modules, lines, timeoutMs });
   let emulator;
   try {
     emulator = new V86({
       wasm_path: require.resolve('v86/build/v86.wasm'),
-      bios: { buffer: bufferOf(join(SEABIOS, 'bios.bin')) },
-      vga_bios: { buffer: bufferOf(join(SEABIOS, 'vgabios-stdvga.bin')) },
-      bzimage: { buffer: bufferOf(k.vmlinuz) },
-      initrd: { buffer: bufferOf(rd.path) },
-      cmdline: 'console=ttyS0,115200 rdinit=/init tsc=reliable mitigations=off nvme_core.admin_timeout=5 quiet',
+      bios: { buffer: bufferOf(files.bios) },
+      vga_bios: { buffer: bufferOf(files.vgaBios) },
+      bzimage: { buffer: bufferOf(files.bzimage) },
+      initrd: { buffer: bufferOf(files.initrd) },
+      cmdline: V86_CMDLINE,
       memory_size: memoryMiB << 20,
       autostart: false,
       disable_speaker: true,
@@ -102,6 +114,6 @@ export async function runV86Guest({ modules, lines, attach, timeoutMs = 120_000,
     return { output, code: m ? Number(m[1]) : null, ms: performance.now() - start };
   } finally {
     await emulator?.destroy?.();
-    rd.remove();
+    files.remove();
   }
 }
