@@ -15,8 +15,8 @@ const BYTES = 64 << 20;
 
 /** [case name, request bytes, dd arguments, times over] (long enough for the guest's 10 ms clock). */
 const RUNS = [
-  ['1 MiB sequential write, direct', 1 << 20, 'if=/dev/zero of=DEV bs=1M count=64 oflag=direct', 2],
-  ['1 MiB sequential read, direct', 1 << 20, 'if=DEV of=/dev/null bs=1M count=64 iflag=direct', 2],
+  ['1 MiB sequential write, direct', 1 << 20, 'if=/dev/zero of=DEV bs=1M count=64 oflag=direct', 4],
+  ['1 MiB sequential read, direct', 1 << 20, 'if=DEV of=/dev/null bs=1M count=64 iflag=direct', 4],
   ['4 KiB sequential read, direct, QD 1', 4096, 'if=DEV of=/dev/null bs=4096 count=2048 iflag=direct', 2],
 ];
 const DISKS = [['sgring', '/dev/nvme0n1'], ['v86 IDE', '/dev/sda']];

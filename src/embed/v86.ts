@@ -2,9 +2,9 @@
 // (class 0x010802, INTA, no capabilities: v86 has no MSI), BAR0 at a fixed address routed to
 // mmioRead / mmioWrite, a pin interrupt whose level follows the controller (up while a CQ holds
 // completions the guest has not consumed, down when its head doorbell catches up), and DMA into
-// v86's guest RAM through an ExternalDmaDomain whose writes go through cpu.write_blob (so
-// JIT-compiled code over DMA'd bytes is dropped). The hooks used are v86 internals, not its
-// typed API: they are feature-tested at attach time.
+// v86's guest RAM through an ExternalDmaDomain whose writes first drop JIT-compiled code over
+// the range (cpu.jit_dirty_cache, as v86's own write_blob does). The hooks used are v86
+// internals, not its typed API: they are feature-tested at attach time.
 
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
@@ -20,7 +20,8 @@ interface V86Cpu {
   /** A Proxy over v86's wasm memory (it follows growth): fine for a length, too slow for copies. */
   mem8: Uint8Array;
   wasm_memory: WebAssembly.Memory;
-  write_blob(bytes: Uint8Array, gpa: number): void;
+  /** Drops JIT-compiled code over guest-physical [start, end): what write_blob does before it copies. */
+  jit_dirty_cache(start: number, end: number): void;
   io: { mmap_register(addr: number, size: number, r8: (a: number) => number, w8: (a: number, v: number) => void, r32: (a: number) => number, w32: (a: number, v: number) => void): void };
   devices: { pci: { register_device(d: object): Int32Array; raise_irq(id: number): void; lower_irq(id: number): void } };
 }
@@ -72,7 +73,7 @@ function cpuOf(emulator: V86Like): V86Cpu {
     ['emulator.v86.next_tick', typeof (emulator as { v86?: { next_tick?: unknown } })?.v86?.next_tick === 'function'],
     ['cpu.mem8', Number.isInteger(cpu?.mem8?.length) && Number.isInteger(cpu?.mem8?.byteOffset)],
     ['cpu.wasm_memory', cpu?.wasm_memory instanceof WebAssembly.Memory],
-    ['cpu.write_blob', typeof cpu?.write_blob === 'function'],
+    ['cpu.jit_dirty_cache', typeof cpu?.jit_dirty_cache === 'function'],
     ['cpu.io.mmap_register', typeof cpu?.io?.mmap_register === 'function'],
     ['cpu.devices.pci.register_device', typeof cpu?.devices?.pci?.register_device === 'function'],
     ['cpu.devices.pci.raise_irq', typeof cpu?.devices?.pci?.raise_irq === 'function'],
@@ -86,14 +87,19 @@ function cpuOf(emulator: V86Like): V86Cpu {
 }
 
 /**
- * The DMA domain for a controller inside this emulator: v86's guest RAM, device writes through
- * cpu.write_blob. Give it to `new NvmeController(core, { dma, ... })`, then attachToV86.
+ * The DMA domain for a controller inside this emulator: v86's guest RAM, every device write
+ * dropping the JIT-compiled code over its range first. Give it to `new NvmeController(core, { dma, ... })`, then attachToV86.
  */
 export function v86Dma(emulator: V86Like, core: Core, device = 'nvme0'): ExternalDmaDomain {
   const cpu = cpuOf(emulator);
   const { byteOffset, length } = cpu.mem8;
   const ram = () => new Uint8Array(cpu.wasm_memory.buffer, byteOffset, length);
-  const dma = new ExternalDmaDomain(core, device, { ram, store: (bytes, gpa) => cpu.write_blob(bytes, gpa) });
+  // write_blob's work without its per-call Proxy view: drop JIT-compiled code over the range, then copy.
+  const store = (bytes: Uint8Array, gpa: number) => {
+    cpu.jit_dirty_cache(gpa, gpa + bytes.length);
+    dma.ram.set(bytes, gpa);
+  };
+  const dma: ExternalDmaDomain = new ExternalDmaDomain(core, device, { ram, store });
   domains.set(dma, cpu);
   return dma;
 }

@@ -20,7 +20,7 @@ function fakeEmulator(ramBytes = 4 * MiB) {
   const cpu = {
     wasm_memory: memory,
     mem8: new Uint8Array(memory.buffer, 65536, ramBytes),
-    write_blob: (b: Uint8Array, gpa: number) => (calls.push(`write_blob ${gpa} ${b.length}`), new Uint8Array(memory.buffer, 65536, ramBytes).set(b, gpa)),
+    jit_dirty_cache: (start: number, end: number) => calls.push(`jit_dirty_cache ${start} ${end - start}`),
     io: { mmap_register: (addr: number, size: number, _r8: unknown, _w8: unknown, r32: (a: number) => number, w32: (a: number, v: number) => void) => (calls.push(`mmap ${addr.toString(16)} ${size}`), Object.assign(mmio, { r32, w32 })) },
     devices: {
       pci: {
@@ -54,7 +54,7 @@ describe('attachToV86 (the binding, on a stand-in emulator)', () => {
   });
 
   it('registers class 01/08/02 with INTA and a BAR of the register file, routes MMIO, raises the pin after the access (never inside it) and lowers it with the CQ head', async () => {
-    const { emulator, calls, mmio } = fakeEmulator();
+    const { emulator, calls, mmio, cpu } = fakeEmulator();
     const core = loadCoreSync();
     const other = new NvmeController(core, { dma: new ExternalDmaDomain(core, 'x', { ram: new Uint8Array(4096) }), namespaces: [{ backend: MemoryDisk.create(core, { blockCount: 64 }) }] });
     expect(codeOf(() => attachToV86(emulator, other))).toBe('InvalidArgument'); // not made with v86Dma(emulator)
@@ -73,12 +73,13 @@ describe('attachToV86 (the binding, on a stand-in emulator)', () => {
     const sqe = new Uint8Array(64);
     sqe[0] = 0x06; sqe[40] = 1; // Identify controller
     sqe.set([0x00, 0x20, 0x01, 0x00], 24); // PRP1 0x12000
-    emulator.v86.cpu.write_blob(sqe, 0x10000);
+    cpu.mem8.set(sqe, 0x10000);
     mmio.w32!(bar + 0x1000, 1);
-    expect(calls.filter((c) => /raise|lower/.test(c) || c === `write_blob ${0x12000} 4096`)).toEqual([]); // nothing ran inside the register write
+    expect(calls.filter((c) => /raise|lower/.test(c) || c === `jit_dirty_cache ${0x12000} 4096`)).toEqual([]); // nothing ran inside the register write
     await new Promise<void>((r) => queueMicrotask(r));
     expect(calls.filter((c) => /raise|lower|next_tick/.test(c))).toEqual([`raise ${0x80}`, 'next_tick 0']); // and a halted guest woken
-    expect(calls.some((c) => c === `write_blob ${0x12000} 4096`)).toBe(true); // the data went through write_blob
+    expect(calls).toContain(`jit_dirty_cache ${0x12000} 4096`); // compiled code over the data dropped first
+    expect(new TextDecoder().decode(cpu.mem8.subarray(0x12000 + 24, 0x12000 + 35))).toBe('sgring NVMe'); // Identify's model number, in guest RAM
     mmio.w32!(bar + 0x1004, 1); // CQ head catches up
     expect(calls.filter((c) => /raise|lower/.test(c))).toEqual([`raise ${0x80}`, `lower ${0x80}`]);
     expect(att.stats).toMatchObject({ irqRaised: 1, irqLowered: 1, mmioIgnored: 0 });
