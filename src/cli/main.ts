@@ -5,11 +5,15 @@ import { parseArgs } from 'node:util';
 import { isMainThread, workerData } from 'node:worker_threads';
 import { INJECTORS, serve } from './serve';
 import { tour, runTourWorker } from './tour';
+import { demo, type DemoDevice } from './demo';
 
 const HELP = `usage: sgring [command] [options]
 
 commands:
-  demo [--packets N]   a guest and a host exchanging packets over a VMBus ring in two threads (default)
+  demo [--devices nvme,storvsc,netvsc] [--seconds N] [--trace FILE] [--inject NAME[:ARGS]]...
+                       one VM with the three devices, both ends of each: a checked storage and
+                       network workload, a fault injected at run time, a pcapng trace, the rates (default)
+  tour [--packets N]   a guest and a host exchanging packets over a VMBus ring in two threads
   serve nvme-tcp|iscsi (--disk FILE | --size SIZE) [--port N] [--nqn NAME] [--inject NAME[:ARGS]]...
                        [--trace FILE] [--read-only] [--seconds N]
                        a storage target on 127.0.0.1 for your own initiator, with injected faults;
@@ -29,7 +33,7 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const commands = ['demo', 'serve', 'help'];
+  const commands = ['demo', 'tour', 'serve', 'help'];
   const cmd = argv[0] !== undefined && !argv[0].startsWith('-') ? argv[0] : 'demo';
   const rest = argv[0] === cmd ? argv.slice(1) : argv;
   if (!commands.includes(cmd)) {
@@ -50,7 +54,8 @@ async function main(argv: string[]): Promise<number> {
       options: {
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
-        ...(cmd === 'demo' ? { packets: { type: 'string' } } as const : {}),
+        ...(cmd === 'tour' ? { packets: { type: 'string' } } as const : {}),
+        ...(cmd === 'demo' ? { devices: { type: 'string' }, seconds: { type: 'string' }, trace: { type: 'string' }, inject: { type: 'string', multiple: true } } as const : {}),
         ...(cmd === 'serve' ? serveOptions : {}),
       },
     }));
@@ -81,6 +86,31 @@ async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
+  if (cmd === 'demo') {
+    const v = values as { devices?: string; seconds?: string; trace?: string; inject?: string[] };
+    const devices = (v.devices ?? 'nvme,storvsc,netvsc').split(',').filter(Boolean);
+    const seconds = v.seconds === undefined ? 2 : Number(v.seconds);
+    if (devices.length === 0 || devices.some((d) => !['nvme', 'storvsc', 'netvsc'].includes(d))) {
+      console.error(`--devices ${v.devices}: a comma-separated list of nvme, storvsc, netvsc`);
+      return 2;
+    }
+    if (!(seconds > 0 && seconds <= 60)) {
+      console.error(`--seconds ${v.seconds}: a number of seconds in (0, 60]`);
+      return 2;
+    }
+    const tty = process.stderr.isTTY;
+    try {
+      await demo({
+        devices: devices as DemoDevice[], seconds, trace: v.trace ?? 'sgring-demo.pcapng', inject: v.inject ?? [],
+        out: (l) => console.log(l),
+        progress: tty ? (l) => process.stderr.write(`\r\x1b[K${l}`) : null,
+      });
+    } catch (e) {
+      console.error((e as Error).message);
+      return (e as Error).message.startsWith('--inject') ? 2 : 1;
+    }
+    return 0;
+  }
   const packets = values.packets === undefined ? 1_000_000 : Number(values.packets as string);
   if (!Number.isInteger(packets) || packets <= 0) {
     console.error('--packets needs a positive integer');
@@ -93,7 +123,7 @@ async function main(argv: string[]): Promise<number> {
 if (!isMainThread && (workerData as { sgringTour?: boolean } | null)?.sgringTour) {
   runTourWorker();
 } else if (isMainThread) {
-  // `sgring demo | head` closes stdout early: that is the reader's choice, not a failure.
+  // `sgring tour | head` closes stdout early: that is the reader's choice, not a failure.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0);
     throw e;

@@ -1,4 +1,4 @@
-// `npm start` runs `sgring demo`: the built CLI with two worker threads over shared memory.
+// `sgring tour`: the built CLI with two worker threads over one VMBus channel in shared memory.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -6,9 +6,9 @@ import { describe, expect, it } from 'vitest';
 
 const cli = fileURLToPath(new URL('../../dist/cli.mjs', import.meta.url));
 
-describe('sgring demo (the tour)', () => {
+describe('sgring tour', () => {
   it('exchanges a conversation and a stream between a guest and a host thread and reports signals and rates', () => {
-    const out = execFileSync(process.execPath, [cli, 'demo', '--packets', '50000'], { encoding: 'utf8', timeout: 60_000 });
+    const out = execFileSync(process.execPath, [cli, 'tour', '--packets', '50000'], { encoding: 'utf8', timeout: 60_000 });
     for (const tid of [1, 2, 3, 4]) {
       expect(out).toMatch(new RegExp(`guest -> host  in-band  tid=${tid} `));
       expect(out).toMatch(new RegExp(`guest <- host  completion tid=${tid} "ok: `));
@@ -23,7 +23,7 @@ describe('sgring demo (the tour)', () => {
   });
 
   it('prints the conversation in protocol order whatever the threads did, with the sender\'s exact text', () => {
-    const lines = (n: number) => execFileSync(process.execPath, [cli, 'demo', '--packets', String(n)], { encoding: 'utf8', timeout: 60_000 })
+    const lines = (n: number) => execFileSync(process.execPath, [cli, 'tour', '--packets', String(n)], { encoding: 'utf8', timeout: 60_000 })
       .split('\n').filter((l) => / tid=\d /.test(l) || /tid=\d$/.test(l) || /tid=\d \(/.test(l));
     const a = lines(2000);
     expect(a).toHaveLength(16);
@@ -36,11 +36,11 @@ describe('sgring demo (the tour)', () => {
   it('prints help and the version, and refuses unknown commands and flags', () => {
     const run = (...args: string[]) => execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: 'pipe' });
     expect(run('help')).toContain('usage: sgring');
-    expect(run('demo', '--help')).toContain('usage: sgring');
+    expect(run('tour', '--help')).toContain('usage: sgring');
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     expect(run('--version').trim()).toBe(pkg.version);
-    expect(run('demo', '-v').trim()).toBe(pkg.version);
-    for (const bad of [['nope'], ['demo', '--pakcets', '5'], ['demo', '--packets'], ['help', '--packets', '3'], ['demo', 'extra']]) {
+    expect(run('tour', '-v').trim()).toBe(pkg.version);
+    for (const bad of [['nope'], ['tour', '--pakcets', '5'], ['tour', '--packets'], ['help', '--packets', '3'], ['tour', 'extra'], ['demo', '--packets', '5']]) {
       expect(() => run(...bad), bad.join(' ')).toThrow();
     }
   });

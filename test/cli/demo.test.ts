@@ -1,0 +1,58 @@
+// `npm start` runs `sgring demo`: one VM with the three devices, a checked workload, a fault at
+// run time, a trace tshark decodes, a table of rates; its flags are checked.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { haveTool } from '../util/tools';
+
+const cli = fileURLToPath(new URL('../../dist/cli.mjs', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'sgring-demo-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const haveTshark = haveTool('tshark', ['--version'], 'tshark', 'the demo trace decode test');
+
+describe('sgring demo', () => {
+  const trace = join(dir, 'demo.pcapng');
+  const t0 = performance.now();
+  const out = execFileSync(process.execPath, [cli, 'demo', '--seconds', '0.5', '--trace', trace], { encoding: 'utf8', timeout: 60_000, cwd: dir });
+  const seconds = (performance.now() - t0) / 1000;
+
+  it('brings up the three devices, runs the checked workload, and answers ARP, ping and UDP', () => {
+    expect(out).toMatch(/nvme0 +NVMe 1\.4 controller, namespace 1: 16384 x 512 B, 2 I\/O queue pairs/);
+    expect(out).toMatch(/storvsp0 +VMBus SCSI adapter, disk 0:0 16384 x 512 B, disk 0:1 16384 x 512 B/);
+    expect(out).toMatch(/ARP: who-has 10\.0\.0\.2 tell 10\.0\.0\.1 -> 10\.0\.0\.2 is-at 00:15:5d:00:00:0b/);
+    expect(out).toContain('ping 10.0.0.2: echo reply, 64 bytes');
+    expect(out).toMatch(/UDP echo: \d+ datagrams of 512 bytes to 10\.0\.0\.2:7 and back, every one intact/);
+    expect(seconds).toBeLessThan(20);
+  });
+
+  it('shows the injected fault: two writes taken, then write protected, nothing acknowledged lost, writes again after', () => {
+    expect(out).toMatch(/write LBA 16100: ok\n {2}write LBA 16108: ok\n {2}write LBA 16116: ReadOnlyMedium \(CHECK CONDITION, sense key 7 \/ ASC 0x27/);
+    expect(out).toMatch(/every acknowledged write read back: \d+ ranges, nothing lost/);
+    expect(out).toContain('injector detached: the disk takes writes again');
+    const rows = Object.fromEntries([...out.matchAll(/^(nvme|storvsc|netvsc) +(\d+) +(\d+) +([\d.]+) +(\d+) +(\d+)$/gm)].map((m) => [m[1], m.slice(2).map(Number)]));
+    expect(Object.keys(rows)).toEqual(['nvme', 'storvsc', 'netvsc']);
+    expect(rows.storvsc![4]).toBe(2); // the two refused writes
+    for (const r of Object.values(rows)) expect(r[0]).toBeGreaterThan(0);
+  });
+
+  it.skipIf(!haveTshark)('writes a trace tshark decodes: NVMe over NVMe/TCP, SCSI over iSCSI, ARP, ICMP and UDP, the faults as comments', () => {
+    expect(out).toContain(`read it with: tshark -r ${trace}`);
+    const count = (filter: string) => Number(execFileSync('tshark', ['-r', trace, '-Y', filter, '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').filter(Boolean).length);
+    for (const f of ['nvme', 'scsi', 'arp', 'icmp.type == 0', 'udp.dstport == 7']) expect(count(f), f).toBeGreaterThan(0);
+    expect(count('frame.comment contains "fault at storvsc:io:decode"')).toBe(2);
+    expect(count('_ws.malformed')).toBe(0);
+  });
+
+  it('takes --devices, refuses unknown flags and bad values', () => {
+    const only = execFileSync(process.execPath, [cli, 'demo', '--devices', 'netvsc', '--seconds', '0.2', '--trace', join(dir, 'n.pcapng')], { encoding: 'utf8', timeout: 60_000 });
+    expect(only).toContain('UDP echo');
+    expect(only).not.toContain('nvme0');
+    for (const bad of [['--devices', 'floppy'], ['--seconds', '0'], ['--inject', 'nope:1'], ['--packets', '5'], ['extra']]) {
+      const r = spawnSync(process.execPath, [cli, 'demo', ...bad, '--trace', join(dir, 'x.pcapng')], { encoding: 'utf8' });
+      expect(r.status, bad.join(' ')).toBe(2);
+    }
+  });
+});
