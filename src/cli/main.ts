@@ -6,6 +6,7 @@ import { isMainThread, workerData } from 'node:worker_threads';
 import { INJECTORS, serve } from './serve';
 import { tour, runTourWorker } from './tour';
 import { demo, type DemoDevice } from './demo';
+import { traceReport } from './trace';
 
 const HELP = `usage: sgring [command] [options]
 
@@ -13,6 +14,8 @@ commands:
   demo [--devices nvme,storvsc,netvsc] [--seconds N] [--trace FILE] [--inject NAME[:ARGS]]...
                        one VM with the three devices, both ends of each: a checked storage and
                        network workload, a fault injected at run time, a pcapng trace, the rates (default)
+  trace FILE           what a trace written by sgring holds: per device, commands with their
+                       latencies and failures, the faults injected
   tour [--packets N]   a guest and a host exchanging packets over a VMBus ring in two threads
   serve nvme-tcp|iscsi (--disk FILE | --size SIZE) [--port N] [--nqn NAME] [--inject NAME[:ARGS]]...
                        [--trace FILE] [--read-only] [--seconds N]
@@ -33,7 +36,7 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const commands = ['demo', 'tour', 'serve', 'help'];
+  const commands = ['demo', 'tour', 'serve', 'trace', 'help'];
   const cmd = argv[0] !== undefined && !argv[0].startsWith('-') ? argv[0] : 'demo';
   const rest = argv[0] === cmd ? argv.slice(1) : argv;
   if (!commands.includes(cmd)) {
@@ -50,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
     ({ values, positionals } = parseArgs({
       args: rest,
       strict: true,
-      allowPositionals: cmd === 'serve',
+      allowPositionals: cmd === 'serve' || cmd === 'trace',
       options: {
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
@@ -80,6 +83,19 @@ async function main(argv: string[]): Promise<number> {
     const v = values as { disk?: string; size?: string; port?: string; nqn?: string; inject?: string[]; trace?: string; 'read-only'?: boolean; seconds?: string };
     try {
       await serve({ kind, disk: v.disk, size: v.size, port: v.port, nqn: v.nqn, inject: v.inject ?? [], trace: v.trace, readOnly: v['read-only'], seconds: v.seconds });
+    } catch (e) {
+      console.error((e as Error).message);
+      return 2;
+    }
+    return 0;
+  }
+  if (cmd === 'trace') {
+    if (positionals.length !== 1) {
+      console.error(`trace needs one file\n\n${HELP}`);
+      return 2;
+    }
+    try {
+      traceReport(positionals[0]!, (l) => console.log(l));
     } catch (e) {
       console.error((e as Error).message);
       return 2;

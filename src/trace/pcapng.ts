@@ -169,3 +169,85 @@ export class PcapngWriter {
     this.bytes += b.length;
   }
 }
+
+/** An interface of a pcapng file read back. */
+export interface PcapngInterface {
+  name: string;
+  description: string;
+  linktype: number;
+}
+
+/** A packet of a pcapng file read back: its interface, time in nanoseconds, bytes and comments. */
+export interface PcapngPacket {
+  iface: number;
+  timeNs: bigint;
+  data: Uint8Array;
+  comments: string[];
+}
+
+const utf8d = new TextDecoder();
+
+/**
+ * Reads a pcapng file (sections in either byte order; interfaces with their name, description
+ * and timestamp resolution; enhanced packet blocks with comments; other blocks skipped). A file
+ * that is not pcapng or is cut short is InvalidArgument, naming the offset.
+ */
+export function readPcapng(file: Uint8Array): { interfaces: PcapngInterface[]; packets: PcapngPacket[] } {
+  const dv = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const bad = (at: number, why: string) => new SgringError('InvalidArgument', `not a readable pcapng file: ${why} at offset ${at}`);
+  const interfaces: PcapngInterface[] = [];
+  const resolution: bigint[] = []; // nanoseconds per unit, per interface of the current section
+  const packets: PcapngPacket[] = [];
+  if (file.length === 0) throw bad(0, 'an empty file');
+  let le = true;
+  let base = 0; // interfaces of earlier sections
+  for (let at = 0; at < file.length;) {
+    if (file.length - at < 12) throw bad(at, 'a truncated block');
+    if (at === 0 && dv.getUint32(0, true) !== BLOCK_SHB) throw bad(0, 'no section header');
+    const type = dv.getUint32(at, le);
+    if (type === BLOCK_SHB) {
+      if (file.length - at < 28) throw bad(at, 'a truncated section header');
+      const magic = dv.getUint32(at + 8, true);
+      if (magic !== 0x1a2b3c4d && magic !== 0x4d3c2b1a) throw bad(at, 'an unknown byte-order magic');
+      le = magic === 0x1a2b3c4d;
+      base = interfaces.length;
+      resolution.length = 0;
+    }
+    const len = dv.getUint32(at + 4, le);
+    if (len < 12 || len % 4 !== 0 || len > file.length - at || dv.getUint32(at + len - 4, le) !== len) throw bad(at, `a block length of ${len}`);
+    const body = at + 8;
+    const end = at + len - 4;
+    const options = (from: number): [number, Uint8Array][] => {
+      const out: [number, Uint8Array][] = [];
+      for (let o = from; o + 4 <= end;) {
+        const code = dv.getUint16(o, le);
+        const n = dv.getUint16(o + 2, le);
+        if (code === OPT_END) break;
+        if (o + 4 + n > end) throw bad(o, 'an option past its block');
+        out.push([code, file.subarray(o + 4, o + 4 + n)]);
+        o += 4 + pad4(n);
+      }
+      return out;
+    };
+    if (type === BLOCK_IDB) {
+      if (end - body < 8) throw bad(at, 'a truncated interface block');
+      const opts = options(body + 8);
+      const text = (code: number) => utf8d.decode(opts.find(([c]) => c === code)?.[1] ?? new Uint8Array(0));
+      const ts = opts.find(([c]) => c === IF_TSRESOL)?.[1]?.[0] ?? 6;
+      const unitNs = ts & 0x80 ? 0n : ts <= 9 ? 10n ** BigInt(9 - ts) : 0n; // finer than 1 ns or binary: not ours, kept as 0
+      resolution.push(unitNs === 0n ? 1n : unitNs);
+      interfaces.push({ name: text(IF_NAME), description: text(IF_DESCRIPTION), linktype: dv.getUint16(body, le) });
+    } else if (type === BLOCK_EPB) {
+      if (end - body < 20) throw bad(at, 'a truncated packet block');
+      const iface = dv.getUint32(body, le);
+      if (iface >= resolution.length) throw bad(at, `a packet on interface ${iface}, which was not described`);
+      const caplen = dv.getUint32(body + 12, le);
+      if (caplen > end - body - 20) throw bad(at, `a captured length of ${caplen}`);
+      const ts = (BigInt(dv.getUint32(body + 4, le)) << 32n) | BigInt(dv.getUint32(body + 8, le));
+      const comments = options(body + 20 + pad4(caplen)).filter(([c]) => c === OPT_COMMENT).map(([, v]) => utf8d.decode(v));
+      packets.push({ iface: base + iface, timeNs: ts * resolution[iface]!, data: file.subarray(body + 20, body + 20 + caplen), comments });
+    }
+    at += len;
+  }
+  return { interfaces, packets };
+}

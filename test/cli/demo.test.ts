@@ -1,7 +1,7 @@
 // `npm start` runs `sgring demo`: one VM with the three devices, a checked workload, a fault at
 // run time, a trace tshark decodes, a table of rates; its flags are checked.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,5 +54,31 @@ describe('sgring demo', () => {
       const r = spawnSync(process.execPath, [cli, 'demo', ...bad, '--trace', join(dir, 'x.pcapng')], { encoding: 'utf8' });
       expect(r.status, bad.join(' ')).toBe(2);
     }
+  });
+});
+
+describe('sgring trace', () => {
+  const trace = join(dir, 't.pcapng');
+  execFileSync(process.execPath, [cli, 'demo', '--seconds', '0.3', '--trace', trace], { encoding: 'utf8', timeout: 60_000 });
+
+  it('summarises the demo\'s trace per device: commands with counts, failures and latencies, the injected faults', () => {
+    const out = execFileSync(process.execPath, [cli, 'trace', trace], { encoding: 'utf8' });
+    expect(out).toMatch(/^nvme0 \(NVMe\/TCP\): \d+ frames/m);
+    expect(out).toMatch(/^ {2}io Read +[1-9]\d* +0 +[\d.]+ +[\d.]+ +[\d.]+$/m);
+    expect(out).toMatch(/^ {2}admin Identify +2 +0 /m);
+    expect(out).toMatch(/^storvsp0 \(iSCSI\): \d+ frames/m);
+    expect(out).toMatch(/^ {2}WRITE\(16\) +[1-9]\d* +2 /m); // the two writes readOnlyAfter refused
+    expect(out).toContain('faults injected at storvsc:io:decode: 2');
+    expect(out).toMatch(/^netvsp0 \(Ethernet\): \d+ frames/m);
+    expect(out).toMatch(/^ {2}ARP +2 +0$/m);
+    expect(out).not.toMatch(/not parsed/);
+  });
+
+  it('refuses a file that is not pcapng with the reason, and a missing argument', () => {
+    const junk = join(dir, 'junk.pcapng');
+    writeFileSync(junk, 'not a trace at all');
+    const r = spawnSync(process.execPath, [cli, 'trace', junk], { encoding: 'utf8' });
+    expect([r.status, r.stderr.trim()]).toEqual([2, 'not a readable pcapng file: no section header at offset 0']);
+    expect(spawnSync(process.execPath, [cli, 'trace'], { encoding: 'utf8' }).status).toBe(2);
   });
 });
