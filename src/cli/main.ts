@@ -7,6 +7,7 @@ import { INJECTORS, serve } from './serve';
 import { tour, runTourWorker } from './tour';
 import { demo, type DemoDevice } from './demo';
 import { traceReport } from './trace';
+import { fuzz, fuzzTargetHelp, replay } from './fuzz';
 
 const HELP = `usage: sgring [command] [options]
 
@@ -14,6 +15,9 @@ commands:
   demo [--devices nvme,storvsc,netvsc] [--seconds N] [--trace FILE] [--inject NAME[:ARGS]]...
                        one VM with the three devices, both ends of each: a checked storage and
                        network workload, a fault injected at run time, a pcapng trace, the rates (default)
+  fuzz --target NAME [--seed N] [--runs N | --seconds S] [--out DIR]
+  fuzz --replay FILE   hostile inputs for a parser, device or policy; a finding is written as a
+                       replayable JSON file (targets below)
   trace FILE           what a trace written by sgring holds: per device, commands with their
                        latencies and failures, the faults injected
   tour [--packets N]   a guest and a host exchanging packets over a VMBus ring in two threads
@@ -28,6 +32,9 @@ options:
   --help, -h           this text (also after a command)
   --version, -v        the version of sgring
 
+fuzz targets:
+${fuzzTargetHelp()}
+
 Benchmarks: npm run bench (in a checkout). Library API: see README.md.`;
 
 function version(): string {
@@ -36,7 +43,7 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const commands = ['demo', 'tour', 'serve', 'trace', 'help'];
+  const commands = ['demo', 'tour', 'serve', 'trace', 'fuzz', 'help'];
   const cmd = argv[0] !== undefined && !argv[0].startsWith('-') ? argv[0] : 'demo';
   const rest = argv[0] === cmd ? argv.slice(1) : argv;
   if (!commands.includes(cmd)) {
@@ -58,6 +65,7 @@ async function main(argv: string[]): Promise<number> {
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
         ...(cmd === 'tour' ? { packets: { type: 'string' } } as const : {}),
+        ...(cmd === 'fuzz' ? { target: { type: 'string' }, seed: { type: 'string' }, runs: { type: 'string' }, seconds: { type: 'string' }, out: { type: 'string' }, replay: { type: 'string' } } as const : {}),
         ...(cmd === 'demo' ? { devices: { type: 'string' }, seconds: { type: 'string' }, trace: { type: 'string' }, inject: { type: 'string', multiple: true } } as const : {}),
         ...(cmd === 'serve' ? serveOptions : {}),
       },
@@ -88,6 +96,36 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     return 0;
+  }
+  if (cmd === 'fuzz') {
+    const v = values as { target?: string; seed?: string; runs?: string; seconds?: string; out?: string; replay?: string };
+    try {
+      if (v.replay !== undefined) {
+        if (v.target !== undefined || v.runs !== undefined || v.seconds !== undefined) throw new Error('--replay FILE takes no other option');
+        return replay(JSON.parse(readFileSync(v.replay, 'utf8')), (l) => console.log(l)) ? 1 : 0;
+      }
+      const num = (name: string, s: string | undefined, ok: (n: number) => boolean) => {
+        if (s === undefined) return undefined;
+        const n = Number(s);
+        if (!ok(n)) throw new Error(`--${name} ${s}: out of range`);
+        return n;
+      };
+      if (v.runs !== undefined && v.seconds !== undefined) throw new Error('give --runs or --seconds, not both');
+      if (v.target === undefined) throw new Error('fuzz needs --target NAME (see sgring help) or --replay FILE');
+      const found = fuzz({
+        target: v.target,
+        seed: num('seed', v.seed, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32) ?? (Date.now() % 2 ** 31),
+        runs: num('runs', v.runs, (n) => Number.isInteger(n) && n > 0),
+        seconds: num('seconds', v.seconds, (n) => n > 0),
+        out: v.out ?? '.',
+        say: (l) => console.log(l),
+        progress: process.stderr.isTTY ? (l) => process.stderr.write(`\r\x1b[K${l}`) : null,
+      });
+      return found.length > 0 ? 1 : 0;
+    } catch (e) {
+      console.error((e as Error).message);
+      return 2;
+    }
   }
   if (cmd === 'trace') {
     if (positionals.length !== 1) {
