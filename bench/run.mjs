@@ -1,6 +1,7 @@
-// npm run bench [-- --quick] [-- --out FILE] [-- suite...]: runs every suite (or the named ones)
-// over the built package, prints meta + a markdown table + key figures to stdout (progress goes
-// to stderr), and writes the run's JSON to bench/results/run.json (git-ignored) or to --out FILE.
+// npm run bench [-- --quick] [-- --out FILE] [-- --json] [-- --svg FILE] [-- suite...]: runs every
+// suite (or the named ones) over the built package, prints meta + a markdown table + key figures
+// to stdout (or, with --json, the run's JSON; progress goes to stderr), writes the run's JSON to
+// bench/results/run.json (git-ignored) or to --out FILE, and with --svg FILE a bar chart.
 // The committed figures the README quotes are bench/results/latest.json: a full run writes them
 // only when asked (--out bench/results/latest.json). Exits 1 when any case failed.
 
@@ -8,7 +9,8 @@ import { parseBenchArgs } from './lib/args.mjs';
 import { collectMeta } from './lib/meta.mjs';
 import { writeResults } from './lib/json.mjs';
 import { casesTable, keyFigures, keyFiguresLines, metaLines } from './lib/table.mjs';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { ratioChart } from './lib/svg.mjs';
 
 /**
  * Every suite: each module in suites/ exports a default { name, keyFigures, run(ctx) -> result
@@ -25,7 +27,7 @@ if (parsed.error) {
   console.error(parsed.error);
   process.exit(2);
 }
-const { quick, only, jsonPath } = parsed;
+const { quick, only, jsonPath, json, svgPath } = parsed;
 const suites = only.length > 0 ? SUITES.filter((s) => only.includes(s.name)) : SUITES;
 
 const failures = [];
@@ -56,10 +58,14 @@ const out = [
   '### Key figures', '', ...keyFiguresLines(keyFigures(cases, figures)), '',
   ...(failures.length > 0 ? ['### FAILED', '', ...failures.map((f) => `- ${f.split('\n')[0]}`), ''] : []),
 ];
-console.log(out.join('\n'));
-
 writeResults(jsonPath, meta, cases);
 ctx.log(`wrote ${jsonPath}`);
+if (json) console.log(JSON.stringify({ meta, cases: cases.map(({ rounds: _, ...c }) => c), keyFigures: keyFigures(cases, figures) }, null, 2));
+else console.log(out.join('\n'));
+if (svgPath) {
+  writeFileSync(svgPath, ratioChart(cases));
+  ctx.log(`wrote ${svgPath}`);
+}
 
 if (failures.length > 0) {
   console.error(`\n!!! ${failures.length} benchmark case(s) FAILED:`);

@@ -1,6 +1,8 @@
 // The `sgring` command. Also the entry of the tour's worker threads (same file, see tour.ts).
 // Options are parsed by Node's own util.parseArgs in strict mode: an unknown flag is refused.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMainThread, workerData } from 'node:worker_threads';
 import { INJECTORS, serve } from './serve';
@@ -18,6 +20,9 @@ commands:
   fuzz --target NAME [--seed N] [--runs N | --seconds S] [--out DIR]
   fuzz --replay FILE   hostile inputs for a parser, device or policy; a finding is written as a
                        replayable JSON file (targets below)
+  bench [--quick] [--json] [--svg FILE] [--out FILE] [SUITE]...
+                       the benchmark suites of a checkout (wasm, reference, peers and the copy
+                       limit in one run): a table, or the run as JSON; --svg writes a bar chart
   trace FILE           what a trace written by sgring holds: per device, commands with their
                        latencies and failures, the faults injected
   tour [--packets N]   a guest and a host exchanging packets over a VMBus ring in two threads
@@ -43,7 +48,7 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const commands = ['demo', 'tour', 'serve', 'trace', 'fuzz', 'help'];
+  const commands = ['demo', 'tour', 'serve', 'trace', 'fuzz', 'bench', 'help'];
   const cmd = argv[0] !== undefined && !argv[0].startsWith('-') ? argv[0] : 'demo';
   const rest = argv[0] === cmd ? argv.slice(1) : argv;
   if (!commands.includes(cmd)) {
@@ -60,12 +65,13 @@ async function main(argv: string[]): Promise<number> {
     ({ values, positionals } = parseArgs({
       args: rest,
       strict: true,
-      allowPositionals: cmd === 'serve' || cmd === 'trace',
+      allowPositionals: cmd === 'serve' || cmd === 'trace' || cmd === 'bench',
       options: {
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
         ...(cmd === 'tour' ? { packets: { type: 'string' } } as const : {}),
         ...(cmd === 'fuzz' ? { target: { type: 'string' }, seed: { type: 'string' }, runs: { type: 'string' }, seconds: { type: 'string' }, out: { type: 'string' }, replay: { type: 'string' } } as const : {}),
+        ...(cmd === 'bench' ? { quick: { type: 'boolean' }, json: { type: 'boolean' }, svg: { type: 'string' }, out: { type: 'string' } } as const : {}),
         ...(cmd === 'demo' ? { devices: { type: 'string' }, seconds: { type: 'string' }, trace: { type: 'string' }, inject: { type: 'string', multiple: true } } as const : {}),
         ...(cmd === 'serve' ? serveOptions : {}),
       },
@@ -126,6 +132,17 @@ async function main(argv: string[]): Promise<number> {
       console.error((e as Error).message);
       return 2;
     }
+  }
+  if (cmd === 'bench') {
+    // The suites live in the repository (bench/, over dist/), not in the published package.
+    const runner = fileURLToPath(new URL('../bench/run.mjs', import.meta.url));
+    if (!existsSync(runner)) {
+      console.error('sgring bench runs the benchmark suites of a checkout (bench/ is not in the package): clone the repository, npm ci, then npx sgring bench');
+      return 2;
+    }
+    const v = values as { quick?: boolean; json?: boolean; svg?: string; out?: string };
+    const args = [...(v.quick ? ['--quick'] : []), ...(v.json ? ['--json'] : []), ...(v.svg ? ['--svg', v.svg] : []), ...(v.out ? ['--out', v.out] : []), ...positionals];
+    return spawnSync(process.execPath, [runner, ...args], { stdio: 'inherit' }).status ?? 1;
   }
   if (cmd === 'trace') {
     if (positionals.length !== 1) {
