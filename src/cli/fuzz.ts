@@ -7,12 +7,45 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  decodeGpaRanges, encodeSglDescriptor, Iommu, loadCoreSync, MemoryDisk, NvmeController, SgringError, VmbusRing, walkPrp, walkSgl,
+  decodeGpaRanges, encodeSglDescriptor, GuestBus, HostBus, Iommu, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, NetvscDriver,
+  NetvspDevice, NvmeController, pageAllocator, SgringError, StorvscDriver, StorvspDevice, VirtualSwitch, VmbusRing, walkPrp, walkSgl,
+  type Core, type FreeingPageAllocator, type HostChannel, type HostOfferSpec,
 } from '../index';
 import { bouncePolicies, findCounterexample, formatCounterexample } from '../fuzz/index';
 
-/** A hostile-input target: runs one case on `bytes`; returns normally or throws SgringError. */
-type InputTarget = { about: string; setup: () => (bytes: Uint8Array) => void };
+/** A hostile-input target: runs one case on `bytes`; returns (or resolves) normally, or throws SgringError. */
+type Runner = (bytes: Uint8Array) => void | Promise<void>;
+type InputTarget = { about: string; setup: () => Runner | Promise<Runner> };
+
+/** A guest driver attached to a device over a VMBus channel in one thread, with the host channel at hand for hostile packets. */
+async function vmbusRig<D>(device: (core: Core, dma: IommuDomain) => { offer(): HostOfferSpec }, attach: (guest: GuestBus, pages: FreeingPageAllocator) => Promise<D>) {
+  const core = loadCoreSync({ guestBytes: 16 << 20 });
+  const transport = MessageTransport.create(core);
+  const dma = IommuDomain.create(core, 'fuzz', { mode: 'identity' });
+  const host = new HostBus(transport, { dma });
+  let channel: HostChannel | null = null;
+  const spec = device(core, dma).offer();
+  host.offer({ ...spec, onOpen: (ch) => (spec.onOpen!(ch), (channel = ch)) });
+  const pages = pageAllocator(core);
+  const guest = new GuestBus(transport, { allocPages: pages, pump: () => host.poll() });
+  await guest.connect();
+  const driver = await attach(guest, pages);
+  const settle = () => {
+    for (let i = 0; i < 8; i++) (host.poll(), guest.poll());
+  };
+  return { driver, channel: channel! as HostChannel, settle };
+}
+
+/** Up to 8 hostile packets cut from `b`: [length byte, bytes...]. */
+function packetsOf(b: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 1, n = 0; n < 1 + (b[0]! % 8) && at < b.length; n++) {
+    const len = b[at]! % 200;
+    out.push(b.slice(at + 1, at + 1 + len));
+    at += 1 + len;
+  }
+  return out;
+}
 
 const u32 = (b: Uint8Array, at: number) => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 
@@ -63,6 +96,45 @@ const INPUT_TARGETS: Record<string, InputTarget> = {
         core.u8.set(b.subarray(8, 8 + 8192), ring.ptr + 4096);
         ring.clearError(); // a case starts on a fresh endpoint over the hostile bytes
         for (let i = 0; i < 64 && ring.readPacket() !== null; i++);
+      };
+    },
+  },
+  'storvsc-guest': {
+    about: 'packets of hostile bytes a host sends the storvsc guest driver, after which a read must still complete',
+    setup: async () => {
+      const r = await vmbusRig((core, dma) => new StorvspDevice({ dma, targets: [{ target: 0, lun: 0, backend: MemoryDisk.create(core, { blockCount: 64 }) }] }),
+        (guest, pages) => StorvscDriver.attach(guest, guest.offers.all()[0]!, { allocPages: pages, scanTargets: [0] }));
+      return async (b) => {
+        for (const p of packetsOf(b)) r.channel.send(p);
+        r.channel.flush();
+        r.settle();
+        await r.driver.read(0, 0, 0, 1); // the adapter still serves
+      };
+    },
+  },
+  'netvsc-guest': {
+    about: 'NVSP packets and transfer-page packets of hostile bytes a host sends the netvsc guest driver, after which a frame must still arrive',
+    setup: async () => {
+      const sw = new VirtualSwitch();
+      const peer = sw.addPort('peer', () => true);
+      const made = await vmbusRig((_core, dma) => new NetvspDevice({ dma, mac: '00:15:5d:00:00:01', switch: sw }),
+        (guest, pages) => NetvscDriver.attach(guest, guest.offers.all()[0]!, { allocPages: pages }));
+      let got = 0;
+      made.driver.onReceive = () => void got++;
+      const frame = new Uint8Array(60);
+      frame.set([0x00, 0x15, 0x5d, 0, 0, 1, 0x02, 0, 0, 0, 0, 9, 0x88, 0xb5]);
+      return (b) => {
+        const ps = packetsOf(b);
+        ps.forEach((p, i) => {
+          if (i % 2 === 0) made.channel.send(p);
+          else made.channel.requestTransferPages({ pageSetId: u32(b, i) & 1 ? 0xcafe : u32(b, i) & 0xffff, senderOwns: false, ranges: [{ byteOffset: u32(b, i + 2), byteCount: u32(b, i + 6) % 8192 }] }, p, []);
+        });
+        made.channel.flush();
+        made.settle();
+        const before = got;
+        peer.input(frame);
+        made.settle();
+        if (got !== before + 1) throw new Error('the netvsc guest stopped receiving frames after hostile packets');
       };
     },
   },
@@ -125,8 +197,8 @@ export interface FuzzRun {
   progress: ((line: string) => void) | null;
 }
 
-/** Runs a target; returns the findings written. */
-export function fuzz(o: FuzzRun): string[] {
+/** Runs a target; resolves with the findings written. */
+export async function fuzz(o: FuzzRun): Promise<string[]> {
   if (!FUZZ_TARGETS.includes(o.target)) throw new SgringError('InvalidArgument', `--target ${o.target}: one of ${FUZZ_TARGETS.join(', ')}`);
   const started = performance.now();
   const deadline = o.seconds !== undefined ? started + o.seconds * 1000 : Infinity;
@@ -159,11 +231,11 @@ export function fuzz(o: FuzzRun): string[] {
       show();
     }
   } else {
-    const run = INPUT_TARGETS[o.target]!.setup();
+    const run = await INPUT_TARGETS[o.target]!.setup();
     for (let i = 0; i < runs && performance.now() < deadline; i++) {
       const bytes = caseBytes(o.seed, i);
       try {
-        run(bytes);
+        await run(bytes);
       } catch (e) {
         if (!(e instanceof SgringError)) {
           const file = write({ target: o.target, seed: o.seed, index: i, error: String((e as Error)?.message ?? e), input: Buffer.from(bytes).toString('base64') }, i);
@@ -181,8 +253,8 @@ export function fuzz(o: FuzzRun): string[] {
   return found;
 }
 
-/** Runs a finding file's case again; returns whether it still fails. */
-export function replay(file: { target: string; seed: number; index?: number; runs?: number; input?: string }, say: (l: string) => void): boolean {
+/** Runs a finding file's case again; resolves whether it still fails. */
+export async function replay(file: { target: string; seed: number; index?: number; runs?: number; input?: string }, say: (l: string) => void): Promise<boolean> {
   if (!FUZZ_TARGETS.includes(file.target)) throw new SgringError('InvalidArgument', `replay: unknown target ${file.target}`);
   if (file.target.startsWith('bounce:')) {
     const ce = findCounterexample(bouncePolicies[file.target.slice(7) as keyof typeof bouncePolicies], { rule: 'hyperv', runs: file.runs ?? 100, seed: file.seed, check: 'minimal' });
@@ -191,7 +263,7 @@ export function replay(file: { target: string; seed: number; index?: number; run
   }
   if (typeof file.input !== 'string') throw new SgringError('InvalidArgument', 'replay: the file has no input');
   try {
-    INPUT_TARGETS[file.target]!.setup()(new Uint8Array(Buffer.from(file.input, 'base64')));
+    await (await INPUT_TARGETS[file.target]!.setup())(new Uint8Array(Buffer.from(file.input, 'base64')));
     say('passes now');
     return false;
   } catch (e) {

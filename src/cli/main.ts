@@ -108,7 +108,7 @@ async function main(argv: string[]): Promise<number> {
     try {
       if (v.replay !== undefined) {
         if (v.target !== undefined || v.runs !== undefined || v.seconds !== undefined) throw new Error('--replay FILE takes no other option');
-        return replay(JSON.parse(readFileSync(v.replay, 'utf8')), (l) => console.log(l)) ? 1 : 0;
+        return (await replay(JSON.parse(readFileSync(v.replay, 'utf8')), (l) => console.log(l))) ? 1 : 0;
       }
       const num = (name: string, s: string | undefined, ok: (n: number) => boolean) => {
         if (s === undefined) return undefined;
@@ -118,7 +118,7 @@ async function main(argv: string[]): Promise<number> {
       };
       if (v.runs !== undefined && v.seconds !== undefined) throw new Error('give --runs or --seconds, not both');
       if (v.target === undefined) throw new Error('fuzz needs --target NAME (see sgring help) or --replay FILE');
-      const found = fuzz({
+      const found = await fuzz({
         target: v.target,
         seed: num('seed', v.seed, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32) ?? (Date.now() % 2 ** 31),
         runs: num('runs', v.runs, (n) => Number.isInteger(n) && n > 0),

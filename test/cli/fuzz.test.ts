@@ -15,7 +15,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'fuzz', ...args, '--out', dir], { encoding: 'utf8', timeout: 60_000 });
 
 describe('sgring fuzz', () => {
-  it.each(['gpa-ranges', 'prp-walk', 'sgl-walk', 'ring-read', 'nvme-admin', 'bounce:optimal'])('%s: 300 cases end in a result or a typed error (no finding)', (target) => {
+  it.each(['gpa-ranges', 'prp-walk', 'sgl-walk', 'ring-read', 'nvme-admin', 'storvsc-guest', 'netvsc-guest', 'bounce:optimal'])('%s: 300 cases end in a result or a typed error (no finding)', (target) => {
     const r = run('--target', target, '--seed', '11', '--runs', '300');
     expect(r.stdout, r.stderr).toMatch(new RegExp(`^${target}: 300 cases in [\\d.]+ s \\(\\d+/s\\), seed 11, 0 findings$`, 'm'));
     expect(r.status).toBe(0);
