@@ -32,7 +32,8 @@ async function start({ memory, transport, control }) {
   try {
     const core = loadCoreSync({ memory });
     const writer = new PcapngWriter(sink, { application: 'sgring browser demo' });
-    for (const stage of ['storvsc:*:*', 'netvsc:tx:execute', 'netvsc:rx:post']) taps.attach(stage, traceTap(writer));
+    const trace = traceTap(writer); // one tap at every stage: one interface per device
+    for (const stage of ['storvsc:*:*', 'netvsc:tx:execute', 'netvsc:rx:post']) taps.attach(stage, trace);
     const dma = IommuDomain.create(core, 'vmbus', { mode: 'identity' });
     const bus = new HostBus(MessageTransport.attach(core, transport), { dma });
     const opfs = await OpfsDisk.open('sgring-demo-disk.img', { core, createBlocks: 8192 });

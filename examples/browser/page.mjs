@@ -18,8 +18,9 @@ const show = () => {
 };
 const pattern = (n, seed) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed * 7) & 0xff);
 const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+const nvmeTrace = []; // the NVMe worker's trace blocks: a pcapng section of its own
 const started = (worker, message) => new Promise((resolve, reject) => {
-  worker.onmessage = ({ data }) => (data.error ? reject(new Error(data.error)) : data.ready && resolve());
+  worker.onmessage = ({ data }) => (data.traceBlock ? nvmeTrace.push(data.traceBlock) : data.error ? reject(new Error(data.error)) : data.ready && resolve());
   worker.onerror = (e) => reject(new Error(e.message));
   worker.postMessage(message);
 });
@@ -119,11 +120,13 @@ async function main() {
   };
   $('trace').onclick = async () => {
     const { trace } = await message({ trace: true });
+    // Two sections in one file, as pcapng allows: the VMBus devices', then the NVMe controller's.
+    const blob = new Blob([trace, ...nvmeTrace], { type: 'application/vnd.tcpdump.pcap' });
     const link = document.createElement('a');
-    link.href = URL.createObjectURL(new Blob([trace], { type: 'application/vnd.tcpdump.pcap' }));
+    link.href = URL.createObjectURL(blob);
     link.download = 'sgring-browser-demo.pcapng';
     link.click();
-    log(`trace: ${trace.length} bytes downloaded (tshark -r sgring-browser-demo.pcapng)`);
+    log(`trace: ${blob.size} bytes downloaded (tshark -r sgring-browser-demo.pcapng)`);
   };
 }
 

@@ -37,4 +37,29 @@ describe('NVMe, controller in a worker', () => {
     expect(r.health).toEqual({ reads: 200, writes: 200 });
     await worker.terminate();
   });
+
+  it('a controller with taps (its commands finish in promises) served by serveNvmeAsync: writes past readOnlyAfter(50) fail 01/82, reads go on', async () => {
+    const core = loadCoreSync({ shared: true, guestBytes: 16 << 20, initialBytes: 64 << 20 });
+    const dma = IommuDomain.create(core, 'nvme0', { mode: 'identity' });
+    const channel = NvmeMmioChannel.create(core);
+    const worker = new Worker(new URL('./workers/nvme-controller.mjs', import.meta.url), { workerData: { memory: core.memory, channel: channel.ptr, domain: dma.ptr, blocks: 4096, readOnlyAfter: 50 } });
+    const report = new Promise<{ health?: { reads: number; writes: number }; error?: string }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    const remote = new NvmeRemote(channel);
+    try {
+      const drv = new NvmeDriver(core, remote, { allocPages: pageAllocator(core), ioQueues: 1, queueDepth: 16, timeoutMs: 10_000 });
+      await drv.init();
+      const results = await Promise.all(Array.from({ length: 60 }, (_, i) => drv.write(1, i * 8, new Uint8Array(4096).fill(i)).then(() => 'ok', (e) => `${e.code} ${e.details?.sct}/${e.details?.sc}`)));
+      expect(results.filter((r) => r === 'ok').length).toBe(50);
+      expect(new Set(results.filter((r) => r !== 'ok'))).toEqual(new Set(['NvmeCommandFailed 1/130']));
+      expect(await drv.read(1, 0, 8)).toEqual(new Uint8Array(4096).fill(0));
+    } finally {
+      remote.close();
+    }
+    const r = await report;
+    expect(r.error).toBeUndefined();
+    await worker.terminate();
+  });
 });

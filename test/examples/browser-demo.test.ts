@@ -40,7 +40,8 @@ it.skipIf(missing !== null)('in Chromium: the workload runs checked, the injecto
     await download.saveAs(file);
     await page.screenshot({ path: 'test/browser/__screenshots__/browser-demo.png' });
     const devices = summarizeTrace(new Uint8Array(readFileSync(file)));
-    expect(devices.map((d) => `${d.name} ${d.protocol}`)).toEqual(expect.arrayContaining(['storvsp0 iSCSI', 'netvsp0 Ethernet', 'netvsp1 Ethernet']));
+    expect(devices.map((d) => `${d.name} ${d.protocol}`)).toEqual(['storvsp0 iSCSI', 'netvsp0 Ethernet', 'netvsp1 Ethernet', 'nvme0 NVMe/TCP']);
+    expect(devices[3]!.commands.get('io Write')?.count).toBe(100);
     const storvsp = devices.find((d) => d.name === 'storvsp0')!;
     expect(storvsp.faults.get('storvsc:io:decode')).toBe(1);
     expect(storvsp.commands.get('WRITE(16)')?.failed).toBe(1);

@@ -3,4 +3,4 @@ export { NvmeController, type NvmeControllerOptions } from './controller';
 export { NVME_SC, NVME_TAP_STATUSES, statusSc, statusSct, statusDnr } from './status';
 export { REG as NVME_REG } from './registers';
 export { NvmeDriver, type NvmeDriverOptions, type NvmeCompletion, type NamespaceInfo, type NvmeRegisters } from './driver';
-export { NvmeMmioChannel, NvmeRemote, serveNvme, type ServedController } from './remote';
+export { NvmeMmioChannel, NvmeRemote, serveNvme, serveNvmeAsync, type ServedController } from './remote';

@@ -147,13 +147,8 @@ export interface ServedController {
   onInterrupt: ((vector: number) => void) | null;
 }
 
-/**
- * The controller thread's loop: applies queued register and doorbell writes in order (the
- * controller runs its commands on the doorbells), mirrors the registers, signals interrupts,
- * and sleeps on the write counter when idle. Returns when the driver side calls close().
- */
-export function serveNvme(ctrl: ServedController, channel: NvmeMmioChannel, opts: { idleWaitMs?: number } = {}): void {
-  const c = channel;
+/** The controller side of the channel: hooks its interrupts up, and applies the queued writes. */
+function controllerSide(ctrl: ServedController, c: NvmeMmioChannel) {
   const i32 = c.core.i32;
   const mirror = () => {
     for (const off of [REG.CAP, REG.CAP + 4, REG.VS, REG.INTMS, REG.CC, REG.CSTS, REG.AQA, REG.ASQ, REG.ASQ + 4, REG.ACQ, REG.ACQ + 4]) {
@@ -168,19 +163,58 @@ export function serveNvme(ctrl: ServedController, channel: NvmeMmioChannel, opts
   };
   mirror();
   Atomics.store(i32, c.w(W_SERVING), 1);
-  while (Atomics.load(i32, c.w(W_STOP)) === 0) {
-    const head = Atomics.load(i32, c.w(W_HEAD));
-    const tail = Atomics.load(i32, c.w(W_TAIL));
-    if (head === tail) {
-      Atomics.wait(i32, c.w(W_TAIL), tail, opts.idleWaitMs ?? 100);
-      continue;
+  return {
+    stopped: () => Atomics.load(i32, c.w(W_STOP)) !== 0,
+    /** Applies every queued write in order and mirrors the registers; returns the write counter seen when there were none. */
+    drain(): number | null {
+      const head = Atomics.load(i32, c.w(W_HEAD));
+      const tail = Atomics.load(i32, c.w(W_TAIL));
+      if (head === tail) return tail;
+      for (let h = head; h !== tail; h++) {
+        const slot = c.w(W_RING) + (h % SLOTS) * 4;
+        const value = (BigInt(i32[slot + 3]! >>> 0) << 32n) | BigInt(i32[slot + 2]! >>> 0);
+        ctrl.mmioWrite(i32[slot]!, i32[slot + 1] as 4 | 8, value);
+        Atomics.store(i32, c.w(W_HEAD), h + 1);
+      }
+      mirror();
+      return null;
+    },
+    tailIndex: c.w(W_TAIL),
+  };
+}
+
+/**
+ * The controller thread's loop: applies queued register and doorbell writes in order (the
+ * controller runs its commands on the doorbells), mirrors the registers, signals interrupts,
+ * and sleeps on the write counter when idle (Atomics.wait: the thread runs nothing else, so a
+ * controller whose commands finish in promises, one with taps or an async backend, needs
+ * serveNvmeAsync). Returns when the driver side calls close().
+ */
+export function serveNvme(ctrl: ServedController, channel: NvmeMmioChannel, opts: { idleWaitMs?: number } = {}): void {
+  const side = controllerSide(ctrl, channel);
+  const i32 = channel.core.i32;
+  while (!side.stopped()) {
+    const idle = side.drain();
+    if (idle !== null) Atomics.wait(i32, side.tailIndex, idle, opts.idleWaitMs ?? 100);
+  }
+}
+
+/**
+ * serveNvme for a thread that must keep its event loop: it sleeps with Atomics.waitAsync and
+ * yields after every batch, so commands that finish in promises (taps, async backends) and the
+ * thread's own messages get their turn. Resolves when the driver side calls close().
+ */
+export async function serveNvmeAsync(ctrl: ServedController, channel: NvmeMmioChannel, opts: { idleWaitMs?: number } = {}): Promise<void> {
+  const side = controllerSide(ctrl, channel);
+  const i32 = channel.core.i32;
+  const waitAsync = (Atomics as unknown as { waitAsync: (a: Int32Array, i: number, v: number, t: number) => { async: boolean; value: Promise<string> | string } }).waitAsync;
+  while (!side.stopped()) {
+    const idle = side.drain();
+    if (idle === null) await Promise.resolve(); // the batch's promise continuations
+    else {
+      const r = waitAsync(i32, side.tailIndex, idle, opts.idleWaitMs ?? 100);
+      // Node settles a waitAsync only when its event loop turns: a 1 ms timer makes it turn.
+      if (r.async) await Promise.race([r.value, new Promise((resolve) => setTimeout(resolve, 1))]);
     }
-    for (let h = head; h !== tail; h++) {
-      const slot = c.w(W_RING) + (h % SLOTS) * 4;
-      const value = (BigInt(i32[slot + 3]! >>> 0) << 32n) | BigInt(i32[slot + 2]! >>> 0);
-      ctrl.mmioWrite(i32[slot]!, i32[slot + 1] as 4 | 8, value);
-      Atomics.store(i32, c.w(W_HEAD), h + 1);
-    }
-    mirror();
   }
 }
