@@ -46,10 +46,13 @@ describe('sgring demo', () => {
     expect(count('_ws.malformed')).toBe(0);
   });
 
-  it('takes --devices, refuses unknown flags and bad values', () => {
+  it('takes --devices and --inject (failed requests counted, nothing acknowledged lost), refuses unknown flags and bad values', () => {
     const only = execFileSync(process.execPath, [cli, 'demo', '--devices', 'netvsc', '--seconds', '0.2', '--trace', join(dir, 'n.pcapng')], { encoding: 'utf8', timeout: 60_000 });
     expect(only).toContain('UDP echo');
     expect(only).not.toContain('nvme0');
+    const faulty = execFileSync(process.execPath, [cli, 'demo', '--devices', 'storvsc', '--seconds', '0.3', '--inject', 'randomFailure:0.1', '--trace', join(dir, 'f.pcapng')], { encoding: 'utf8', timeout: 60_000 });
+    expect(faulty).toMatch(/every byte checked; [1-9]\d* requests failed by the injectors given/);
+    expect(faulty).toMatch(/every acknowledged write read back: \d+ ranges, nothing lost/);
     for (const bad of [['--devices', 'floppy'], ['--seconds', '0'], ['--inject', 'nope:1'], ['--packets', '5'], ['extra']]) {
       const r = spawnSync(process.execPath, [cli, 'demo', ...bad, '--trace', join(dir, 'x.pcapng')], { encoding: 'utf8' });
       expect(r.status, bad.join(' ')).toBe(2);
