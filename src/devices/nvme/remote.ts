@@ -213,8 +213,16 @@ export async function serveNvmeAsync(ctrl: ServedController, channel: NvmeMmioCh
     if (idle === null) await Promise.resolve(); // the batch's promise continuations
     else {
       const r = waitAsync(i32, side.tailIndex, idle, opts.idleWaitMs ?? 100);
-      // Node settles a waitAsync only when its event loop turns: a 1 ms timer makes it turn.
-      if (r.async) await Promise.race([r.value, new Promise((resolve) => setTimeout(resolve, 1))]);
+      if (r.async) {
+        // A pending waitAsync does not keep Node's event loop alive (the worker would end, or
+        // never settle it): an interval does, until the wait is over.
+        const keepAlive = setInterval(() => {}, 1000);
+        try {
+          await r.value;
+        } finally {
+          clearInterval(keepAlive);
+        }
+      }
     }
   }
 }
