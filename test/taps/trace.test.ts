@@ -201,9 +201,9 @@ describe.skipIf(!haveTshark)('tshark decodes the traces', () => {
     expect(dataIn.map((r) => r.map(Number))).toEqual([[1, 0, 2048], [4, 0, 32768], [4, 32768, 32768], [4, 65536, 16384]]);
   });
 
-  it('network frames as themselves: Ethernet type and addresses as sent', () => {
+  it('network frames as themselves: Ethernet type and addresses as sent; a control stage (RNDIS messages) writes nothing', () => {
     const taps = new TapRegistry();
-    const [rx] = taps.declare('netvsc0', [{ name: 'netvsc:rx:deliver' }], { encoder: ethernetEncoder });
+    const [rx, ctl] = taps.declare('netvsc0', [{ name: 'netvsc:rx:deliver' }, { name: 'netvsc:ctl:decode' }], { encoder: ethernetEncoder });
     const sink = new MemorySink();
     const w = new PcapngWriter(sink);
     taps.attach('netvsc:*:*', traceTap(w));
@@ -215,6 +215,8 @@ describe.skipIf(!haveTshark)('tshark decodes the traces', () => {
       Uint8Array.of(0x33, 0x33, 0, 0, 0, 1, 0x00, 0x15, 0x5d, 0, 0, 2, 0x86, 0xdd, 0x60, 0, 0, 0, 0, 0, 59, 64, ...new Array(32).fill(0)),
     ];
     frames.forEach((f, i) => taps.run(rx!, { device: 'netvsc0', queue: 0, io: { kind: 'other', opcode: 0 }, command: null, completion: { status: 0, cdw0: 0 }, data: [f], statuses, request: `f${i}`, timeNs: BigInt(i) * 1000n }));
+    // An RNDIS QUERY as netvsp's ctl:decode sees it: 28 bytes that are not an Ethernet frame.
+    taps.run(ctl!, { device: 'netvsc0', queue: 0, io: { kind: 'other', opcode: 0 }, command: null, completion: { status: 0, cdw0: 0 }, data: [new Uint8Array(28).fill(4)], statuses, request: 'ctl0', timeNs: 5000n });
     w.close();
     const bytes = sink.bytes();
     clean('eth.pcapng', bytes);
@@ -223,5 +225,6 @@ describe.skipIf(!haveTshark)('tshark decodes the traces', () => {
       ['00:15:5d:00:00:02', '33:33:00:00:00:01', '0x86dd'],
     ]);
     expect(decode('eth.pcapng', bytes, 'arp', ['arp.dst.proto_ipv4'])).toEqual([['10.0.0.2']]);
+    expect(decode('eth.pcapng', bytes, 'frame', ['frame.number'])).toHaveLength(2);
   });
 });
