@@ -154,7 +154,9 @@ describe('[H71] single-writer rule: only the consumer stores the read index (J8)
     assertOk(w);
     expect({ received, violations, problems: problems.slice(0, 5) }).toEqual({ received: count, violations: 0, problems: [] });
     expect(w.writeIndexViolations).toBe(0); // and the consumer never stored the write index
-    expect(w.fullEpisodes as number).toBeGreaterThan(10);
+    // The writer met a full ring and blocked on it several times (how many depends on how the
+    // two threads are scheduled: 7 under a loaded CI machine, dozens when idle).
+    expect(w.fullEpisodes as number).toBeGreaterThan(2);
   });
 
   it('[H71] negative control: a producer that stores back the read index it saw is caught by the consumer\'s check', async () => {
