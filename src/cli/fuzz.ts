@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import {
   decodeGpaRanges, encodeSglDescriptor, GuestBus, HostBus, Iommu, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, NetvscDriver,
   NetvspDevice, NvmeController, pageAllocator, SgringError, StorvscDriver, StorvspDevice, VirtualSwitch, VmbusRing, walkPrp, walkSgl,
-  type Core, type FreeingPageAllocator, type HostChannel, type HostOfferSpec,
+  type Core, type FreeingPageAllocator, type HostChannel, type HostOfferSpec, type NvmeWalkResult,
 } from '../index';
 import { bouncePolicies, findCounterexample, formatCounterexample } from '../fuzz/index';
 
@@ -49,6 +49,28 @@ function packetsOf(b: Uint8Array): Uint8Array[] {
 
 const u32 = (b: Uint8Array, at: number) => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 
+const SMALL_GUEST = 65536;
+
+/**
+ * A data-pointer walk over a 64 KiB guest whose bytes are the case's from offset 20 (list pages,
+ * SGL segments); the walk reads its own arguments from bytes 0..19. A walk that maps data past
+ * the guest is a finding.
+ */
+function walkTarget(about: string, walk: (core: Core, b: Uint8Array) => NvmeWalkResult): InputTarget {
+  return {
+    about,
+    setup: () => {
+      const core = loadCoreSync({ guestBytes: SMALL_GUEST });
+      return (b) => {
+        core.u8.fill(0, core.guestBase, core.guestBase + SMALL_GUEST);
+        core.u8.set(b.subarray(20, 20 + SMALL_GUEST), core.guestBase);
+        const r = walk(core, b);
+        if (r.ok && r.segments.some((s) => s.addr + s.len > SMALL_GUEST)) throw new Error('the walk mapped data outside the guest');
+      };
+    },
+  };
+}
+
 const INPUT_TARGETS: Record<string, InputTarget> = {
   'gpa-ranges': {
     about: 'GPA range bytes of a VMBus GPA-direct packet, decoded as a host reads them (decodeGpaRanges)',
@@ -57,34 +79,16 @@ const INPUT_TARGETS: Record<string, InputTarget> = {
       return (b) => void decodeGpaRanges(core, b.subarray(1), b[0]! % 8);
     },
   },
-  'prp-walk': {
-    about: 'an NVMe command\'s PRP1/PRP2 and the PRP list pages in a 64 KiB guest, walked as a controller does (walkPrp)',
-    setup: () => {
-      const core = loadCoreSync({ guestBytes: 65536 });
-      return (b) => {
-        core.u8.fill(0, core.guestBase, core.guestBase + 65536);
-        core.u8.set(b.subarray(20, 20 + 65536), core.guestBase);
-        // Mostly addresses and lengths inside the guest (lists get walked), sometimes anything.
-        const inside = (v: number, wide: number) => (wide & 1 ? v : v % 65536);
-        const prp2 = b[18]! & 1 ? (BigInt(u32(b, 8)) << 32n) | BigInt(u32(b, 4)) : BigInt(u32(b, 4) % 65536);
-        const r = walkPrp(core, { prp1: BigInt(inside(u32(b, 0), b[17]!)), prp2, length: u32(b, 12) % (b[19]! & 1 ? 1 << 22 : 1 << 16), maskPrp1: (b[16]! & 1) === 1 });
-        if (r.ok && r.segments.some((s) => s.addr + s.len > 65536)) throw new Error('walkPrp mapped data outside the guest');
-      };
-    },
-  },
-  'sgl-walk': {
-    about: 'an NVMe command\'s SGL1 and the SGL segments in a 64 KiB guest, walked as a controller does (walkSgl)',
-    setup: () => {
-      const core = loadCoreSync({ guestBytes: 65536 });
-      return (b) => {
-        core.u8.fill(0, core.guestBase, core.guestBase + 65536);
-        core.u8.set(b.subarray(20, 20 + 65536), core.guestBase);
-        const sgl1 = b[16]! & 1 ? b.slice(0, 16) : encodeSglDescriptor({ addr: BigInt(u32(b, 0) % 65536), length: u32(b, 4) % 4096, id: b[8]! & 0xf0 });
-        const r = walkSgl(core, { sgl1, length: u32(b, 12) % (1 << 22) });
-        if (r.ok && r.segments.some((s) => s.addr + s.len > 65536)) throw new Error('walkSgl mapped data outside the guest');
-      };
-    },
-  },
+  'prp-walk': walkTarget('an NVMe command\'s PRP1/PRP2 and the PRP list pages in a 64 KiB guest, walked as a controller does (walkPrp)', (core, b) => {
+    // Mostly addresses and lengths inside the guest (lists get walked), sometimes anything.
+    const inside = (v: number, wide: number) => (wide & 1 ? v : v % SMALL_GUEST);
+    const prp2 = b[18]! & 1 ? (BigInt(u32(b, 8)) << 32n) | BigInt(u32(b, 4)) : BigInt(u32(b, 4) % SMALL_GUEST);
+    return walkPrp(core, { prp1: BigInt(inside(u32(b, 0), b[17]!)), prp2, length: u32(b, 12) % (b[19]! & 1 ? 1 << 22 : 1 << 16), maskPrp1: (b[16]! & 1) === 1 });
+  }),
+  'sgl-walk': walkTarget('an NVMe command\'s SGL1 and the SGL segments in a 64 KiB guest, walked as a controller does (walkSgl)', (core, b) => {
+    const sgl1 = b[16]! & 1 ? b.slice(0, 16) : encodeSglDescriptor({ addr: BigInt(u32(b, 0) % SMALL_GUEST), length: u32(b, 4) % 4096, id: b[8]! & 0xf0 });
+    return walkSgl(core, { sgl1, length: u32(b, 12) % (1 << 22) });
+  }),
   'ring-read': {
     about: 'a VMBus ring whose header and data a hostile peer wrote, read until empty or broken (VmbusRing.readPacket)',
     setup: () => {

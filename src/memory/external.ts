@@ -117,6 +117,7 @@ export class ExternalDmaDomain implements ExternalGuest {
   /** Device reads guest memory: the stream the segments describe, every segment checked before any byte moves. */
   gather(segments: readonly Segment[], opts: GatherOptions = {}): Uint8Array {
     const total = this.checkAll(segments, 'read', opts.length);
+    if (opts.length !== undefined && total < opts.length) throw this.overrun('read', total, opts.length);
     const into = opts.into === undefined ? new Uint8Array(total) : this.bufferOf(opts.into);
     if (into.length < total) throw new SgringError('BufferTooSmall', `${this.device}: gather of ${total} bytes into ${into.length}`);
     let off = 0;
@@ -133,7 +134,7 @@ export class ExternalDmaDomain implements ExternalGuest {
   scatter(segments: readonly Segment[], data: DmaBuffer): number {
     const bytes = this.bufferOf(data);
     const total = this.checkAll(segments, 'write', bytes.length);
-    if (total < bytes.length) throw new SgringError('BufferTooSmall', `${this.device}: scatter of ${bytes.length} bytes into ${total}`);
+    if (total < bytes.length) throw this.overrun('write', total, bytes.length);
     let off = 0;
     for (let i = 0; off < total; i++) {
       const s = segments[i]!;
@@ -158,6 +159,11 @@ export class ExternalDmaDomain implements ExternalGuest {
       want -= l;
     }
     return total;
+  }
+
+  /** A transfer longer than its segment list: DmaOverrun, as an IommuDomain reports it. */
+  private overrun(access: DmaAccess, listed: number, wanted: number): SgringError {
+    return new SgringError('DmaOverrun', `${this.device}: ${access} DMA, the list holds ${listed} bytes, the transfer is ${wanted}`, { listed, wanted });
   }
 
   private bufferOf(b: DmaBuffer): Uint8Array {

@@ -8,6 +8,7 @@
 
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
+import { isSharedBuffer } from '../engine/wasm-types';
 
 export type WaitMode = 'block' | 'poll';
 
@@ -86,29 +87,36 @@ export class Doorbell {
    */
   async waitUntilAsync(ready: () => boolean, timeoutMs = Infinity): Promise<boolean> {
     const deadline = now() + timeoutMs;
-    const waitAsync = (Atomics as unknown as { waitAsync?: (a: Int32Array, i: number, v: number, t?: number) => { async: boolean; value: Promise<string> | string } }).waitAsync;
     for (;;) {
       const i32 = this.core.i32;
       const seen = Atomics.load(i32, this.ptr >> 2);
       if (ready()) return true;
       const left = deadline - now();
       if (left <= 0) return false;
-      if (waitAsync && this.core.shared) {
-        const r = waitAsync(i32, this.ptr >> 2, seen, left === Infinity ? undefined : left);
-        if (r.async) {
-          // A pending waitAsync does not keep Node's event loop alive. An interval does, until the
-          // wait has really ended (a one-shot timer due at the same deadline may fire first).
-          const keepAlive = setInterval(() => {}, 1000);
-          try {
-            await r.value;
-          } finally {
-            clearInterval(keepAlive);
-          }
-        }
-      } else {
-        await new Promise((res) => setTimeout(res, Math.min(4, left)));
-      }
+      await sleepWhileEqual(i32, this.ptr >> 2, seen, left);
     }
+  }
+}
+
+/**
+ * Sleeps without blocking the thread while i32[index] holds `value`, for at most timeoutMs:
+ * Atomics.waitAsync where the runtime has it and the memory is shared, else one timer of at
+ * most `pollMs`. A pending waitAsync does not keep Node's event loop alive (a worker would end,
+ * or never see it settle): an interval does, until the wait is over.
+ */
+export async function sleepWhileEqual(i32: Int32Array, index: number, value: number, timeoutMs: number, pollMs = 4): Promise<void> {
+  const waitAsync = (Atomics as unknown as { waitAsync?: (a: Int32Array, i: number, v: number, t?: number) => { async: boolean; value: Promise<string> | string } }).waitAsync;
+  if (!waitAsync || !isSharedBuffer(i32.buffer)) {
+    await new Promise((res) => setTimeout(res, Math.min(pollMs, timeoutMs)));
+    return;
+  }
+  const r = waitAsync(i32, index, value, timeoutMs === Infinity ? undefined : timeoutMs);
+  if (!r.async) return;
+  const keepAlive = setInterval(() => {}, 1000);
+  try {
+    await r.value;
+  } finally {
+    clearInterval(keepAlive);
   }
 }
 

@@ -71,6 +71,10 @@ describe('NvmeController over an ExternalDmaDomain', () => {
     ram.fill(0, 0x1000, 0x3000);
     expect(code(() => dma.scatter([{ addr: 0x1000, len: 4096 }, { addr: ram.length, len: 4096 }], new Uint8Array(8192).fill(1)))).toBe('OutsideGuestRam');
     expect(ram.subarray(0x1000, 0x2000).every((b) => b === 0)).toBe(true);
+    // A transfer longer than its list is an overrun both ways, as an IommuDomain reports it.
+    expect(code(() => dma.gather([{ addr: 0x1000, len: 16 }], { length: 32 }))).toBe('DmaOverrun');
+    expect(code(() => dma.scatter([{ addr: 0x1000, len: 16 }], new Uint8Array(32)))).toBe('DmaOverrun');
+    expect(ram.subarray(0x1000, 0x1010).every((b) => b === 0)).toBe(true);
     expect(dma.copyOut(WINDOW.gpa, new Uint8Array(8))).toBe(false);
     expect(() => new ExternalDmaDomain(loadCoreSync(), 'x', { ram: [] as unknown as Uint8Array })).toThrow(/ram/);
   });

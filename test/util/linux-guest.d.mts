@@ -9,6 +9,8 @@ export interface LinuxKernel {
 export declare function linuxGuestMissing(): string | null;
 /** linuxGuestMissing(), failing under SGRING_REQUIRE_TOOLS=1 and warning (the test skipped) elsewhere. */
 export declare function linuxGuestSkip(what: string): string | null;
+/** The rule for a test whose tool is `missing` (a reason, or null): fail under SGRING_REQUIRE_TOOLS=1, else skip saying why. */
+export declare function skipUnlessCi(what: string, missing: string | null): string | null;
 /** Debian's kernel (the package `meta` depends on: linux-image-amd64 by default), fetched and unpacked once into `cache`. */
 export declare function prepareKernel(cache?: string, meta?: string): LinuxKernel;
 /** Debian packages fetched and unpacked once into `cache`/`name` (for guest binaries the host does not have installed). */

@@ -22,7 +22,10 @@ export function linuxGuestMissing() {
  * (CI) a missing piece fails the file; elsewhere the test is skipped with the reason printed.
  */
 export function linuxGuestSkip(what) {
-  const missing = linuxGuestMissing();
+  return skipUnlessCi(what, linuxGuestMissing());
+}
+/** The rule for a test whose tool is `missing` (a reason, or null): fail under SGRING_REQUIRE_TOOLS=1, else skip saying why. */
+export function skipUnlessCi(what, missing) {
   if (missing && process.env.SGRING_REQUIRE_TOOLS === '1') throw new Error(`${what} must run under CI: ${missing}`);
   if (missing) console.warn(`${what} is skipped: ${missing}`);
   return missing;

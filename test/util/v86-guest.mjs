@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { initramfs, prepareKernel, preparePackages } from './linux-guest.mjs';
+import { initramfs, prepareKernel, preparePackages, skipUnlessCi } from './linux-guest.mjs';
 
 const require = createRequire(import.meta.url);
 const SEABIOS = '/usr/share/seabios';
@@ -33,10 +33,7 @@ export function v86GuestMissing() {
 
 /** v86GuestMissing(), failing under SGRING_REQUIRE_TOOLS=1 and warning (the test skipped) elsewhere. */
 export function v86GuestSkip(what) {
-  const missing = v86GuestMissing();
-  if (missing && process.env.SGRING_REQUIRE_TOOLS === '1') throw new Error(`${what} must run under CI: ${missing}`);
-  if (missing) console.warn(`${what} is skipped: ${missing}`);
-  return missing;
+  return skipUnlessCi(what, v86GuestMissing());
 }
 
 const bufferOf = (file) => {

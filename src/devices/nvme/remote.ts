@@ -9,6 +9,7 @@ import type { Core } from '../../engine/core';
 import { SgringError } from '../../engine/errors';
 import type { NvmeRegisters } from './driver';
 import { REG } from './registers';
+import { sleepWhileEqual } from '../../sync/doorbell';
 
 const MAGIC = 0x4e564d45; // "NVME"
 const SLOTS = 1024;
@@ -119,16 +120,10 @@ export class NvmeRemote implements NvmeRegisters {
   private async irqLoop(): Promise<void> {
     const c = this.channel;
     const i32 = c.core.i32;
-    const waitAsync = (Atomics as unknown as { waitAsync?: (a: Int32Array, i: number, v: number, t: number) => { async: boolean; value: Promise<string> | string } }).waitAsync;
     while (!this.closed) {
       const n = Atomics.load(i32, c.w(W_IRQ_COUNT));
       if (n === this.seen) {
-        if (waitAsync) {
-          const r = waitAsync(i32, c.w(W_IRQ_COUNT), n, 50);
-          if (r.async) await r.value;
-        } else {
-          await new Promise((r) => setTimeout(r, 1));
-        }
+        await sleepWhileEqual(i32, c.w(W_IRQ_COUNT), n, 50, 1);
         continue;
       }
       this.seen = n;
@@ -207,22 +202,9 @@ export function serveNvme(ctrl: ServedController, channel: NvmeMmioChannel, opts
 export async function serveNvmeAsync(ctrl: ServedController, channel: NvmeMmioChannel, opts: { idleWaitMs?: number } = {}): Promise<void> {
   const side = controllerSide(ctrl, channel);
   const i32 = channel.core.i32;
-  const waitAsync = (Atomics as unknown as { waitAsync: (a: Int32Array, i: number, v: number, t: number) => { async: boolean; value: Promise<string> | string } }).waitAsync;
   while (!side.stopped()) {
     const idle = side.drain();
     if (idle === null) await Promise.resolve(); // the batch's promise continuations
-    else {
-      const r = waitAsync(i32, side.tailIndex, idle, opts.idleWaitMs ?? 100);
-      if (r.async) {
-        // A pending waitAsync does not keep Node's event loop alive (the worker would end, or
-        // never settle it): an interval does, until the wait is over.
-        const keepAlive = setInterval(() => {}, 1000);
-        try {
-          await r.value;
-        } finally {
-          clearInterval(keepAlive);
-        }
-      }
-    }
+    else await sleepWhileEqual(i32, side.tailIndex, idle, opts.idleWaitMs ?? 100);
   }
 }
