@@ -193,6 +193,38 @@ export class IommuDomain implements DmaDomain {
     return this.core.guestBase + gpa;
   }
 
+  /**
+   * Checks a whole segment list for `access` in one engine call (the first `len` bytes of it):
+   * throws as translate() would, else every byte may be moved in place at guestBase + addr.
+   */
+  checkList(segments: readonly { addr: number; len: number }[], access: DmaAccess, len: number): void {
+    runCheck(this.core, this.caller(undefined), segments, accessBits(access), len);
+  }
+
+  /**
+   * translate() for a range inside one 4 KiB page (a queue entry): a granted page is answered
+   * from the permission table without an engine call; anything else takes translate() and its
+   * errors.
+   */
+  translateSmall(gpa: number, len: number, access: DmaAccess): number {
+    const bits = access === 'write' ? DMA_WRITE : DMA_READ;
+    if (len > 0 && gpa >= 0 && (gpa % PAGE_SIZE) + len <= PAGE_SIZE && gpa + len <= this.core.guestBytes && Number.isSafeInteger(gpa) && (access === 'read' || access === 'write')) {
+      const u32 = this.core.u32;
+      if ((Atomics.load(u32, (this.ptr + DOM_GENERATION) >>> 2) & 1) === 0) {
+        if (this.mode === 'strict') {
+          // map() refuses device windows, so a granted page is never in one.
+          const pg = Math.floor(gpa / PAGE_SIZE);
+          if (((Atomics.load(u32, this.tableWord(pg)) >>> (2 * (pg & 15))) & bits) === bits) return this.core.guestBase + gpa;
+        } else {
+          let inWindow = false;
+          for (const w of this.windows) if (gpa >= w.gpa ? gpa - w.gpa < w.len : w.gpa - gpa < len) inWindow = true;
+          if (!inWindow) return this.core.guestBase + gpa;
+        }
+      }
+    }
+    return this.translate(gpa, len, access);
+  }
+
   /** translate() without the offset: throws unless [gpa, gpa+len) is reachable for `access`. */
   check(gpa: number, len: number, access: DmaAccess, opts: DmaRequestOptions = {}): void {
     this.translate(gpa, len, access, opts);

@@ -12,7 +12,7 @@ import {
   reincarnation, SgringError, TapRegistry, temperamental, traceTap, vendorCommand, type NvmeDriverOptions,
 } from '../../src/index';
 import { haveTool } from '../util/tools';
-import { cqeImage, postCqe } from '../../src/devices/nvme/queues';
+import { postCqe } from '../../src/devices/nvme/queues';
 
 function rig(o: { taps?: TapRegistry; blocks?: number; driver?: Partial<NvmeDriverOptions>; grant?: boolean } = {}) {
   const core = loadCoreSync({ guestBytes: 64 << 20 });
@@ -126,16 +126,17 @@ describe('NvmeDriver against a controller that misbehaves', () => {
     const pending = drv.read(1, 1, 1); // cid 0 again, held by the device
     await held;
     const cq = ctrl.cqs.get(1)!;
-    const inject = (...c: Uint8Array[]) => {
-      for (const x of c) postCqe(dma, cq, x);
+    // [cdw0, sqhd, sqid, cid, status]
+    const inject = (...c: [number, number, number, number, number][]) => {
+      for (const x of c) postCqe(dma, cq, ...x);
       ctrl.onInterrupt!(1);
     };
     // cid 5 never issued; cid 0 on SQ 3; cid 0 with SQHD 0xffff: none settles the held read.
-    inject(cqeImage(0, 1, 1, 5, 0), cqeImage(0, 1, 3, 0, 0), cqeImage(0, 0xffff, 1, 0, 0));
+    inject([0, 1, 1, 5, 0], [0, 1, 3, 0, 0], [0, 0xffff, 1, 0, 0]);
     expect(drv.stats.bogusCompletions).toBe(3);
-    inject(cqeImage(0, 2, 1, 0, 0)); // a well-formed completion for cid 0 settles it
+    inject([0, 2, 1, 0, 0]); // a well-formed completion for cid 0 settles it
     await pending;
-    inject(cqeImage(0, 2, 1, 0, 0)); // the same CID again: a duplicate
+    inject([0, 2, 1, 0, 0]); // the same CID again: a duplicate
     expect(drv.stats.bogusCompletions).toBe(4);
   });
 

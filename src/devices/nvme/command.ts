@@ -60,8 +60,8 @@ export function makeCommand(sqid: number, sqe: Uint8Array, sqhd: number): Comman
 
 /** SLBA (CDW10-11) as a number when it is below 2^53, else Infinity (out of range anyway). */
 export function slba(c: Command): number {
-  const v = (BigInt(c.cdw(11)) << 32n) | BigInt(c.cdw(10));
-  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : Infinity;
+  const hi = c.cdw(11);
+  return hi < 0x200000 ? hi * 0x1_0000_0000 + c.cdw(10) : Infinity;
 }
 
 export const isPromise = <T>(v: T | Promise<T>): v is Promise<T> => typeof (v as { then?: unknown })?.then === 'function';

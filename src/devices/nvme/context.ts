@@ -23,6 +23,8 @@ export interface ControllerContext {
   namespace(nsid: number): BlockBackend | undefined;
   identity(): ControllerIdentity;
   dataSegments(c: Command, length: number): NvmeSegment[] | number;
+  /** Core offset of guest address 0 when `segs` may be moved in place for `access` (checked now), else -1 (staging). */
+  inPlace(segs: NvmeSegment[], access: 'read' | 'write', length: number): number;
   toHost(segs: NvmeSegment[], data: Uint8Array | Region): number;
   fromHost(segs: NvmeSegment[], into: Region): number;
   checkRing(gpa: number, bytes: number): number;

@@ -13,6 +13,7 @@ import { walkPrp } from '../../core/nvme-prp';
 import { walkSgl } from '../../core/nvme-sgl';
 import type { NvmeSegment } from '../../core/nvme-common';
 import { ExternalDmaDomain } from '../../memory/external';
+import type { IommuDomain } from '../../memory/iommu';
 import type { Region } from '../../core/gpa-range';
 import type { StagePoint, TapRegistry } from '../../taps/registry';
 import type { TapEvent } from '../../taps/event';
@@ -23,7 +24,7 @@ import { isPromise, makeCommand, type Command, type Result } from './command';
 import type { ControllerContext } from './context';
 import type { ControllerIdentity, FabricsIdentity, HealthCounters } from './identify';
 import { executeIo } from './io';
-import { cqeImage, cqFull, drainHeld, fetchSqe, postCqe, sqEmpty, type CompletionQueue, type NvmeDma, type SubmissionQueue } from './queues';
+import { cqFull, drainHeld, fetchSqe, postCqe, sqEmpty, type CompletionQueue, type NvmeDma, type SubmissionQueue } from './queues';
 import { bar0Size, capability, cc, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE, REG, VERSION_1_4 } from './registers';
 import { NVME_SC, NVME_TAP_STATUSES } from './status';
 
@@ -78,7 +79,7 @@ export class NvmeController implements ControllerContext {
   readonly sqs = new Map<number, SubmissionQueue>();
   readonly cqs = new Map<number, CompletionQueue>();
   readonly features = new Map<number, number>();
-  readonly health: HealthCounters = { blocksRead: 0n, blocksWritten: 0n, readCommands: 0n, writeCommands: 0n, errors: 0n };
+  readonly health: HealthCounters = { blocksRead: 0, blocksWritten: 0, readCommands: 0, writeCommands: 0, errors: 0 };
   /** What the controller ignored or refused, by reason (bad doorbells, MMIO outside the registers...). */
   readonly counters: Record<string, number> = {};
   onInterrupt: ((vector: number) => void) | null;
@@ -105,6 +106,7 @@ export class NvmeController implements ControllerContext {
   private acq = 0n;
   private intms = 0;
   private aers: Command[] = [];
+  private toSignal: CompletionQueue[] = [];
   private events: number[] = [];
   private errors: Uint8Array[] = [];
   private inflight = 0;
@@ -212,6 +214,10 @@ export class NvmeController implements ControllerContext {
       if (o.action === 'drop' || o.action === 'complete') return;
     }
     if (!Number.isInteger(offset) || offset < 0 || (size !== 4 && size !== 8) || offset % 4 !== 0 || offset > this.barSize - size) return this.count('mmioIgnored');
+    // The per-command path: a 32-bit doorbell write of a number needs no 64-bit arithmetic.
+    if (offset >= REG.DOORBELLS && size === 4 && typeof value === 'number' && value >= 0 && value <= 0xffff_ffff && Number.isInteger(value)) {
+      return this.doorbell((offset - REG.DOORBELLS) >> 2, value);
+    }
     const v = BigInt.asUintN(64, BigInt(value));
     if (offset >= REG.DOORBELLS) {
       if (size !== 4) return this.count('mmioIgnored');
@@ -313,6 +319,7 @@ export class NvmeController implements ControllerContext {
     this.sqs.clear();
     this.cqs.clear();
     this.aers = [];
+    this.toSignal = [];
     this.events = [];
     this.features.clear();
     this.features.set(FID.numberOfQueues, ((this.maxIoQueues - 1) << 16) | (this.maxIoQueues - 1));
@@ -392,6 +399,7 @@ export class NvmeController implements ControllerContext {
       }
     } finally {
       this.processing = false;
+      this.signal();
     }
     return n;
   }
@@ -409,24 +417,31 @@ export class NvmeController implements ControllerContext {
       if (r !== null && gen === this.generation) this.complete(c, r);
       if (r?.release !== undefined) this.core.free(r.release);
     };
-    const r = stages === null ? this.execute(c, () => null) : this.pipeline(c, stages);
+    // The staged pipeline (async, an event per stage) only while a tap is attached to one of its stages.
+    const tapped = stages !== null && (stages.fetch.taps !== null || stages.decode.taps !== null || stages.execute.taps !== null || stages.writeback.taps !== null);
+    const r = tapped ? this.pipeline(c, stages) : this.execute(c, null);
     if (isPromise(r)) r.then(done, () => done({ status: NVME_SC.internalError, cdw0: 0 })).finally(() => this.process());
     else done(r);
   }
 
-  private execute(c: Command, stage: (data: Uint8Array | null) => Result | null): Result | null | Promise<Result | null> {
+  private execute(c: Command, stage: ((data: Uint8Array | null) => Result | null) | null): Result | null | Promise<Result | null> {
     if (c.sqid === 0) return executeAdmin(this, c);
     const r = executeIo(this, c, stage);
-    const count = (res: Result) => {
-      if (res.status !== 0) this.health.errors++;
-      else if (c.opcode === 0x02) this.health.readCommands++;
-      else if (c.opcode === 0x01) this.health.writeCommands++;
-      const blocks = BigInt((c.cdw(12) & 0xffff) + 1);
-      if (res.status === 0 && c.opcode === 0x02) this.health.blocksRead += blocks;
-      if (res.status === 0 && c.opcode === 0x01) this.health.blocksWritten += blocks;
-      return res;
-    };
-    return isPromise(r) ? r.then(count) : count(r);
+    return isPromise(r) ? r.then((res) => this.account(c, res)) : this.account(c, r);
+  }
+
+  /** SMART counters for an I/O command's result. */
+  private account(c: Command, res: Result): Result {
+    const h = this.health;
+    if (res.status !== 0) h.errors++;
+    else if (c.opcode === 0x02) {
+      h.readCommands++;
+      h.blocksRead += (c.cdw(12) & 0xffff) + 1;
+    } else if (c.opcode === 0x01) {
+      h.writeCommands++;
+      h.blocksWritten += (c.cdw(12) & 0xffff) + 1;
+    }
+    return res;
   }
 
   /** The staged path: each stage's taps may complete, drop, delay or edit the command. */
@@ -519,11 +534,27 @@ export class NvmeController implements ControllerContext {
     const cq = this.cqs.get(sq.cqid);
     if (!cq) return;
     if (r.status !== 0 && c.sqid !== 0) this.logError(c, r.status);
-    if (postCqe(this.dma, cq, cqeImage(r.cdw0, c.sqhd, c.sqid, c.cid, r.status))) this.interrupt(cq);
+    if (postCqe(this.dma, cq, r.cdw0, c.sqhd, c.sqid, c.cid, r.status)) this.interrupt(cq);
   }
 
+  /**
+   * Interrupts for completions posted while process() runs wait for its end: one per CQ for the
+   * whole batch (a real controller coalesces too; the host reaps everything new on each).
+   */
   private interrupt(cq: CompletionQueue): void {
-    if (!cq.ien || !this.onInterrupt) return;
+    if (this.processing) {
+      if (!this.toSignal.includes(cq)) this.toSignal.push(cq);
+      return;
+    }
+    this.fire(cq);
+  }
+
+  private signal(): void {
+    while (this.toSignal.length > 0) this.fire(this.toSignal.shift()!);
+  }
+
+  private fire(cq: CompletionQueue): void {
+    if (!cq.ien || !this.onInterrupt || this.cqs.get(cq.id) !== cq) return;
     if (cq.vector < 32 && (this.intms & (1 << cq.vector)) !== 0) return; // masked (INTMS/INTMC)
     if (this.msix?.taps) {
       // A tap may drop the message (a lost interrupt: the driver must find the completions anyway).
@@ -558,7 +589,7 @@ export class NvmeController implements ControllerContext {
   private logError(c: Command, status: number): void {
     const e = new Uint8Array(64);
     const dv = new DataView(e.buffer);
-    dv.setBigUint64(0, this.health.errors, true);
+    dv.setBigUint64(0, BigInt(this.health.errors), true);
     dv.setUint16(8, c.sqid, true);
     dv.setUint16(10, c.cid, true);
     dv.setUint16(12, status << 1, true);
@@ -633,6 +664,17 @@ export class NvmeController implements ControllerContext {
   private readU64(gpa: number): bigint {
     const b = this.dma.read(gpa, 8);
     return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+  }
+
+  inPlace(segs: NvmeSegment[], access: 'read' | 'write', length: number): number {
+    if (this.external) return -1;
+    try {
+      (this.dma as IommuDomain).checkList(segs, access, length);
+      return this.core.guestBase;
+    } catch (e) {
+      if (e instanceof SgringError) return -1;
+      throw e;
+    }
   }
 
   /** Controller -> host through the DMA domain; 0 or Data Transfer Error. */

@@ -65,8 +65,6 @@ interface Pending {
   /** When the command is overdue (ms, performance.now()); 0 while recovery handles it. */
   deadline: number;
   tries: number;
-  /** Guest pages to give back when the command is done. */
-  pages: number[];
 }
 
 interface Queue extends HostQueuePair {
@@ -77,6 +75,9 @@ interface Queue extends HostQueuePair {
   waiting: Pending[];
   /** SQEs written since the last doorbell. */
   unrung: number;
+  /** A doorbell is due at the end of this microtask turn (every command submitted in it shares it). */
+  ringDue: boolean;
+  ringTask: () => void;
 }
 
 const PAGE = 4096;
@@ -190,33 +191,26 @@ export class NvmeDriver {
   private makeQueue(qid: number, size: number): Queue {
     const cq = this.opts.allocPages(Math.ceil((size * 16) / PAGE));
     const sq = this.opts.allocPages(Math.ceil((size * 64) / PAGE));
-    return { qid, sq, cq, size, tail: 0, head: 0, phase: 1, free: Array.from({ length: size - 1 }, (_, i) => size - 2 - i), pending: new Map(), waiting: [], unrung: 0 };
+    const q: Queue = {
+      qid, sq, cq, size, tail: 0, head: 0, phase: 1, free: Array.from({ length: size - 1 }, (_, i) => size - 2 - i), pending: new Map(), waiting: [], unrung: 0,
+      ringDue: false,
+      ringTask: () => {
+        q.ringDue = false;
+        if (this.queues[q.qid] === q) this.ring(q);
+      },
+    };
+    return q;
   }
 
   // ---- submission and completion ----
 
   sqe(opcode: number, nsid: number, cdw: Record<number, number> = {}, prp1: number | bigint = 0, prp2: number | bigint = 0): Uint8Array {
     const b = new Uint8Array(64);
-    const u32 = (at: number, v: number) => {
-      b[at] = v;
-      b[at + 1] = v >>> 8;
-      b[at + 2] = v >>> 16;
-      b[at + 3] = v >>> 24;
-    };
-    const u64 = (at: number, v: number | bigint) => {
-      if (typeof v === 'bigint') {
-        u32(at, Number(v & 0xffff_ffffn));
-        u32(at + 4, Number((v >> 32n) & 0xffff_ffffn));
-      } else {
-        u32(at, v % 0x1_0000_0000);
-        u32(at + 4, Math.floor(v / 0x1_0000_0000));
-      }
-    };
     b[0] = opcode;
-    u32(4, nsid >>> 0);
-    u64(24, prp1);
-    u64(32, prp2);
-    for (const i in cdw) u32(4 * Number(i), cdw[i]! >>> 0);
+    put32(b, 4, nsid >>> 0);
+    put64(b, 24, prp1);
+    put64(b, 32, prp2);
+    for (const i in cdw) put32(b, 4 * Number(i), cdw[i]! >>> 0);
     return b;
   }
 
@@ -225,9 +219,9 @@ export class NvmeDriver {
    * With every command id in use it waits, in order, for one to free ([H57]): a caller may submit
    * more than the queue holds.
    */
-  private enqueue(q: Queue, sqe: Uint8Array, pages: number[] = [], tries = 0): Promise<NvmeCompletion> {
+  private enqueue(q: Queue, sqe: Uint8Array, tries = 0): Promise<NvmeCompletion> {
     return new Promise<NvmeCompletion>((resolve, reject) => {
-      const p: Pending = { sqe, resolve, reject, deadline: 0, tries, pages };
+      const p: Pending = { sqe, resolve, reject, deadline: 0, tries };
       if (q.waiting.length > 0 || !this.place(q, p)) q.waiting.push(p);
     });
   }
@@ -241,10 +235,24 @@ export class NvmeDriver {
     sqe[3] = cid >>> 8;
     putSqe(this.core.u8, this.core.guestBase, q, sqe);
     q.unrung++;
-    p.deadline = performance.now() + this.opts.timeoutMs;
-    q.pending.set(cid, p);
     this.armSweep();
+    // The clock is as old as a sweep period at most: a deadline one period later is never early.
+    p.deadline = this.clock + this.opts.timeoutMs + this.sweepPeriod;
+    q.pending.set(cid, p);
     return true;
+  }
+
+  /** Writes the command and rings its queue's doorbell once this microtask turn ends (one doorbell per batch). */
+  private submit(q: Queue, sqe: Uint8Array): Promise<NvmeCompletion> {
+    const done = this.enqueue(q, sqe);
+    this.ringSoon(q);
+    return done;
+  }
+
+  private ringSoon(q: Queue): void {
+    if (q.ringDue) return;
+    q.ringDue = true;
+    queueMicrotask(q.ringTask);
   }
 
   /** One SQ tail doorbell for everything written since the last one. */
@@ -273,7 +281,7 @@ export class NvmeDriver {
     if (n > 0) this.ctrl.mmioWrite(REG.DOORBELLS + 8 * q.qid + 4, 4, q.head);
     if (q.waiting.length > 0 && q.free.length > 0) {
       while (q.waiting.length > 0 && this.place(q, q.waiting[0]!)) q.waiting.shift();
-      queueMicrotask(() => this.ring(q));
+      this.ringSoon(q);
     }
     return n;
   }
@@ -288,8 +296,8 @@ export class NvmeDriver {
     q.free.push(c.cid);
     if (c.status !== 0 && !statusDnr(c.status) && p.tries < this.opts.retries) {
       this.stats.retries++;
-      this.enqueue(q, p.sqe, p.pages, p.tries + 1).then(p.resolve, p.reject);
-      queueMicrotask(() => this.ring(q));
+      this.enqueue(q, p.sqe, p.tries + 1).then(p.resolve, p.reject);
+      this.ringSoon(q);
       return;
     }
     p.resolve(c);
@@ -301,11 +309,17 @@ export class NvmeDriver {
    * than the command).
    */
   private sweepTimer: unknown = null;
+  /** performance.now() as of the last sweep (or the first command after an idle spell): deadlines are as coarse as the sweep. */
+  private clock = 0;
+  private get sweepPeriod(): number {
+    return Math.max(1, this.opts.timeoutMs / 4);
+  }
   private armSweep(): void {
     if (this.sweepTimer !== null) return;
+    this.clock = performance.now();
     const tick = () => {
       this.sweepTimer = null;
-      const now = performance.now();
+      const now = (this.clock = performance.now());
       let busy = false;
       for (const q of this.queues) {
         for (const [cid, p] of q.pending) {
@@ -315,7 +329,7 @@ export class NvmeDriver {
       }
       if (busy) this.armSweep();
     };
-    this.sweepTimer = setTimeout(tick, Math.max(1, this.opts.timeoutMs / 4));
+    this.sweepTimer = setTimeout(tick, this.sweepPeriod);
   }
 
   private async timedOut(q: Queue, cid: number): Promise<void> {
@@ -354,7 +368,7 @@ export class NvmeDriver {
       for (const list of survivors) {
         for (const { qid, p } of list) {
           const q = this.queues[Math.min(qid, this.queues.length - 1)]!;
-          this.enqueue(q, p.sqe, p.pages, p.tries).then(p.resolve, p.reject);
+          this.enqueue(q, p.sqe, p.tries).then(p.resolve, p.reject);
         }
       }
       for (const q of this.queues) this.ring(q);
@@ -368,9 +382,7 @@ export class NvmeDriver {
   private async admin(sqe: Uint8Array, raw = false): Promise<NvmeCompletion> {
     const q = this.queues[0];
     if (!q) throw new SgringError('NvmeControllerFailed', 'the driver is not initialised (await init())');
-    const done = this.enqueue(q, sqe);
-    this.ring(q);
-    const c = await done;
+    const c = await this.submit(q, sqe);
     if (!raw && c.status !== 0) throw commandError(sqe, c);
     return c;
   }
@@ -419,17 +431,19 @@ export class NvmeDriver {
    */
   read(nsid: number, lba: number | bigint, blocks: number, into?: Uint8Array): Promise<Uint8Array>;
   read(nsid: number, lba: number | bigint, blocks: number, segments: readonly Segment[]): Promise<void>;
-  async read(nsid: number, lba: number | bigint, blocks: number, target?: Uint8Array | readonly Segment[]): Promise<Uint8Array | void> {
-    const ns = this.ns(nsid);
-    if (Array.isArray(target)) {
-      const bytes = this.checkIo(ns, lba, blocks, undefined, 'read');
-      return this.segmentTransfer(NVM.read, ns, lba, blocks, bytes, target as readonly Segment[]);
+  read(nsid: number, lba: number | bigint, blocks: number, target?: Uint8Array | readonly Segment[]): Promise<Uint8Array | void> {
+    try {
+      const ns = this.ns(nsid);
+      if (Array.isArray(target)) {
+        const bytes = this.checkIo(ns, lba, blocks, undefined, 'read');
+        return this.segmentTransfer(NVM.read, ns, lba, blocks, bytes, target as readonly Segment[]);
+      }
+      const into = target as Uint8Array | undefined;
+      const bytes = this.checkIo(ns, lba, blocks, into, 'read');
+      return this.transfer(NVM.read, ns.nsid, lba, blocks, bytes, into ?? new Uint8Array(bytes));
+    } catch (e) {
+      return Promise.reject(e);
     }
-    const into = target as Uint8Array | undefined;
-    const bytes = this.checkIo(ns, lba, blocks, into, 'read');
-    const out = into ?? new Uint8Array(bytes);
-    await this.transfer(NVM.read, ns, lba, blocks, bytes, (gpa) => out.set(this.core.u8.subarray(this.core.guestBase + gpa, this.core.guestBase + gpa + bytes)));
-    return out;
   }
 
   /**
@@ -450,7 +464,7 @@ export class NvmeDriver {
     }
     const blocks = data.length / ns.blockSize;
     const bytes = this.checkIo(ns, lba, blocks, undefined, 'write');
-    await this.transfer(NVM.write, ns, lba, blocks, bytes, null, (gpa) => this.core.u8.set(data, this.core.guestBase + gpa));
+    await this.transfer(NVM.write, ns.nsid, lba, blocks, bytes, data);
   }
 
   /**
@@ -460,6 +474,22 @@ export class NvmeDriver {
   private async segmentTransfer(opcode: number, ns: NamespaceInfo, lba: number | bigint, blocks: number, bytes: number, segments: readonly Segment[]): Promise<void> {
     const total = segments.reduce((n, g) => n + (Number.isSafeInteger(g?.len) ? g.len : NaN), 0);
     if (total !== bytes) throw new SgringError('InvalidArgument', `the segments hold ${total} bytes; ${blocks} blocks are ${bytes}`);
+    if (prpRuleHolds(segments)) {
+      // PRPs name the caller's own pages: the first segment as it starts, then every page after it.
+      const more: number[] = [];
+      for (let i = 0; i < segments.length; i++) {
+        const g = segments[i]!;
+        for (let p = i === 0 ? g.addr - (g.addr % PAGE) + PAGE : g.addr; p < g.addr + g.len; p += PAGE) more.push(p);
+      }
+      const c = this.prpCommand(opcode, ns.nsid, lba, blocks, bytes, segments[0]!.addr, more);
+      try {
+        const done = await this.submit(this.ioQueue(), c.sqe);
+        if (done.status !== 0) throw commandError(c.sqe, done);
+      } finally {
+        c.release();
+      }
+      return;
+    }
     const l = BigInt(lba);
     const cdw = { 10: Number(l & 0xffff_ffffn), 11: Number(l >> 32n), 12: blocks - 1 };
     if (this.opts.dataPointer === 'auto' && ((this.identify?.[536] ?? 0) & 3) === 1 && !prpRuleHolds(segments)) {
@@ -472,10 +502,7 @@ export class NvmeDriver {
         sqe[1] = 0x40; // PSDT 01: SGL, the data pointer is SGL1
         sqe.set(sgl.sgl1Bytes, 24);
         this.stats.sglCommands++;
-        const q = this.ioQueue();
-        const done = this.enqueue(q, sqe, list >= 0 ? [list] : []);
-        this.ring(q);
-        const c = await done;
+        const c = await this.submit(this.ioQueue(), sqe);
         if (c.status !== 0) throw commandError(sqe, c);
       } finally {
         if (list >= 0) this.opts.allocPages.free?.(list);
@@ -495,10 +522,7 @@ export class NvmeDriver {
       else zeroBounce(this.core, segments, plan);
       const prp = buildPrp(this.core, { addr: frames[0]! + plan.byteOffset, length: bytes, pages: frames.slice(1), listPages: list >= 0 ? Array.from({ length: listPages }, (_, i) => list + i * PAGE) : [] });
       const sqe = this.sqe(opcode, ns.nsid, cdw, Number(prp.prp1), prp.prp2);
-      const q = this.ioQueue();
-      const done = this.enqueue(q, sqe, owned);
-      this.ring(q);
-      const c = await done;
+      const c = await this.submit(this.ioQueue(), sqe);
       if (c.status !== 0) throw commandError(sqe, c);
       if (opcode === NVM.read) copyFromBounce(this.core, segments, plan, bytes);
     } finally {
@@ -509,48 +533,71 @@ export class NvmeDriver {
   /** Flush (makes every completed write durable). */
   async flush(nsid: number): Promise<void> {
     this.ns(nsid);
-    const q = this.ioQueue();
     const sqe = this.sqe(NVM.flush, nsid);
-    const done = this.enqueue(q, sqe);
-    this.ring(q);
-    const c = await done;
+    const c = await this.submit(this.ioQueue(), sqe);
     if (c.status !== 0) throw commandError(sqe, c);
   }
 
   private checkIo(ns: NamespaceInfo, lba: number | bigint, blocks: number, into: Uint8Array | undefined, what: string): number {
-    const l = typeof lba === 'bigint' ? lba : Number.isSafeInteger(lba) && lba >= 0 ? BigInt(lba) : -1n;
-    if (l < 0n || !Number.isInteger(blocks) || blocks < 1 || blocks > 65536) throw new SgringError('InvalidArgument', `${what}: lba ${String(lba)} / blocks ${String(blocks)}`);
+    const valid = typeof lba === 'bigint' ? lba >= 0n && lba < 2n ** 64n : Number.isSafeInteger(lba) && lba >= 0;
+    if (!valid || !Number.isInteger(blocks) || blocks < 1 || blocks > 65536) throw new SgringError('InvalidArgument', `${what}: lba ${String(lba)} / blocks ${String(blocks)}`);
     const bytes = blocks * ns.blockSize;
     if (bytes > this.maxTransfer) throw new SgringError('InvalidArgument', `${what}: ${bytes} bytes is more than the controller's max transfer (${this.maxTransfer})`);
     if (into !== undefined && (!(into instanceof Uint8Array) || into.length < bytes)) throw new SgringError('InvalidArgument', `${what}: the buffer must hold ${bytes} bytes`);
     return bytes;
   }
 
-  /** A data buffer of whole guest pages, PRPs for it, the command, and the copy in or out. */
-  private async transfer(opcode: number, ns: NamespaceInfo, lba: number | bigint, blocks: number, bytes: number,
-    copyOut: ((gpa: number) => void) | null, copyIn?: (gpa: number) => void): Promise<void> {
+  /**
+   * A read into `data` or a write of it through a staging run of whole guest pages: PRPs for the
+   * run, the command, the copy in before and out after. Resolves with `data` for a read.
+   */
+  private transfer(opcode: number, nsid: number, lba: number | bigint, blocks: number, bytes: number, data: Uint8Array): Promise<Uint8Array> {
     const pages = Math.ceil(bytes / PAGE);
     const gpa = this.take(pages);
-    const list = pages > 2 ? this.take(Math.ceil((pages * 8) / PAGE)) : -1;
-    const owned = list >= 0 ? [gpa, list] : [gpa];
+    const at = this.core.guestBase + gpa;
+    let c: { sqe: Uint8Array; release: () => void };
     try {
-      copyIn?.(gpa);
-      // One or two pages need no list (PRP2 is the second page or unused); more take the builder.
-      const prp = pages <= 2 ? { prp1: gpa, prp2: pages === 2 ? gpa + PAGE : 0 }
-        : buildPrp(this.core, { addr: gpa, length: bytes, pages: Array.from({ length: pages - 1 }, (_, i) => gpa + (i + 1) * PAGE), listPages: Array.from({ length: Math.ceil((pages * 8) / PAGE) }, (_, i) => list + i * PAGE) });
-      const lo = typeof lba === 'bigint' ? Number(lba & 0xffff_ffffn) : lba % 0x1_0000_0000;
-      const hi = typeof lba === 'bigint' ? Number(lba >> 32n) : Math.floor(lba / 0x1_0000_0000);
-      const sqe = this.sqe(opcode, ns.nsid, { 10: lo, 11: hi, 12: blocks - 1 }, prp.prp1, prp.prp2);
-      const q = this.ioQueue();
-      const done = this.enqueue(q, sqe, owned);
-      this.ring(q);
-      const c = await done;
-      if (c.status !== 0) throw commandError(sqe, c);
-      copyOut?.(gpa);
-    } finally {
+      if (opcode === NVM.write) this.core.u8.set(data.length === bytes ? data : data.subarray(0, bytes), at);
+      c = this.prpCommand(opcode, nsid, lba, blocks, bytes, gpa, pages === 1 ? NO_PAGES : Array.from({ length: pages - 1 }, (_, i) => gpa + (i + 1) * PAGE));
+    } catch (e) {
       this.give(pages, gpa);
-      if (list >= 0) this.give(Math.ceil((pages * 8) / PAGE), list);
+      throw e;
     }
+    return this.submit(this.ioQueue(), c.sqe).then((done) => {
+      c.release();
+      this.give(pages, gpa);
+      if (done.status !== 0) throw commandError(c.sqe, done);
+      if (opcode === NVM.read) data.set(this.core.u8.subarray(at, at + bytes));
+      return data;
+    }, (e) => {
+      c.release();
+      this.give(pages, gpa);
+      throw e;
+    });
+  }
+
+  /**
+   * A read or write SQE whose data starts at `addr` and goes on at the pages `more` (in order):
+   * PRP2 is the second page, or a PRP list (a staging run, given back by release()) for more.
+   */
+  private prpCommand(opcode: number, nsid: number, lba: number | bigint, blocks: number, bytes: number, addr: number, more: readonly number[]): { sqe: Uint8Array; release: () => void } {
+    const sqe = new Uint8Array(64);
+    sqe[0] = opcode;
+    put32(sqe, 4, nsid);
+    put64(sqe, 24, addr);
+    put64(sqe, 40, lba); // CDW10-11: SLBA
+    put32(sqe, 48, blocks - 1);
+    if (more.length === 1) put64(sqe, 32, more[0]!);
+    if (more.length <= 1) return { sqe, release: noop };
+    const listPages = Math.ceil(((more.length + 1) * 8) / PAGE);
+    const list = this.take(listPages);
+    try {
+      put64(sqe, 32, buildPrp(this.core, { addr, length: bytes, pages: more, listPages: Array.from({ length: listPages }, (_, i) => list + i * PAGE) }).prp2);
+    } catch (e) {
+      this.give(listPages, list);
+      throw e;
+    }
+    return { sqe, release: () => this.give(listPages, list) };
   }
 
   /**
@@ -593,6 +640,27 @@ export class NvmeDriver {
       if (Date.now() > until) throw new SgringError('NvmeControllerFailed', 'the shutdown did not complete within CAP.TO');
       await sleep(1);
     }
+  }
+}
+
+const NO_PAGES: readonly number[] = [];
+const noop = () => {};
+
+function put32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v;
+  b[at + 1] = v >>> 8;
+  b[at + 2] = v >>> 16;
+  b[at + 3] = v >>> 24;
+}
+
+/** A 64-bit little-endian field from a non-negative safe integer or a bigint. */
+function put64(b: Uint8Array, at: number, v: number | bigint): void {
+  if (typeof v === 'bigint') {
+    put32(b, at, Number(v & 0xffff_ffffn));
+    put32(b, at + 4, Number((v >> 32n) & 0xffff_ffffn));
+  } else {
+    put32(b, at, v % 0x1_0000_0000);
+    put32(b, at + 4, Math.floor(v / 0x1_0000_0000));
   }
 }
 

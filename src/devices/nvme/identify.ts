@@ -120,17 +120,19 @@ export function activeNamespaces(count: number, after: number): Uint8Array {
   return b;
 }
 
+/** Counted as numbers (exact to 2^53, decades of commands); the SMART log widens them. */
 export interface HealthCounters {
-  blocksRead: bigint;
-  blocksWritten: bigint;
-  readCommands: bigint;
-  writeCommands: bigint;
-  errors: bigint;
+  blocksRead: number;
+  blocksWritten: number;
+  readCommands: number;
+  writeCommands: number;
+  errors: number;
 }
 
-const u128 = (dv: DataView, at: number, v: bigint) => {
-  dv.setBigUint64(at, v & 0xffff_ffff_ffff_ffffn, true);
-  dv.setBigUint64(at + 8, v >> 64n, true);
+const u128 = (dv: DataView, at: number, v: number | bigint) => {
+  const b = BigInt(v);
+  dv.setBigUint64(at, b & 0xffff_ffff_ffff_ffffn, true);
+  dv.setBigUint64(at + 8, b >> 64n, true);
 };
 
 /** SMART / Health Information (log page 2), 512 bytes. Data units are thousands of 512-byte units. */
@@ -140,7 +142,7 @@ export function smartLog(c: HealthCounters, blockSize: number): Uint8Array {
   dv.setUint16(1, 296, true); // composite temperature, kelvin
   b[3] = 100; // available spare
   b[4] = 10; // threshold
-  const units = (blocks: bigint) => (blocks * BigInt(blockSize / 512) + 999n) / 1000n;
+  const units = (blocks: number) => (BigInt(blocks) * BigInt(blockSize / 512) + 999n) / 1000n;
   u128(dv, 32, units(c.blocksRead));
   u128(dv, 48, units(c.blocksWritten));
   u128(dv, 64, c.readCommands);

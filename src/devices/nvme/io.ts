@@ -6,6 +6,7 @@ import { SgringError } from '../../engine/errors';
 import type { BlockBackend } from '../block/backend';
 import { fail, isPromise, ok, slba, type Command, type Result } from './command';
 import { NVME_SC } from './status';
+import type { NvmeSegment } from '../../core/nvme-common';
 import type { ControllerContext } from './context';
 
 const OPC = { flush: 0x00, write: 0x01, read: 0x02, compare: 0x05, writeZeroes: 0x08, dsm: 0x09 } as const;
@@ -34,8 +35,12 @@ function guarded(fn: () => void | Promise<void>, then: () => Result | Promise<Re
   return then();
 }
 
-/** Runs one I/O command. `stage` is called with the data before it goes back to the host (execute taps). */
-export function executeIo(ctrl: ControllerContext, c: Command, stage: (data: Uint8Array | null) => Result | null): Result | Promise<Result> {
+/**
+ * Runs one I/O command. `stage` is called with the data before it goes back to the host (execute
+ * taps); without one, reads and writes of whole blocks move between the disk and guest memory in
+ * place (one copy, no staging region).
+ */
+export function executeIo(ctrl: ControllerContext, c: Command, stage: ((data: Uint8Array | null) => Result | null) | null): Result | Promise<Result> {
   const disk = ctrl.namespace(c.nsid);
   if (!disk) return fail(NVME_SC.invalidNamespace);
   switch (c.opcode) {
@@ -67,16 +72,26 @@ function range(disk: BlockBackend, c: Command): [number, number] | null {
   return [lba, blocks];
 }
 
-function transfer(ctrl: ControllerContext, disk: BlockBackend, c: Command, stage: (data: Uint8Array | null) => Result | null): Result | Promise<Result> {
+function transfer(ctrl: ControllerContext, disk: BlockBackend, c: Command, stage: ((data: Uint8Array | null) => Result | null) | null): Result | Promise<Result> {
   // MDTS before the range, as QEMU checks them: a transfer too large for the controller is Invalid Field whatever its LBAs.
-  if (((c.cdw(12) & 0xffff) + 1) * disk.blockSize > 4096 * 2 ** ctrl.mdts) return fail(NVME_SC.invalidField);
-  const r = range(disk, c);
-  if (!r) return fail(NVME_SC.lbaOutOfRange);
-  const [lba, blocks] = r;
+  const blocks = (c.cdw(12) & 0xffff) + 1;
+  if (blocks * disk.blockSize > 4096 * 2 ** ctrl.mdts) return fail(NVME_SC.invalidField);
+  const lba = slba(c);
+  if (!(lba <= disk.blockCount && blocks <= disk.blockCount - lba)) return fail(NVME_SC.lbaOutOfRange);
   const bytes = blocks * disk.blockSize;
   const segs = ctrl.dataSegments(c, bytes);
   if (typeof segs === 'number') return fail(segs);
+  if (stage === null && c.opcode !== OPC.compare && wholeBlocks(segs, disk.blockSize)) {
+    const read = c.opcode === OPC.read;
+    // The device writes guest memory on a read and reads it on a write; a fault there takes the staged path to its status.
+    const base = ctrl.inPlace(segs, read ? 'write' : 'read', bytes);
+    if (base >= 0) {
+      if (!read && disk.readOnly) return fail(NVME_SC.namespaceWriteProtected);
+      return inPlace(disk, read, lba, segs, base);
+    }
+  }
   const core = ctrl.core;
+  stage ??= () => null;
   const buf = core.allocUninitialized(bytes); // filled whole by the disk (read) or the host (write) before use
   const release = () => core.free(buf);
   const view = () => core.u8.subarray(buf, buf + bytes);
@@ -120,6 +135,35 @@ function transfer(ctrl: ControllerContext, disk: BlockBackend, c: Command, stage
     core.free(mine);
     return { status: same ? 0 : NVME_SC.compareFailure, cdw0: 0, data: view(), release: buf };
   }, releaseBoth);
+}
+
+function wholeBlocks(segs: NvmeSegment[], blockSize: number): boolean {
+  for (let i = 0; i < segs.length; i++) if (segs[i]!.len % blockSize !== 0) return false;
+  return true;
+}
+
+/**
+ * The blocks straight between the disk and guest memory (core offset `base` + addr), one backend
+ * call per run of adjacent segments (a PRP list names every page of a contiguous buffer).
+ */
+function inPlace(disk: BlockBackend, read: boolean, lba: number, segs: NvmeSegment[], base: number): Result | Promise<Result> {
+  let waits: Promise<void>[] | null = null;
+  try {
+    for (let i = 0, at = lba; i < segs.length;) {
+      const addr = segs[i]!.addr;
+      let len = segs[i]!.len;
+      for (i++; i < segs.length && segs[i]!.addr === addr + len; i++) len += segs[i]!.len;
+      const n = len / disk.blockSize;
+      const r = read ? disk.read(at, n, base + addr) : disk.write(at, n, base + addr);
+      if (isPromise(r)) (waits ??= []).push(r);
+      at += n;
+    }
+  } catch (e) {
+    if (waits) void Promise.allSettled(waits);
+    return fail(backendStatus(e));
+  }
+  if (waits) return Promise.all(waits).then(() => ok(), (e) => fail(backendStatus(e)));
+  return ok();
 }
 
 function discard(ctrl: ControllerContext, disk: BlockBackend, c: Command): Result | Promise<Result> {

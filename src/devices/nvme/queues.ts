@@ -46,7 +46,7 @@ export function fetchSqe(dma: NvmeDma, sq: SubmissionQueue): Uint8Array {
   let sqe: Uint8Array;
   if (dma instanceof ExternalDmaDomain) sqe = dma.read(gpa, 64);
   else {
-    const at = dma.translate(gpa, 64, 'read');
+    const at = dma.translateSmall(gpa, 64, 'read');
     sqe = dma.core.u8.slice(at, at + 64);
   }
   sq.head = (sq.head + 1) % sq.size;
@@ -54,7 +54,7 @@ export function fetchSqe(dma: NvmeDma, sq: SubmissionQueue): Uint8Array {
 }
 
 /** A CQE image without its phase bit. */
-export function cqeImage(cdw0: number, sqhd: number, sqid: number, cid: number, status: number): Uint8Array {
+function cqeImage(cdw0: number, sqhd: number, sqid: number, cid: number, status: number): Uint8Array {
   const c = new Uint8Array(16);
   c[0] = cdw0;
   c[1] = cdw0 >>> 8;
@@ -73,32 +73,41 @@ export function cqeImage(cdw0: number, sqhd: number, sqid: number, cid: number, 
 }
 
 /**
- * Writes a CQE at the tail with the current phase, or holds it when the queue is full.
- * The status word goes last, so a host that sees the new phase sees the whole entry.
+ * Writes a CQE at the tail with the current phase, or holds it (as an image) when the queue is
+ * full. The status word goes last, so a host that sees the new phase sees the whole entry.
  * Returns true when it was posted.
  */
-export function postCqe(dma: NvmeDma, cq: CompletionQueue, cqe: Uint8Array): boolean {
+export function postCqe(dma: NvmeDma, cq: CompletionQueue, cdw0: number, sqhd: number, sqid: number, cid: number, status: number): boolean {
   if (cqFull(cq) || cq.held.length > 0) {
-    cq.held.push(cqe);
+    cq.held.push(cqeImage(cdw0, sqhd, sqid, cid, status));
     return false;
   }
-  writeSlot(dma, cq, cqe);
+  writeSlot(dma, cq, cdw0, sqhd | (sqid << 16), cid, status);
   return true;
 }
 
-function writeSlot(dma: NvmeDma, cq: CompletionQueue, cqe: Uint8Array): void {
+/** dw2 is SQHD | SQID << 16; dw3 is built here from the CID, the status and the phase. */
+function writeSlot(dma: NvmeDma, cq: CompletionQueue, cdw0: number, dw2: number, cid: number, status: number): void {
   const gpa = cq.gpa + cq.tail * 16;
+  const dw3 = (cid & 0xffff) | ((((status & 0x7fff) << 1) | cq.phase) << 16);
   if (dma instanceof ExternalDmaDomain) {
     // An emulator's guest runs on this thread: one copy of the whole entry with its phase.
-    cqe[14] = (cqe[14]! & 0xfe) | cq.phase;
-    dma.write(gpa, cqe);
+    const e = new Uint8Array(16);
+    const v = new DataView(e.buffer);
+    v.setUint32(0, cdw0 >>> 0, true);
+    v.setUint32(8, dw2 >>> 0, true);
+    v.setUint32(12, dw3 >>> 0, true);
+    dma.write(gpa, e);
   } else {
-    const at = dma.translate(gpa, 16, 'write');
-    dma.core.u8.set(cqe.subarray(0, 12), at);
+    // Slots are 16-byte aligned in guest RAM and guest RAM is page aligned in core memory.
+    const w = dma.translateSmall(gpa, 16, 'write') >>> 2;
+    const u32 = dma.core.u32;
+    u32[w] = cdw0;
+    u32[w + 1] = 0;
+    u32[w + 2] = dw2;
     // CID and status (with the phase) last, as one 32-bit release store: a host thread that sees
-    // the new phase sees the whole entry (slots are 16-byte aligned in guest RAM).
-    const word = cqe[12]! | (cqe[13]! << 8) | ((((cqe[15]! << 8) | (cqe[14]! & 0xfe) | cq.phase) << 16) >>> 0);
-    Atomics.store(dma.core.u32, (at + 12) >> 2, word >>> 0);
+    // the new phase sees the whole entry.
+    Atomics.store(u32, w + 3, dw3 >>> 0);
   }
   cq.tail = (cq.tail + 1) % cq.size;
   if (cq.tail === 0) cq.phase ^= 1;
@@ -108,7 +117,9 @@ function writeSlot(dma: NvmeDma, cq: CompletionQueue, cqe: Uint8Array): void {
 export function drainHeld(dma: NvmeDma, cq: CompletionQueue): number {
   let n = 0;
   while (cq.held.length > 0 && !cqFull(cq)) {
-    writeSlot(dma, cq, cq.held.shift()!);
+    const e = cq.held.shift()!;
+    const le = (at: number) => (e[at]! | (e[at + 1]! << 8) | (e[at + 2]! << 16) | (e[at + 3]! << 24)) >>> 0;
+    writeSlot(dma, cq, le(0), le(8), e[12]! | (e[13]! << 8), ((e[14]! | (e[15]! << 8)) >>> 1) & 0x7fff);
     n++;
   }
   return n;
