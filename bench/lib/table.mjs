@@ -77,13 +77,14 @@ export function casesTable(cases) {
 /**
  * Suites declare the figures the project tracks as { label, of, over? } where `of` and `over`
  * are case keys ({ suite, name, engine, payloadBytes }): a ratio of their opsPerSec, or with
- * no `over` the case's own ops/s.
+ * no `over` the case's own ops/s; { label, of, heap: true } is the case's heap bytes per op.
  */
 export function keyFigures(cases, figures) {
-  return figures.map(({ label, of, over }) => {
+  return figures.map(({ label, of, over, heap }) => {
     const a = findCase(cases, of);
     const b = over && findCase(cases, over);
-    if (!a || (over && !b)) return { label, value: undefined, text: 'n/a (case missing)' };
+    if (!a || (over && !b) || (heap && a.heapBytesPerOp === undefined)) return { label, value: undefined, text: 'n/a (case missing)' };
+    if (heap) return { label, value: a.heapBytesPerOp, text: `${Math.round(a.heapBytesPerOp)} B` };
     if (!over) return { label, value: a.opsPerSec, text: formatRate(a.opsPerSec) };
     const r = pairedRatio(a, b);
     return { label, value: r.value, min: r.min, max: r.max, text: formatPaired(r) };

@@ -85,6 +85,30 @@ describe('NvmeDriver over NvmeController', () => {
     expect(await codeOf(drv.write(1, 0, 2, new Uint8Array(512)))).toBe('InvalidArgument');
   });
 
+  it('a batch submitted in one turn rings the SQ doorbell once and gets one interrupt for all its completions', async () => {
+    const { drv, ctrl, core, disk } = rig({ driver: { ioQueues: 1 } });
+    await drv.init();
+    core.u8.set(pattern(16 * 4096, 3), disk.ptr);
+    const doorbells: number[] = [];
+    const write = ctrl.mmioWrite.bind(ctrl);
+    ctrl.mmioWrite = (offset, size, value) => {
+      if (offset === 0x1008) doorbells.push(Number(value)); // SQ 1 tail
+      write(offset, size, value);
+    };
+    let interrupts = 0;
+    const handler = ctrl.onInterrupt!;
+    ctrl.onInterrupt = (v) => {
+      if (v === 1) interrupts++;
+      handler(v);
+    };
+    const reads = Array.from({ length: 16 }, (_, i) => drv.read(1, i * 8, 8));
+    expect(doorbells).toEqual([]); // rung when this turn's submissions are done
+    const got = await Promise.all(reads);
+    expect(doorbells).toHaveLength(1);
+    expect(interrupts).toBe(1);
+    for (let i = 0; i < 16; i++) expect(firstDiff(got[i]!, pattern(16 * 4096, 3).subarray(i * 4096, (i + 1) * 4096))).toBe(-1);
+  });
+
   it('errors carry the NVMe status; bad arguments are refused before anything is sent', async () => {
     const { drv } = rig({ blocks: 100 });
     await drv.init();
