@@ -1,6 +1,7 @@
 // Shared by the device suites: whole I/Os per second with `depth` in flight, and the copy limit
 // (the engine's bulk copy of the same payload) to hold them against.
 
+import { PerformanceObserver } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { loadCoreSync } from '../../dist/index.mjs';
 
@@ -32,24 +33,33 @@ export async function iops(one, { depth, bytes, ms, diskBlocks, sequential = fal
 }
 
 /**
- * Heap bytes allocated per I/O in steady state: windows of `n` I/Os (`depth` in flight) between
- * two readings of V8's used heap; a window a collection ran in reads lower and is not counted
- * (the smallest non-negative growth of several windows is reported).
+ * Heap bytes allocated per I/O in steady state: the growth of V8's used heap over windows of `n`
+ * I/Os (`depth` in flight) in which no garbage collection ran (a PerformanceObserver says which
+ * did); the median of those windows, or undefined when every window met a collection.
  */
-export async function heapPerIo(one, { depth, bytes, diskBlocks, n = 2000 }) {
+export async function heapPerIo(one, { depth, bytes, diskBlocks, n = 250, windows = 40 }) {
+  const gcs = [];
+  const obs = new PerformanceObserver((list) => gcs.push(...list.getEntries().map((e) => [e.startTime, e.startTime + e.duration])));
+  obs.observe({ entryTypes: ['gc'] });
   const step = Math.max(1, Math.floor(diskBlocks / 8 / n)) * 8;
-  let best = Infinity;
-  for (let w = 0; w < 9; w++) {
-    let i = 0;
-    const before = getHeapStatistics().used_heap_size;
-    const worker = async () => {
-      while (i < n) await one(((i++ * step) % (diskBlocks - bytes / 512)) & ~7);
-    };
-    await Promise.all(Array.from({ length: depth }, worker));
-    const grew = getHeapStatistics().used_heap_size - before;
-    if (grew >= 0) best = Math.min(best, grew / n);
+  const spans = [];
+  try {
+    for (let w = 0; w < windows; w++) {
+      let i = 0;
+      const worker = async () => {
+        while (i < n) await one(((i++ * step) % (diskBlocks - bytes / 512)) & ~7);
+      };
+      const t0 = performance.now();
+      const before = getHeapStatistics().used_heap_size;
+      await Promise.all(Array.from({ length: depth }, worker));
+      spans.push([t0, performance.now(), getHeapStatistics().used_heap_size - before]);
+    }
+    await new Promise((r) => setTimeout(r, 10)); // the observer hears of the last collections
+  } finally {
+    obs.disconnect();
   }
-  return best === Infinity ? undefined : best;
+  const clean = spans.filter(([a, b]) => !gcs.some(([s, e]) => s <= b && e >= a)).map(([, , grew]) => grew / n).sort((x, y) => x - y);
+  return clean.length === 0 ? undefined : clean[clean.length >> 1];
 }
 
 /** Copies per second of `bytes` between two places of core memory (the engine's bulk copy). */

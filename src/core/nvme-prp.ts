@@ -8,7 +8,7 @@ import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import {
   checkLength, ensure, withGuest, readU64, resolveOptions, splitAddress, toBigAddress, walkResult, workspace, writeConfig, writePool, writeSegments,
-  type NvmeAddress, type NvmeWalkOptions, type NvmeWalkResult,
+  type NvmeAddress, type NvmeWalkOptions, type NvmeWalkResult, type ResolvedOptions,
 } from './nvme-common';
 
 export { decodeNvmeStatus, isNvmeStatus } from './nvme-common';
@@ -99,10 +99,18 @@ export interface WalkPrpInput extends NvmeWalkOptions {
 /** Walks PRP1/PRP2 as a controller would (§3.3): segments, or the NVMe status to complete with. */
 export function walkPrp(core: Core, input: WalkPrpInput): NvmeWalkResult {
   const r = resolveOptions(input);
-  const ws = workspace(core);
   const length = checkLength(input.length);
   const [p1lo, p1hi] = splitAddress(input.prp1, 'prp1');
   const [p2lo, p2hi] = splitAddress(input.prp2, 'prp2');
+  return walkPrpWords(core, r, p1lo, p1hi, p2lo, p2hi, length);
+}
+
+/**
+ * walkPrp for a controller's per-command path: options resolved once (resolveOptions), PRP1
+ * and PRP2 as the SQE's dwords 6-9 (u32 each), `length` a u32.
+ */
+export function walkPrpWords(core: Core, r: ResolvedOptions, p1lo: number, p1hi: number, p2lo: number, p2hi: number, length: number): NvmeWalkResult {
+  const ws = workspace(core);
   writeConfig(core, ws, r);
   const u32 = core.u32;
   const rec = ws.rec >> 2;

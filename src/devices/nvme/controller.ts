@@ -9,9 +9,9 @@
 import type { Core } from '../../engine/core';
 import { SgringError } from '../../engine/errors';
 import { optionNames } from '../../core/args';
-import { walkPrp } from '../../core/nvme-prp';
+import { walkPrpWords } from '../../core/nvme-prp';
 import { walkSgl } from '../../core/nvme-sgl';
-import type { NvmeSegment } from '../../core/nvme-common';
+import { resolveOptions, type NvmeSegment, type ResolvedOptions } from '../../core/nvme-common';
 import { ExternalDmaDomain } from '../../memory/external';
 import type { IommuDomain } from '../../memory/iommu';
 import type { Region } from '../../core/gpa-range';
@@ -92,6 +92,8 @@ export class NvmeController implements ControllerContext {
   /** The same domain when guest RAM is outside core memory (the walkers read lists through it). */
   private readonly external: ExternalDmaDomain | null;
   private readonly disks: BlockBackend[];
+  /** The walks' settings (MDTS, mappings per command, where guest RAM is), resolved once. */
+  private readonly walkOptions: ResolvedOptions;
   private readonly taps: TapRegistry | null;
   private readonly admin: Stages | null;
   private readonly io: Stages | null;
@@ -135,6 +137,7 @@ export class NvmeController implements ControllerContext {
     this.mdts = int(opts.mdts, 9, 1, 12, 'mdts');
     this.vectors = int(opts.vectors, this.maxIoQueues + 1, 1, 2048, 'vectors');
     this.barSize = bar0Size(this.maxIoQueues + 1);
+    this.walkOptions = resolveOptions({ mdts: this.mdts, maxMappings: 4096, guest: this.external ?? undefined });
     this.name = opts.name ?? 'nvme0';
     this.onInterrupt = opts.onInterrupt ?? null;
     this.processOnDoorbell = opts.processOnDoorbell ?? true;
@@ -610,10 +613,9 @@ export class NvmeController implements ControllerContext {
   /** The guest segments a command's data pointer names for `length` bytes, or the status to fail with. */
   dataSegments(c: Command, length: number): NvmeSegment[] | number {
     const psdt = c.sqe[1]! >>> 6;
-    const opts = { length, mdts: this.mdts, maxMappings: 4096, guest: this.external ?? undefined };
     const r = psdt === 0
-      ? walkPrp(this.core, { prp1: c.u64(24), prp2: c.u64(32), ...opts })
-      : psdt === 3 ? null : walkSgl(this.core, { sgl1: c.sqe.subarray(24, 40), ...opts });
+      ? walkPrpWords(this.core, this.walkOptions, c.cdw(6), c.cdw(7), c.cdw(8), c.cdw(9), length)
+      : psdt === 3 ? null : walkSgl(this.core, { sgl1: c.sqe.subarray(24, 40), length, mdts: this.mdts, maxMappings: 4096, guest: this.external ?? undefined });
     if (r === null) return NVME_SC.invalidField;
     if (!r.ok) return r.status.field;
     // The walker reads PRP list pages and SGL segments from the guest window; whether the device may

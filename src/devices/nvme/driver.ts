@@ -60,8 +60,10 @@ export interface NamespaceInfo {
 
 interface Pending {
   sqe: Uint8Array;
-  resolve: (c: NvmeCompletion) => void;
-  reject: (e: unknown) => void;
+  /** Called once with the command's completion, whatever its status. */
+  done: (status: number, cdw0: number, sqid: number, cid: number) => void;
+  /** Called instead when the command cannot complete (the controller failed, or was reset under an admin command). */
+  fail: (e: unknown) => void;
   /** When the command is overdue (ms, performance.now()); 0 while recovery handles it. */
   deadline: number;
   tries: number;
@@ -70,7 +72,8 @@ interface Pending {
 interface Queue extends HostQueuePair {
   /** Free command ids (0 .. size-2: at most size-1 in flight). */
   free: number[];
-  pending: Map<number, Pending>;
+  /** The command under each CID, null while the CID is free. */
+  pending: (Pending | null)[];
   /** Commands waiting for a free command id (more submitted than the queue holds), in order. */
   waiting: Pending[];
   /** SQEs written since the last doorbell. */
@@ -192,7 +195,7 @@ export class NvmeDriver {
     const cq = this.opts.allocPages(Math.ceil((size * 16) / PAGE));
     const sq = this.opts.allocPages(Math.ceil((size * 64) / PAGE));
     const q: Queue = {
-      qid, sq, cq, size, tail: 0, head: 0, phase: 1, free: Array.from({ length: size - 1 }, (_, i) => size - 2 - i), pending: new Map(), waiting: [], unrung: 0,
+      qid, sq, cq, size, tail: 0, head: 0, phase: 1, free: Array.from({ length: size - 1 }, (_, i) => size - 2 - i), pending: new Array<Pending | null>(size).fill(null), waiting: [], unrung: 0,
       ringDue: false,
       ringTask: () => {
         q.ringDue = false;
@@ -215,14 +218,41 @@ export class NvmeDriver {
   }
 
   /**
-   * Writes `sqe` (its CID set here) into queue `q`; the caller rings. Resolves with its completion.
-   * With every command id in use it waits, in order, for one to free ([H57]): a caller may submit
-   * more than the queue holds.
+   * Writes the command's SQE (its CID set here) into queue `q` and rings its doorbell once this
+   * microtask turn ends (one doorbell per batch). With every command id in use it waits, in
+   * order, for one to free ([H57]): a caller may submit more than the queue holds.
    */
-  private enqueue(q: Queue, sqe: Uint8Array, tries = 0): Promise<NvmeCompletion> {
+  private issue(q: Queue, p: Pending): void {
+    if (q.waiting.length > 0 || !this.place(q, p)) q.waiting.push(p);
+    this.ringSoon(q);
+  }
+
+  /** Issues `sqe`; resolves with its completion, whatever its status. */
+  private submit(q: Queue, sqe: Uint8Array): Promise<NvmeCompletion> {
     return new Promise<NvmeCompletion>((resolve, reject) => {
-      const p: Pending = { sqe, resolve, reject, deadline: 0, tries };
-      if (q.waiting.length > 0 || !this.place(q, p)) q.waiting.push(p);
+      this.issue(q, { sqe, done: (status, cdw0, sqid, cid) => resolve({ status, cdw0, sqid, cid }), fail: reject, deadline: 0, tries: 0 });
+    });
+  }
+
+  /**
+   * Issues a read or write on an I/O queue: `after(ok)` runs once it is over (gives back pages,
+   * copies data out), then the promise resolves with what `after` returned, or rejects with
+   * NvmeCommandFailed.
+   */
+  private submitIo<T>(sqe: Uint8Array, after: (ok: boolean) => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.issue(this.ioQueue(), {
+        sqe, deadline: 0, tries: 0,
+        done: (status, cdw0, sqid, cid) => {
+          const v = after(status === 0);
+          if (status === 0) resolve(v);
+          else reject(commandError(sqe, status, cdw0, sqid, cid));
+        },
+        fail: (e) => {
+          after(false);
+          reject(e);
+        },
+      });
     });
   }
 
@@ -238,15 +268,8 @@ export class NvmeDriver {
     this.armSweep();
     // The clock is as old as a sweep period at most: a deadline one period later is never early.
     p.deadline = this.clock + this.opts.timeoutMs + this.sweepPeriod;
-    q.pending.set(cid, p);
+    q.pending[cid] = p;
     return true;
-  }
-
-  /** Writes the command and rings its queue's doorbell once this microtask turn ends (one doorbell per batch). */
-  private submit(q: Queue, sqe: Uint8Array): Promise<NvmeCompletion> {
-    const done = this.enqueue(q, sqe);
-    this.ringSoon(q);
-    return done;
   }
 
   private ringSoon(q: Queue): void {
@@ -273,10 +296,8 @@ export class NvmeDriver {
     const dv = this.core.dv;
     let n = 0;
     for (let at = takeCqe(this.core.u8, this.core.guestBase, q); at >= 0; at = takeCqe(this.core.u8, this.core.guestBase, q)) {
-      const c: NvmeCompletion = { cdw0: dv.getUint32(at, true), sqid: dv.getUint16(at + 10, true), cid: dv.getUint16(at + 12, true), status: dv.getUint16(at + 14, true) >> 1 };
-      const sqhd = dv.getUint16(at + 8, true);
       n++;
-      this.settle(q, c, sqhd);
+      this.settle(q, dv.getUint32(at, true), dv.getUint16(at + 8, true), dv.getUint16(at + 10, true), dv.getUint16(at + 12, true), dv.getUint16(at + 14, true) >> 1);
     }
     if (n > 0) this.ctrl.mmioWrite(REG.DOORBELLS + 8 * q.qid + 4, 4, q.head);
     if (q.waiting.length > 0 && q.free.length > 0) {
@@ -286,21 +307,26 @@ export class NvmeDriver {
     return n;
   }
 
-  private settle(q: Queue, c: NvmeCompletion, sqhd: number): void {
-    const p = q.pending.get(c.cid);
-    if (!p || c.sqid !== q.qid || sqhd >= q.size) {
+  private settle(q: Queue, cdw0: number, sqhd: number, sqid: number, cid: number, status: number): void {
+    const p = cid < q.size ? q.pending[cid] : null;
+    if (!p || sqid !== q.qid || sqhd >= q.size) {
       this.stats.bogusCompletions++; // checklist 59: a CQE no outstanding command owns is ignored, counted
       return;
     }
-    q.pending.delete(c.cid);
-    q.free.push(c.cid);
-    if (c.status !== 0 && !statusDnr(c.status) && p.tries < this.opts.retries) {
+    q.pending[cid] = null;
+    q.free.push(cid);
+    if (status !== 0 && !statusDnr(status) && p.tries < this.opts.retries) {
       this.stats.retries++;
-      this.enqueue(q, p.sqe, p.tries + 1).then(p.resolve, p.reject);
-      this.ringSoon(q);
+      p.tries++;
+      this.issue(q, p);
       return;
     }
-    p.resolve(c);
+    p.done(status, cdw0, sqid, cid);
+  }
+
+  /** The commands holding a CID of `q`. */
+  private inFlight(q: Queue): Pending[] {
+    return q.pending.filter((p): p is Pending => p !== null);
   }
 
   /**
@@ -322,7 +348,9 @@ export class NvmeDriver {
       const now = (this.clock = performance.now());
       let busy = false;
       for (const q of this.queues) {
-        for (const [cid, p] of q.pending) {
+        for (let cid = 0; cid < q.size; cid++) {
+          const p = q.pending[cid];
+          if (!p) continue;
           busy = true;
           if (p.deadline !== 0 && now >= p.deadline) void this.timedOut(q, cid);
         }
@@ -333,7 +361,7 @@ export class NvmeDriver {
   }
 
   private async timedOut(q: Queue, cid: number): Promise<void> {
-    const p = q.pending.get(cid);
+    const p = q.pending[cid];
     if (!p || p.deadline === 0) return;
     this.stats.timeouts++;
     p.deadline = 0;
@@ -342,7 +370,7 @@ export class NvmeDriver {
       const abort = this.admin(this.sqe(ADMIN.abort, 0, { 10: (cid << 16) | q.qid }), true).catch(() => null);
       await Promise.race([abort, sleep(this.opts.timeoutMs)]);
       this.reap(q);
-      if (!q.pending.has(cid)) return;
+      if (q.pending[cid] !== p) return;
     }
     await this.recover();
   }
@@ -355,20 +383,21 @@ export class NvmeDriver {
   private recover(): Promise<void> {
     this.recovering ??= (async () => {
       this.stats.resets++;
-      const survivors = this.queues.filter((q) => q.qid !== 0).map((q) => [...q.pending.values(), ...q.waiting].map((p) => ({ qid: q.qid, p })));
-      const adminWaiting = [...(this.queues[0]?.pending.values() ?? []), ...(this.queues[0]?.waiting ?? [])];
-      for (const q of this.queues) for (const p of q.pending.values()) p.deadline = 0;
-      for (const p of adminWaiting) p.reject(new SgringError('NvmeControllerFailed', 'the controller was reset while this admin command waited'));
+      const survivors = this.queues.filter((q) => q.qid !== 0).map((q) => [...this.inFlight(q), ...q.waiting].map((p) => ({ qid: q.qid, p })));
+      const admin = this.queues[0];
+      const adminWaiting = admin ? [...this.inFlight(admin), ...admin.waiting] : [];
+      for (const q of this.queues) for (const p of this.inFlight(q)) p.deadline = 0;
+      for (const p of adminWaiting) p.fail(new SgringError('NvmeControllerFailed', 'the controller was reset while this admin command waited'));
       try {
         await this.init();
       } catch (e) {
-        for (const list of survivors) for (const { p } of list) p.reject(e);
+        for (const list of survivors) for (const { p } of list) p.fail(e);
         throw e;
       }
       for (const list of survivors) {
         for (const { qid, p } of list) {
           const q = this.queues[Math.min(qid, this.queues.length - 1)]!;
-          this.enqueue(q, p.sqe, p.tries).then(p.resolve, p.reject);
+          this.issue(q, p);
         }
       }
       for (const q of this.queues) this.ring(q);
@@ -383,7 +412,7 @@ export class NvmeDriver {
     const q = this.queues[0];
     if (!q) throw new SgringError('NvmeControllerFailed', 'the driver is not initialised (await init())');
     const c = await this.submit(q, sqe);
-    if (!raw && c.status !== 0) throw commandError(sqe, c);
+    if (!raw && c.status !== 0) throw commandError(sqe, c.status, c.cdw0, c.sqid, c.cid);
     return c;
   }
 
@@ -419,8 +448,8 @@ export class NvmeDriver {
   }
 
   private ns(nsid: number): NamespaceInfo {
-    const ns = this.namespaces.find((n) => n.nsid === nsid);
-    if (!ns) throw new SgringError('InvalidArgument', `namespace ${nsid} is not active (${this.namespaces.map((n) => n.nsid).join(', ') || 'none'})`);
+    const ns = this.namespaces[nsid - 1]; // Identify walks nsid 1..n in order
+    if (ns?.nsid !== nsid) throw new SgringError('InvalidArgument', `namespace ${nsid} is not active (${this.namespaces.map((n) => n.nsid).join(', ') || 'none'})`);
     return ns;
   }
 
@@ -469,30 +498,39 @@ export class NvmeDriver {
 
   /**
    * A transfer straight to or from the caller's guest segments: their PRPs when the list obeys
-   * the PRP rule, else the plan that bounces the fewest bytes (planPageList, rule 'nvme-prp').
+   * the PRP rule, else an SGL or the plan that bounces the fewest bytes (planPageList, rule 'nvme-prp').
    */
-  private async segmentTransfer(opcode: number, ns: NamespaceInfo, lba: number | bigint, blocks: number, bytes: number, segments: readonly Segment[]): Promise<void> {
-    const total = segments.reduce((n, g) => n + (Number.isSafeInteger(g?.len) ? g.len : NaN), 0);
+  private segmentTransfer(opcode: number, ns: NamespaceInfo, lba: number | bigint, blocks: number, bytes: number, segments: readonly Segment[]): Promise<void> {
+    let total = 0;
+    for (let i = 0; i < segments.length; i++) {
+      const g = segments[i];
+      if (!g || !Number.isSafeInteger(g.addr) || g.addr < 0 || !Number.isSafeInteger(g.len) || g.len < 0) {
+        throw new SgringError('InvalidArgument', `segments[${i}] must be { addr, len } with non-negative safe integers`);
+      }
+      total += g.len;
+    }
     if (total !== bytes) throw new SgringError('InvalidArgument', `the segments hold ${total} bytes; ${blocks} blocks are ${bytes}`);
-    if (prpRuleHolds(segments)) {
-      // PRPs name the caller's own pages: the first segment as it starts, then every page after it.
-      const more: number[] = [];
+    if (!prpRuleHolds(segments)) return this.describedTransfer(opcode, ns, lba, blocks, bytes, segments);
+    // PRPs name the caller's own pages: the first segment as it starts, then every page after it.
+    const first = segments[0]!;
+    let more: number[] | readonly number[] = NO_PAGES;
+    if (segments.length > 1 || (first.addr % PAGE) + first.len > PAGE) {
+      more = [];
       for (let i = 0; i < segments.length; i++) {
         const g = segments[i]!;
-        for (let p = i === 0 ? g.addr - (g.addr % PAGE) + PAGE : g.addr; p < g.addr + g.len; p += PAGE) more.push(p);
+        for (let p = i === 0 ? g.addr - (g.addr % PAGE) + PAGE : g.addr; p < g.addr + g.len; p += PAGE) (more as number[]).push(p);
       }
-      const c = this.prpCommand(opcode, ns.nsid, lba, blocks, bytes, segments[0]!.addr, more);
-      try {
-        const done = await this.submit(this.ioQueue(), c.sqe);
-        if (done.status !== 0) throw commandError(c.sqe, done);
-      } finally {
-        c.release();
-      }
-      return;
     }
+    const sqe = new Uint8Array(64);
+    const list = this.prpCommand(sqe, opcode, ns.nsid, lba, blocks, bytes, first.addr, more);
+    return this.submitIo(sqe, list < 0 ? noop : () => this.give(listRun(more.length), list));
+  }
+
+  /** A segment list that breaks the PRP rule: as an SGL when the controller takes one, else bounced into PRP pages. */
+  private async describedTransfer(opcode: number, ns: NamespaceInfo, lba: number | bigint, blocks: number, bytes: number, segments: readonly Segment[]): Promise<void> {
     const l = BigInt(lba);
     const cdw = { 10: Number(l & 0xffff_ffffn), 11: Number(l >> 32n), 12: blocks - 1 };
-    if (this.opts.dataPointer === 'auto' && ((this.identify?.[536] ?? 0) & 3) === 1 && !prpRuleHolds(segments)) {
+    if (this.opts.dataPointer === 'auto' && ((this.identify?.[536] ?? 0) & 3) === 1) {
       // An SGL describes any list as it is: one data block per segment, no copy.
       const listPages = Math.ceil((segments.length * 16) / (PAGE - 16)) + 1;
       const list = segments.length > 1 ? this.opts.allocPages(listPages) : -1;
@@ -503,7 +541,7 @@ export class NvmeDriver {
         sqe.set(sgl.sgl1Bytes, 24);
         this.stats.sglCommands++;
         const c = await this.submit(this.ioQueue(), sqe);
-        if (c.status !== 0) throw commandError(sqe, c);
+        if (c.status !== 0) throw commandError(sqe, c.status, c.cdw0, c.sqid, c.cid);
       } finally {
         if (list >= 0) this.opts.allocPages.free?.(list);
       }
@@ -523,7 +561,7 @@ export class NvmeDriver {
       const prp = buildPrp(this.core, { addr: frames[0]! + plan.byteOffset, length: bytes, pages: frames.slice(1), listPages: list >= 0 ? Array.from({ length: listPages }, (_, i) => list + i * PAGE) : [] });
       const sqe = this.sqe(opcode, ns.nsid, cdw, Number(prp.prp1), prp.prp2);
       const c = await this.submit(this.ioQueue(), sqe);
-      if (c.status !== 0) throw commandError(sqe, c);
+      if (c.status !== 0) throw commandError(sqe, c.status, c.cdw0, c.sqid, c.cid);
       if (opcode === NVM.read) copyFromBounce(this.core, segments, plan, bytes);
     } finally {
       for (const p of owned) this.opts.allocPages.free?.(p);
@@ -535,7 +573,7 @@ export class NvmeDriver {
     this.ns(nsid);
     const sqe = this.sqe(NVM.flush, nsid);
     const c = await this.submit(this.ioQueue(), sqe);
-    if (c.status !== 0) throw commandError(sqe, c);
+    if (c.status !== 0) throw commandError(sqe, c.status, c.cdw0, c.sqid, c.cid);
   }
 
   private checkIo(ns: NamespaceInfo, lba: number | bigint, blocks: number, into: Uint8Array | undefined, what: string): number {
@@ -555,49 +593,45 @@ export class NvmeDriver {
     const pages = Math.ceil(bytes / PAGE);
     const gpa = this.take(pages);
     const at = this.core.guestBase + gpa;
-    let c: { sqe: Uint8Array; release: () => void };
+    const sqe = new Uint8Array(64);
+    let list: number;
     try {
       if (opcode === NVM.write) this.core.u8.set(data.length === bytes ? data : data.subarray(0, bytes), at);
-      c = this.prpCommand(opcode, nsid, lba, blocks, bytes, gpa, pages === 1 ? NO_PAGES : Array.from({ length: pages - 1 }, (_, i) => gpa + (i + 1) * PAGE));
+      list = this.prpCommand(sqe, opcode, nsid, lba, blocks, bytes, gpa, pages === 1 ? NO_PAGES : Array.from({ length: pages - 1 }, (_, i) => gpa + (i + 1) * PAGE));
     } catch (e) {
       this.give(pages, gpa);
       throw e;
     }
-    return this.submit(this.ioQueue(), c.sqe).then((done) => {
-      c.release();
+    return this.submitIo(sqe, (ok) => {
+      if (ok && opcode === NVM.read) data.set(this.core.u8.subarray(at, at + bytes));
+      if (list >= 0) this.give(listRun(pages - 1), list);
       this.give(pages, gpa);
-      if (done.status !== 0) throw commandError(c.sqe, done);
-      if (opcode === NVM.read) data.set(this.core.u8.subarray(at, at + bytes));
       return data;
-    }, (e) => {
-      c.release();
-      this.give(pages, gpa);
-      throw e;
     });
   }
 
   /**
-   * A read or write SQE whose data starts at `addr` and goes on at the pages `more` (in order):
-   * PRP2 is the second page, or a PRP list (a staging run, given back by release()) for more.
+   * Fills `sqe` for a read or write whose data starts at `addr` and goes on at the pages `more`
+   * (in order): PRP2 is the second page, or a PRP list in a staging run of listRun(more.length)
+   * pages, whose address it returns (-1: none) for the caller to give back.
    */
-  private prpCommand(opcode: number, nsid: number, lba: number | bigint, blocks: number, bytes: number, addr: number, more: readonly number[]): { sqe: Uint8Array; release: () => void } {
-    const sqe = new Uint8Array(64);
+  private prpCommand(sqe: Uint8Array, opcode: number, nsid: number, lba: number | bigint, blocks: number, bytes: number, addr: number, more: readonly number[]): number {
     sqe[0] = opcode;
     put32(sqe, 4, nsid);
     put64(sqe, 24, addr);
     put64(sqe, 40, lba); // CDW10-11: SLBA
     put32(sqe, 48, blocks - 1);
     if (more.length === 1) put64(sqe, 32, more[0]!);
-    if (more.length <= 1) return { sqe, release: noop };
-    const listPages = Math.ceil(((more.length + 1) * 8) / PAGE);
-    const list = this.take(listPages);
+    if (more.length <= 1) return -1;
+    const pages = listRun(more.length);
+    const list = this.take(pages);
     try {
-      put64(sqe, 32, buildPrp(this.core, { addr, length: bytes, pages: more, listPages: Array.from({ length: listPages }, (_, i) => list + i * PAGE) }).prp2);
+      put64(sqe, 32, buildPrp(this.core, { addr, length: bytes, pages: more, listPages: Array.from({ length: pages }, (_, i) => list + i * PAGE) }).prp2);
     } catch (e) {
-      this.give(listPages, list);
+      this.give(pages, list);
       throw e;
     }
-    return { sqe, release: () => this.give(listPages, list) };
+    return list;
   }
 
   /**
@@ -666,8 +700,12 @@ function put64(b: Uint8Array, at: number, v: number | bigint): void {
 
 const OPNAMES: Record<number, string> = { 0: 'FLUSH', 1: 'WRITE', 2: 'READ' };
 
+/** Pages of a PRP list for `entries` entries (a chained list spends an entry per page on the pointer). */
+const listRun = (entries: number) => Math.ceil(((entries + 1) * 8) / PAGE);
+
 /** NvmeCommandFailed for a completion, with the status decoded as FreeBSD prints it (SCT/SC). */
-function commandError(sqe: Uint8Array, c: NvmeCompletion): SgringError {
+function commandError(sqe: Uint8Array, status: number, cdw0: number, sqid: number, cid: number): SgringError {
+  const c = { status, cdw0, sqid, cid };
   const sct = statusSct(c.status);
   const sc = statusSc(c.status);
   const hex = (n: number) => n.toString(16).padStart(2, '0');
