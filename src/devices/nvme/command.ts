@@ -26,36 +26,62 @@ export interface Result {
 }
 
 export const ok = (cdw0 = 0): Result => ({ status: 0, cdw0 });
+/** A success with nothing to give back, shared (the per-command path; never edited). */
+export const DONE: Result = Object.freeze({ status: 0, cdw0: 0 });
 export const fail = (status: number): Result => ({ status, cdw0: 0 });
 
-/** Little-endian u32 at byte `at` (no DataView: one per command costs more than the command's parsing). */
-const le32 = (b: Uint8Array, at: number) => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
-
-class FetchedCommand implements Command {
-  readonly opcode: number;
-  readonly cid: number;
-  readonly nsid: number;
+/**
+ * A command as fetched: a private copy of its SQE (copy before parse) as bytes and as
+ * little-endian dwords (every platform JavaScript runs on is little-endian, as guest memory is).
+ * A controller may reuse one for the next command once nothing refers to it any more.
+ */
+export class FetchedCommand implements Command {
+  readonly sqe = new Uint8Array(64);
+  private readonly words = new Uint32Array(this.sqe.buffer);
+  sqid = 0;
+  sqhd = 0;
+  opcode = 0;
+  cid = 0;
+  nsid = 0;
   private view: DataView | null = null;
-  constructor(readonly sqid: number, readonly sqe: Uint8Array, readonly sqhd: number) {
-    this.opcode = sqe[0]!;
-    this.cid = sqe[2]! | (sqe[3]! << 8);
-    this.nsid = le32(sqe, 4);
+
+  /** Copies the 64-byte SQE at core offset `at` (4-byte aligned) and parses its header. */
+  load(u32: Uint32Array, at: number, sqid: number, sqhd: number): this {
+    const w = this.words;
+    for (let i = 0, p = at >>> 2; i < 16; i++) w[i] = u32[p + i]!;
+    return this.parsed(sqid, sqhd);
   }
+
+  /** Takes a 64-byte SQE copied some other way. */
+  from(sqe: Uint8Array, sqid: number, sqhd: number): this {
+    this.sqe.set(sqe.subarray(0, 64));
+    return this.parsed(sqid, sqhd);
+  }
+
+  private parsed(sqid: number, sqhd: number): this {
+    this.sqid = sqid;
+    this.sqhd = sqhd;
+    this.opcode = this.sqe[0]!;
+    this.cid = this.words[0]! >>> 16;
+    this.nsid = this.words[1]!;
+    return this;
+  }
+
   get dv(): DataView {
-    return (this.view ??= new DataView(this.sqe.buffer, this.sqe.byteOffset, 64));
+    return (this.view ??= new DataView(this.sqe.buffer, 0, 64));
   }
   cdw(i: number): number {
-    return le32(this.sqe, 4 * i);
+    return this.words[i]!;
   }
   u64(at: number): number | bigint {
-    const lo = le32(this.sqe, at);
-    const hi = le32(this.sqe, at + 4);
+    const lo = this.words[at >> 2]!;
+    const hi = this.words[(at >> 2) + 1]!;
     return hi < 0x200000 ? hi * 0x1_0000_0000 + lo : (BigInt(hi) << 32n) | BigInt(lo);
   }
 }
 
 export function makeCommand(sqid: number, sqe: Uint8Array, sqhd: number): Command {
-  return new FetchedCommand(sqid, sqe, sqhd);
+  return new FetchedCommand().from(sqe, sqid, sqhd);
 }
 
 /** SLBA (CDW10-11) as a number when it is below 2^53, else Infinity (out of range anyway). */

@@ -20,7 +20,7 @@ import type { TapEvent } from '../../taps/event';
 import { nvmeTcpEncoder } from '../../trace/nvme-tcp';
 import type { BlockBackend } from '../block/backend';
 import { executeAdmin, FID } from './admin';
-import { isPromise, makeCommand, type Command, type Result } from './command';
+import { FetchedCommand, isPromise, type Command, type Result } from './command';
 import type { ControllerContext } from './context';
 import type { ControllerIdentity, FabricsIdentity, HealthCounters } from './identify';
 import { executeIo } from './io';
@@ -109,6 +109,9 @@ export class NvmeController implements ControllerContext {
   private intms = 0;
   private aers: Command[] = [];
   private toSignal: CompletionQueue[] = [];
+  /** Command records free for the next fetch. */
+  private readonly spare: FetchedCommand[] = [];
+  private sqCache: SubmissionQueue[] = [];
   private events: number[] = [];
   private errors: Uint8Array[] = [];
   private inflight = 0;
@@ -381,21 +384,21 @@ export class NvmeController implements ControllerContext {
     try {
       for (let progress = true; progress && n < budget;) {
         progress = false;
-        for (const sq of [...this.sqs.values()]) {
+        for (const sq of this.sqList()) {
           if (n >= budget || !this.ready) break;
           if (!this.sqs.has(sq.id) || sqEmpty(sq)) continue;
           const cq = this.cqs.get(sq.cqid);
           if (!cq || cqFull(cq) || cq.held.length > 0) continue;
-          let sqe: Uint8Array;
+          let c: FetchedCommand;
           try {
-            sqe = fetchSqe(this.dma, sq);
+            c = fetchSqe(this.dma, sq, this.spare.pop() ?? new FetchedCommand());
           } catch {
             // The SQ's memory became unreachable (unmapped after creation): the controller cannot go on.
             this.csts |= CSTS_CFS;
             this.count('fetchFault');
             return n;
           }
-          this.run(makeCommand(sq.id, sqe, sq.head), sq.id === 0 ? this.admin : this.io);
+          this.run(c, sq.id === 0 ? this.admin : this.io);
           n++;
           progress = true;
         }
@@ -412,19 +415,36 @@ export class NvmeController implements ControllerContext {
     return this.inflight + this.aers.length;
   }
 
-  private run(c: Command, stages: Stages | null): void {
+  /** The SQs in a stable order, for process(); rebuilt when the set of queues changes. */
+  private sqList(): SubmissionQueue[] {
+    const m = this.sqs;
+    let same = this.sqCache.length === m.size;
+    if (same) {
+      let i = 0;
+      for (const sq of m.values()) if (this.sqCache[i++] !== sq) same = false;
+    }
+    if (!same) this.sqCache = [...m.values()];
+    return this.sqCache;
+  }
+
+  private run(c: FetchedCommand, stages: Stages | null): void {
     const gen = this.generation;
     this.inflight++;
-    const done = (r: Result | null) => {
-      this.inflight--;
-      if (r !== null && gen === this.generation) this.complete(c, r);
-      if (r?.release !== undefined) this.core.free(r.release);
-    };
     // The staged pipeline (async, an event per stage) only while a tap is attached to one of its stages.
     const tapped = stages !== null && (stages.fetch.taps !== null || stages.decode.taps !== null || stages.execute.taps !== null || stages.writeback.taps !== null);
+    // An untapped I/O command is referred to by nothing once it completes: its record serves the next one.
+    const reuse = !tapped && c.sqid !== 0;
     const r = tapped ? this.pipeline(c, stages) : this.execute(c, null);
-    if (isPromise(r)) r.then(done, () => done({ status: NVME_SC.internalError, cdw0: 0 })).finally(() => this.process());
-    else done(r);
+    if (isPromise(r)) {
+      r.then((res) => this.finish(c, res, gen, reuse), () => this.finish(c, { status: NVME_SC.internalError, cdw0: 0 }, gen, reuse)).finally(() => this.process());
+    } else this.finish(c, r, gen, reuse);
+  }
+
+  private finish(c: FetchedCommand, r: Result | null, gen: number, reuse: boolean): void {
+    this.inflight--;
+    if (r !== null && gen === this.generation) this.complete(c, r);
+    if (r?.release !== undefined) this.core.free(r.release);
+    if (reuse && r !== null && this.spare.length < 256) this.spare.push(c);
   }
 
   private execute(c: Command, stage: ((data: Uint8Array | null) => Result | null) | null): Result | null | Promise<Result | null> {

@@ -59,9 +59,10 @@ export interface NamespaceInfo {
 }
 
 interface Pending {
+  /** The command: the caller's bytes until it is placed, then its CID's copy (kept for retries and resubmission). */
   sqe: Uint8Array;
   /** Called once with the command's completion, whatever its status. */
-  done: (status: number, cdw0: number, sqid: number, cid: number) => void;
+  done: (status: number, cdw0: number, sqid: number, cid: number, sqe: Uint8Array) => void;
   /** Called instead when the command cannot complete (the controller failed, or was reset under an admin command). */
   fail: (e: unknown) => void;
   /** When the command is overdue (ms, performance.now()); 0 while recovery handles it. */
@@ -74,6 +75,8 @@ interface Queue extends HostQueuePair {
   free: number[];
   /** The command under each CID, null while the CID is free. */
   pending: (Pending | null)[];
+  /** Each CID's copy of its command's SQE. */
+  copies: Uint8Array[];
   /** Commands waiting for a free command id (more submitted than the queue holds), in order. */
   waiting: Pending[];
   /** SQEs written since the last doorbell. */
@@ -109,6 +112,8 @@ export class NvmeDriver {
     bogusCompletions: 0,
   };
   private capTimeoutMs = 0;
+  /** Where a read or write SQE is put together; issue() copies it to its CID's copy at once. */
+  private readonly build = new Uint8Array(64);
 
   constructor(core: Core, ctrl: NvmeRegisters, opts: NvmeDriverOptions) {
     optionNames(opts, ['allocPages', 'ioQueues', 'queueDepth', 'timeoutMs', 'retries', 'dataPointer'], 'NvmeDriver');
@@ -192,10 +197,12 @@ export class NvmeDriver {
   }
 
   private makeQueue(qid: number, size: number): Queue {
+    const copyArea = new ArrayBuffer(size * 64);
     const cq = this.opts.allocPages(Math.ceil((size * 16) / PAGE));
     const sq = this.opts.allocPages(Math.ceil((size * 64) / PAGE));
     const q: Queue = {
       qid, sq, cq, size, tail: 0, head: 0, phase: 1, free: Array.from({ length: size - 1 }, (_, i) => size - 2 - i), pending: new Array<Pending | null>(size).fill(null), waiting: [], unrung: 0,
+      copies: Array.from({ length: size }, (_, cid) => new Uint8Array(copyArea, cid * 64, 64)),
       ringDue: false,
       ringTask: () => {
         q.ringDue = false;
@@ -223,7 +230,10 @@ export class NvmeDriver {
    * order, for one to free ([H57]): a caller may submit more than the queue holds.
    */
   private issue(q: Queue, p: Pending): void {
-    if (q.waiting.length > 0 || !this.place(q, p)) q.waiting.push(p);
+    if (q.waiting.length > 0 || !this.place(q, p)) {
+      p.sqe = p.sqe.slice(); // a CID's copy or the build area is reused while it waits
+      q.waiting.push(p);
+    }
     this.ringSoon(q);
   }
 
@@ -243,10 +253,10 @@ export class NvmeDriver {
     return new Promise<T>((resolve, reject) => {
       this.issue(this.ioQueue(), {
         sqe, deadline: 0, tries: 0,
-        done: (status, cdw0, sqid, cid) => {
+        done: (status, cdw0, sqid, cid, placed) => {
           const v = after(status === 0);
           if (status === 0) resolve(v);
-          else reject(commandError(sqe, status, cdw0, sqid, cid));
+          else reject(commandError(placed, status, cdw0, sqid, cid));
         },
         fail: (e) => {
           after(false);
@@ -260,7 +270,9 @@ export class NvmeDriver {
   private place(q: Queue, p: Pending): boolean {
     const cid = q.free.pop();
     if (cid === undefined) return false;
-    const sqe = p.sqe;
+    const sqe = q.copies[cid]!;
+    if (p.sqe !== sqe) sqe.set(p.sqe);
+    p.sqe = sqe;
     sqe[2] = cid;
     sqe[3] = cid >>> 8;
     putSqe(this.core.u8, this.core.guestBase, q, sqe);
@@ -321,7 +333,7 @@ export class NvmeDriver {
       this.issue(q, p);
       return;
     }
-    p.done(status, cdw0, sqid, cid);
+    p.done(status, cdw0, sqid, cid, p.sqe);
   }
 
   /** The commands holding a CID of `q`. */
@@ -521,7 +533,7 @@ export class NvmeDriver {
         for (let p = i === 0 ? g.addr - (g.addr % PAGE) + PAGE : g.addr; p < g.addr + g.len; p += PAGE) (more as number[]).push(p);
       }
     }
-    const sqe = new Uint8Array(64);
+    const sqe = this.build.fill(0);
     const list = this.prpCommand(sqe, opcode, ns.nsid, lba, blocks, bytes, first.addr, more);
     return this.submitIo(sqe, list < 0 ? noop : () => this.give(listRun(more.length), list));
   }
@@ -593,7 +605,7 @@ export class NvmeDriver {
     const pages = Math.ceil(bytes / PAGE);
     const gpa = this.take(pages);
     const at = this.core.guestBase + gpa;
-    const sqe = new Uint8Array(64);
+    const sqe = this.build.fill(0);
     let list: number;
     try {
       if (opcode === NVM.write) this.core.u8.set(data.length === bytes ? data : data.subarray(0, bytes), at);

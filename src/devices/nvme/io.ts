@@ -4,7 +4,7 @@
 
 import { SgringError } from '../../engine/errors';
 import type { BlockBackend } from '../block/backend';
-import { fail, isPromise, ok, slba, type Command, type Result } from './command';
+import { DONE, fail, isPromise, ok, slba, type Command, type Result } from './command';
 import { NVME_SC } from './status';
 import type { NvmeSegment } from '../../core/nvme-common';
 import type { ControllerContext } from './context';
@@ -163,7 +163,7 @@ function inPlace(disk: BlockBackend, read: boolean, lba: number, segs: NvmeSegme
     return fail(backendStatus(e));
   }
   if (waits) return Promise.all(waits).then(() => ok(), (e) => fail(backendStatus(e)));
-  return ok();
+  return DONE;
 }
 
 function discard(ctrl: ControllerContext, disk: BlockBackend, c: Command): Result | Promise<Result> {

@@ -5,6 +5,7 @@
 
 import type { IommuDomain } from '../../memory/iommu';
 import { ExternalDmaDomain } from '../../memory/external';
+import type { FetchedCommand } from './command';
 
 /** How a controller reaches guest memory: a domain over the core's guest window, or an emulator's own RAM. */
 export type NvmeDma = IommuDomain | ExternalDmaDomain;
@@ -40,17 +41,15 @@ export interface CompletionQueue {
 export const cqFull = (cq: CompletionQueue) => (cq.tail + 1) % cq.size === cq.head;
 export const sqEmpty = (sq: SubmissionQueue) => sq.head === sq.tail;
 
-/** Reads the SQE at the head through the DMA domain (a private copy: copy before parse) and advances the head. */
-export function fetchSqe(dma: NvmeDma, sq: SubmissionQueue): Uint8Array {
+/** Reads the SQE at the head through the DMA domain into `into` (a private copy: copy before parse) and advances the head. */
+export function fetchSqe(dma: NvmeDma, sq: SubmissionQueue, into: FetchedCommand): FetchedCommand {
   const gpa = sq.gpa + sq.head * 64;
-  let sqe: Uint8Array;
-  if (dma instanceof ExternalDmaDomain) sqe = dma.read(gpa, 64);
-  else {
-    const at = dma.translateSmall(gpa, 64, 'read');
-    sqe = dma.core.u8.slice(at, at + 64);
-  }
-  sq.head = (sq.head + 1) % sq.size;
-  return sqe;
+  const sqhd = (sq.head + 1) % sq.size;
+  // Slots are 64-byte aligned in guest RAM, and guest RAM is page aligned in core memory.
+  if (dma instanceof ExternalDmaDomain) into.from(dma.read(gpa, 64), sq.id, sqhd);
+  else into.load(dma.core.u32, dma.translateSmall(gpa, 64, 'read'), sq.id, sqhd);
+  sq.head = sqhd;
+  return into;
 }
 
 /** A CQE image without its phase bit. */
