@@ -265,6 +265,34 @@ export function walkResult(core: Core, ws: Workspace, st: number, what: string):
   throw SgringError.fromStatus(st, what);
 }
 
+/**
+ * @internal A PRP walk for a controller's per-command path: options resolved once
+ * (resolveOptions), PRP1 and PRP2 as the SQE's dwords 6-9, `length` a u32. Leaves the segments in
+ * the workspace's output (walkOutput, SEG format, until the next walk on this core) and returns
+ * their count, or the engine's negative result (an NVMe status when isNvmeStatus).
+ */
+export function walkPrpInto(core: Core, r: ResolvedOptions, p1lo: number, p1hi: number, p2lo: number, p2hi: number, length: number): number {
+  const ws = workspace(core);
+  writeConfig(core, ws, r);
+  const u32 = core.u32;
+  const rec = ws.rec >> 2;
+  u32[rec] = p1lo;
+  u32[rec + 1] = p1hi;
+  u32[rec + 2] = p2lo;
+  u32[rec + 3] = p2hi;
+  return r.guest === null ? core.fn.prpWalk(ws.cfg, ws.rec, length, ws.out, ws.outCap) : withGuest(core, r, () => core.fn.prpWalk(ws.cfg, ws.rec, length, ws.out, ws.outCap));
+}
+
+/** @internal walkPrpInto as an NvmeWalkResult. */
+export function walkPrpWords(core: Core, r: ResolvedOptions, p1lo: number, p1hi: number, p2lo: number, p2hi: number, length: number): NvmeWalkResult {
+  return walkResult(core, workspace(core), walkPrpInto(core, r, p1lo, p1hi, p2lo, p2hi, length), 'walkPrp');
+}
+
+/** @internal Core offset of the segments the last walk on `core` left. */
+export function walkOutput(core: Core): number {
+  return workspace(core).out;
+}
+
 /** The u64 at `at` in core memory, exact. */
 export function readU64(core: Core, at: number): bigint {
   const u32 = core.u32;

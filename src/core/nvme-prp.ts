@@ -7,8 +7,8 @@ import { NVME_CMD_LENGTH, NVME_CMD_PRP1, NVME_CMD_PRP2, SEG_SIZE } from '../gene
 import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import {
-  checkLength, ensure, withGuest, readU64, resolveOptions, splitAddress, toBigAddress, walkResult, workspace, writeConfig, writePool, writeSegments,
-  type NvmeAddress, type NvmeWalkOptions, type NvmeWalkResult, type ResolvedOptions,
+  checkLength, ensure, readU64, resolveOptions, splitAddress, toBigAddress, walkPrpWords, workspace, writeConfig, writePool, writeSegments,
+  type NvmeAddress, type NvmeWalkOptions, type NvmeWalkResult,
 } from './nvme-common';
 
 export { decodeNvmeStatus, isNvmeStatus } from './nvme-common';
@@ -103,20 +103,4 @@ export function walkPrp(core: Core, input: WalkPrpInput): NvmeWalkResult {
   const [p1lo, p1hi] = splitAddress(input.prp1, 'prp1');
   const [p2lo, p2hi] = splitAddress(input.prp2, 'prp2');
   return walkPrpWords(core, r, p1lo, p1hi, p2lo, p2hi, length);
-}
-
-/**
- * walkPrp for a controller's per-command path: options resolved once (resolveOptions), PRP1
- * and PRP2 as the SQE's dwords 6-9 (u32 each), `length` a u32.
- */
-export function walkPrpWords(core: Core, r: ResolvedOptions, p1lo: number, p1hi: number, p2lo: number, p2hi: number, length: number): NvmeWalkResult {
-  const ws = workspace(core);
-  writeConfig(core, ws, r);
-  const u32 = core.u32;
-  const rec = ws.rec >> 2;
-  u32[rec] = p1lo;
-  u32[rec + 1] = p1hi;
-  u32[rec + 2] = p2lo;
-  u32[rec + 3] = p2hi;
-  return walkResult(core, ws, withGuest(core, r, () => core.fn.prpWalk(ws.cfg, ws.rec, length, ws.out, ws.outCap)), 'walkPrp');
 }

@@ -199,6 +199,15 @@ export function runCheck(core: Core, caller: DmaCaller, segments: readonly Segme
   if (st < 0) throw dmaError(core, st, s.res, caller, access === DMA_WRITE ? 'write' : access === DMA_READ ? 'read' : 'read/write', len);
 }
 
+/** @internal runCheck over `n` segments already in core memory at `segs` in the SEG format (a walk's output). */
+export function runCheckAt(core: Core, caller: DmaCaller, segs: number, n: number, access: number, len: number): void {
+  let s = scratchOf.get(core);
+  if (!s) scratchOf.set(core, (s = emptyRegion()));
+  const res = fit(core, s, DMA_RES_SIZE, 4096);
+  const st = core.fn.dmaCheck(caller.dom, caller.gen, core.guestBase, core.guestBytes, segs, n, access, len, res);
+  if (st < 0) throw dmaError(core, st, res, caller, access === DMA_WRITE ? 'write' : access === DMA_READ ? 'read' : 'read/write', len);
+}
+
 export const accessBits = (access: DmaAccess): number => {
   if (access === 'read') return DMA_READ;
   if (access === 'write') return DMA_WRITE;

@@ -19,7 +19,7 @@ import type { Core } from '../engine/core';
 import { SgringError } from '../engine/errors';
 import type { DmaAccess, DmaDomain } from './dma-domain';
 import {
-  accessBits, GuestMemory, runCheck, runGather, runScatter, toSegments,
+  accessBits, GuestMemory, runCheck, runCheckAt, runGather, runScatter, toSegments,
   type DmaBuffer, type DmaCaller, type DmaSource, type GatherOptions,
 } from './guest-memory';
 
@@ -201,6 +201,11 @@ export class IommuDomain implements DmaDomain {
     runCheck(this.core, this.caller(undefined), segments, accessBits(access), len);
   }
 
+  /** @internal checkList over `n` segments already in core memory at `segs` in the engine's SEG format (a walk's output). */
+  checkAt(segs: number, n: number, access: DmaAccess, len: number): void {
+    runCheckAt(this.core, this.caller(undefined), segs, n, accessBits(access), len);
+  }
+
   /**
    * translate() for a range inside one 4 KiB page (a queue entry): a granted page is answered
    * from the permission table without an engine call; anything else takes translate() and its
@@ -302,8 +307,13 @@ export class IommuDomain implements DmaDomain {
     }
   }
 
+  private current: DmaCaller = { dom: 0, gen: -1, who: '' };
   private caller(ctx: DmaContext | undefined): DmaCaller {
-    if (ctx === undefined) return { dom: this.ptr, gen: this.generation, who: this.device };
+    if (ctx === undefined) {
+      const gen = this.generation;
+      if (this.current.gen !== gen) this.current = { dom: this.ptr, gen, who: this.device };
+      return this.current;
+    }
     if (!ctx || ctx.domainPtr !== this.ptr || !Number.isInteger(ctx.generation)) {
       throw new SgringError('InvalidArgument', `${this.device}: the DMA context belongs to another domain`);
     }

@@ -23,8 +23,15 @@ export interface ControllerContext {
   namespace(nsid: number): BlockBackend | undefined;
   identity(): ControllerIdentity;
   dataSegments(c: Command, length: number): NvmeSegment[] | number;
-  /** Core offset of guest address 0 when `segs` may be moved in place for `access` (checked now), else -1 (staging). */
-  inPlace(segs: NvmeSegment[], access: 'read' | 'write', length: number): number;
+  /**
+   * The in-place path: walks the PRPs of `c` over core guest RAM and checks every segment for
+   * `access`, making no objects. The segment count (walkedAddr / walkedLen until the next walk),
+   * or -1: the command takes the staged path (an SGL, an emulator's RAM, any fault, which that
+   * path reports).
+   */
+  walkInPlace(c: Command, length: number, access: 'read' | 'write'): number;
+  walkedAddr(i: number): number;
+  walkedLen(i: number): number;
   toHost(segs: NvmeSegment[], data: Uint8Array | Region): number;
   fromHost(segs: NvmeSegment[], into: Region): number;
   checkRing(gpa: number, bytes: number): number;

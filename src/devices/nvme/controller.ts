@@ -9,9 +9,8 @@
 import type { Core } from '../../engine/core';
 import { SgringError } from '../../engine/errors';
 import { optionNames } from '../../core/args';
-import { walkPrpWords } from '../../core/nvme-prp';
 import { walkSgl } from '../../core/nvme-sgl';
-import { resolveOptions, type NvmeSegment, type ResolvedOptions } from '../../core/nvme-common';
+import { resolveOptions, walkOutput, walkPrpInto, walkPrpWords, type NvmeSegment, type ResolvedOptions } from '../../core/nvme-common';
 import { ExternalDmaDomain } from '../../memory/external';
 import type { IommuDomain } from '../../memory/iommu';
 import type { Region } from '../../core/gpa-range';
@@ -688,15 +687,26 @@ export class NvmeController implements ControllerContext {
     return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
   }
 
-  inPlace(segs: NvmeSegment[], access: 'read' | 'write', length: number): number {
-    if (this.external) return -1;
+  walkInPlace(c: Command, length: number, access: 'read' | 'write'): number {
+    if (this.external || (c.sqe[1]! >>> 6) !== 0) return -1;
+    const n = walkPrpInto(this.core, this.walkOptions, c.cdw(6), c.cdw(7), c.cdw(8), c.cdw(9), length);
+    if (n < 0 || !this.listsReadable(c, length, 0)) return -1; // the staged path walks again and says why
     try {
-      (this.dma as IommuDomain).checkList(segs, access, length);
-      return this.core.guestBase;
+      (this.dma as IommuDomain).checkAt(walkOutput(this.core), n, access, length);
+      return n;
     } catch (e) {
       if (e instanceof SgringError) return -1;
       throw e;
     }
+  }
+
+  walkedAddr(i: number): number {
+    const w = (walkOutput(this.core) >>> 2) + 4 * i;
+    return this.core.u32[w]! + this.core.u32[w + 1]! * 0x1_0000_0000;
+  }
+
+  walkedLen(i: number): number {
+    return this.core.u32[(walkOutput(this.core) >>> 2) + 4 * i + 2]!;
   }
 
   /** Controller -> host through the DMA domain; 0 or Data Transfer Error. */

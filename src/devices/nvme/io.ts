@@ -6,7 +6,6 @@ import { SgringError } from '../../engine/errors';
 import type { BlockBackend } from '../block/backend';
 import { DONE, fail, isPromise, ok, slba, type Command, type Result } from './command';
 import { NVME_SC } from './status';
-import type { NvmeSegment } from '../../core/nvme-common';
 import type { ControllerContext } from './context';
 
 const OPC = { flush: 0x00, write: 0x01, read: 0x02, compare: 0x05, writeZeroes: 0x08, dsm: 0x09 } as const;
@@ -79,17 +78,17 @@ function transfer(ctrl: ControllerContext, disk: BlockBackend, c: Command, stage
   const lba = slba(c);
   if (!(lba <= disk.blockCount && blocks <= disk.blockCount - lba)) return fail(NVME_SC.lbaOutOfRange);
   const bytes = blocks * disk.blockSize;
-  const segs = ctrl.dataSegments(c, bytes);
-  if (typeof segs === 'number') return fail(segs);
-  if (stage === null && c.opcode !== OPC.compare && wholeBlocks(segs, disk.blockSize)) {
+  if (stage === null && c.opcode !== OPC.compare) {
     const read = c.opcode === OPC.read;
-    // The device writes guest memory on a read and reads it on a write; a fault there takes the staged path to its status.
-    const base = ctrl.inPlace(segs, read ? 'write' : 'read', bytes);
-    if (base >= 0) {
+    // The device writes guest memory on a read and reads it on a write.
+    const n = ctrl.walkInPlace(c, bytes, read ? 'write' : 'read');
+    if (n >= 0 && wholeBlocks(ctrl, n, disk.blockSize)) {
       if (!read && disk.readOnly) return fail(NVME_SC.namespaceWriteProtected);
-      return inPlace(disk, read, lba, segs, base);
+      return inPlace(ctrl, disk, read, lba, n);
     }
   }
+  const segs = ctrl.dataSegments(c, bytes);
+  if (typeof segs === 'number') return fail(segs);
   const core = ctrl.core;
   stage ??= () => null;
   const buf = core.allocUninitialized(bytes); // filled whole by the disk (read) or the host (write) before use
@@ -137,26 +136,28 @@ function transfer(ctrl: ControllerContext, disk: BlockBackend, c: Command, stage
   }, releaseBoth);
 }
 
-function wholeBlocks(segs: NvmeSegment[], blockSize: number): boolean {
-  for (let i = 0; i < segs.length; i++) if (segs[i]!.len % blockSize !== 0) return false;
+/** True when each of the `n` walked segments holds whole blocks. */
+function wholeBlocks(ctrl: ControllerContext, n: number, blockSize: number): boolean {
+  for (let i = 0; i < n; i++) if (ctrl.walkedLen(i) % blockSize !== 0) return false;
   return true;
 }
 
 /**
- * The blocks straight between the disk and guest memory (core offset `base` + addr), one backend
+ * The blocks straight between the disk and guest memory (the `n` walked segments), one backend
  * call per run of adjacent segments (a PRP list names every page of a contiguous buffer).
  */
-function inPlace(disk: BlockBackend, read: boolean, lba: number, segs: NvmeSegment[], base: number): Result | Promise<Result> {
+function inPlace(ctrl: ControllerContext, disk: BlockBackend, read: boolean, lba: number, n: number): Result | Promise<Result> {
+  const base = ctrl.core.guestBase;
   let waits: Promise<void>[] | null = null;
   try {
-    for (let i = 0, at = lba; i < segs.length;) {
-      const addr = segs[i]!.addr;
-      let len = segs[i]!.len;
-      for (i++; i < segs.length && segs[i]!.addr === addr + len; i++) len += segs[i]!.len;
-      const n = len / disk.blockSize;
-      const r = read ? disk.read(at, n, base + addr) : disk.write(at, n, base + addr);
+    for (let i = 0, at = lba; i < n;) {
+      const addr = ctrl.walkedAddr(i);
+      let len = ctrl.walkedLen(i);
+      for (i++; i < n && ctrl.walkedAddr(i) === addr + len; i++) len += ctrl.walkedLen(i);
+      const blocks = len / disk.blockSize;
+      const r = read ? disk.read(at, blocks, base + addr) : disk.write(at, blocks, base + addr);
       if (isPromise(r)) (waits ??= []).push(r);
-      at += n;
+      at += blocks;
     }
   } catch (e) {
     if (waits) void Promise.allSettled(waits);
