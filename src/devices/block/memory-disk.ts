@@ -45,6 +45,11 @@ export class MemoryDisk implements BlockBackend {
   }
 
   read(lba: Lba, blocks: number, ptr: number): void {
+    if (this.storage === 'core' && this.inRange(lba, blocks, ptr)) {
+      const off = this.ptr + (lba as number) * this.blockSize;
+      this.core.u8.copyWithin(ptr, off, off + blocks * this.blockSize);
+      return;
+    }
     const [off, n] = this.check(lba, blocks, ptr, 'read');
     const u8 = this.core.u8;
     if (this.storage === 'core') {
@@ -59,6 +64,11 @@ export class MemoryDisk implements BlockBackend {
   }
 
   write(lba: Lba, blocks: number, ptr: number): void {
+    if (this.storage === 'core' && !this.readOnly && this.inRange(lba, blocks, ptr)) {
+      const off = this.ptr + (lba as number) * this.blockSize;
+      this.core.u8.copyWithin(off, ptr, ptr + blocks * this.blockSize);
+      return;
+    }
     const [off, n] = this.check(lba, blocks, ptr, 'write');
     refuseWrite(this.readOnly, 'MemoryDisk.write');
     const u8 = this.core.u8;
@@ -96,6 +106,13 @@ export class MemoryDisk implements BlockBackend {
     this.disposed = true;
     if (this.storage === 'core') this.core.free(this.ptr);
     this.chunks.clear();
+  }
+
+  /** The common request, checked without building anything: a number LBA, blocks on the disk, core memory for them. Anything else takes check(). */
+  private inRange(lba: Lba, blocks: number, ptr: number): boolean {
+    if (this.disposed || typeof lba !== 'number' || !(lba >= 0 && blocks >= 0 && ptr >= 0) || !Number.isSafeInteger(lba) || !Number.isSafeInteger(blocks)) return false;
+    const bytes = blocks * this.blockSize;
+    return lba <= this.blockCount && blocks <= this.blockCount - lba && Number.isSafeInteger(ptr) && bytes <= this.core.byteLength && ptr <= this.core.byteLength - bytes;
   }
 
   private check(lba: Lba, blocks: number, ptr: number, op: string): [number, number] {

@@ -12,6 +12,8 @@ import type { CompletionQueue, SubmissionQueue } from './queues';
 export interface ControllerContext {
   readonly core: Core;
   readonly mdts: number;
+  /** 4096 * 2^mdts. */
+  readonly maxTransferBytes: number;
   readonly maxIoQueues: number;
   readonly maxQueueEntries: number;
   readonly vectors: number;

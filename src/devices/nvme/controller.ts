@@ -23,7 +23,7 @@ import { FetchedCommand, isPromise, type Command, type Result } from './command'
 import type { ControllerContext } from './context';
 import type { ControllerIdentity, FabricsIdentity, HealthCounters } from './identify';
 import { executeIo } from './io';
-import { cqFull, drainHeld, fetchSqe, postCqe, sqEmpty, type CompletionQueue, type NvmeDma, type SubmissionQueue } from './queues';
+import { cqFull, drainHeld, fetchSqe, postCqe, QueueTable, sqEmpty, type CompletionQueue, type NvmeDma, type SubmissionQueue } from './queues';
 import { bar0Size, capability, cc, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE, REG, VERSION_1_4 } from './registers';
 import { NVME_SC, NVME_TAP_STATUSES } from './status';
 
@@ -73,9 +73,10 @@ export class NvmeController implements ControllerContext {
   readonly maxQueueEntries: number;
   readonly vectors: number;
   readonly mdts: number;
+  readonly maxTransferBytes: number;
   /** BAR0 size in bytes. */
   readonly barSize: number;
-  readonly sqs = new Map<number, SubmissionQueue>();
+  readonly sqs = new QueueTable<SubmissionQueue>();
   readonly cqs = new Map<number, CompletionQueue>();
   readonly features = new Map<number, number>();
   readonly health: HealthCounters = { blocksRead: 0, blocksWritten: 0, readCommands: 0, writeCommands: 0, errors: 0 };
@@ -111,6 +112,7 @@ export class NvmeController implements ControllerContext {
   /** Command records free for the next fetch. */
   private readonly spare: FetchedCommand[] = [];
   private sqCache: SubmissionQueue[] = [];
+  private sqCacheVersion = -1;
   private events: number[] = [];
   private errors: Uint8Array[] = [];
   private inflight = 0;
@@ -137,6 +139,7 @@ export class NvmeController implements ControllerContext {
     this.maxIoQueues = int(opts.maxQueues, 16, 1, 1024, 'maxQueues');
     this.maxQueueEntries = int(opts.maxQueueEntries, 1024, 2, 65536, 'maxQueueEntries');
     this.mdts = int(opts.mdts, 9, 1, 12, 'mdts');
+    this.maxTransferBytes = 4096 * 2 ** this.mdts;
     this.vectors = int(opts.vectors, this.maxIoQueues + 1, 1, 2048, 'vectors');
     this.barSize = bar0Size(this.maxIoQueues + 1);
     this.walkOptions = resolveOptions({ mdts: this.mdts, maxMappings: 4096, guest: this.external ?? undefined });
@@ -416,13 +419,10 @@ export class NvmeController implements ControllerContext {
 
   /** The SQs in a stable order, for process(); rebuilt when the set of queues changes. */
   private sqList(): SubmissionQueue[] {
-    const m = this.sqs;
-    let same = this.sqCache.length === m.size;
-    if (same) {
-      let i = 0;
-      for (const sq of m.values()) if (this.sqCache[i++] !== sq) same = false;
+    if (this.sqCacheVersion !== this.sqs.version) {
+      this.sqCache = [...this.sqs.values()];
+      this.sqCacheVersion = this.sqs.version;
     }
-    if (!same) this.sqCache = [...m.values()];
     return this.sqCache;
   }
 
@@ -691,8 +691,9 @@ export class NvmeController implements ControllerContext {
     if (this.external || (c.sqe[1]! >>> 6) !== 0) return -1;
     const n = walkPrpInto(this.core, this.walkOptions, c.cdw(6), c.cdw(7), c.cdw(8), c.cdw(9), length);
     if (n < 0 || !this.listsReadable(c, length, 0)) return -1; // the staged path walks again and says why
+    this.walked = walkOutput(this.core) >>> 2;
     try {
-      (this.dma as IommuDomain).checkAt(walkOutput(this.core), n, access, length);
+      (this.dma as IommuDomain).checkAt(this.walked << 2, n, access, length);
       return n;
     } catch (e) {
       if (e instanceof SgringError) return -1;
@@ -700,13 +701,17 @@ export class NvmeController implements ControllerContext {
     }
   }
 
+  /** u32 index of the segments walkInPlace left. */
+  private walked = 0;
+
   walkedAddr(i: number): number {
-    const w = (walkOutput(this.core) >>> 2) + 4 * i;
-    return this.core.u32[w]! + this.core.u32[w + 1]! * 0x1_0000_0000;
+    const u32 = this.core.u32;
+    const w = this.walked + 4 * i;
+    return u32[w]! + u32[w + 1]! * 0x1_0000_0000;
   }
 
   walkedLen(i: number): number {
-    return this.core.u32[(walkOutput(this.core) >>> 2) + 4 * i + 2]!;
+    return this.core.u32[this.walked + 4 * i + 2]!;
   }
 
   /** Controller -> host through the DMA domain; 0 or Data Transfer Error. */

@@ -74,7 +74,7 @@ function range(disk: BlockBackend, c: Command): [number, number] | null {
 function transfer(ctrl: ControllerContext, disk: BlockBackend, c: Command, stage: ((data: Uint8Array | null) => Result | null) | null): Result | Promise<Result> {
   // MDTS before the range, as QEMU checks them: a transfer too large for the controller is Invalid Field whatever its LBAs.
   const blocks = (c.cdw(12) & 0xffff) + 1;
-  if (blocks * disk.blockSize > 4096 * 2 ** ctrl.mdts) return fail(NVME_SC.invalidField);
+  if (blocks * disk.blockSize > ctrl.maxTransferBytes) return fail(NVME_SC.invalidField);
   const lba = slba(c);
   if (!(lba <= disk.blockCount && blocks <= disk.blockCount - lba)) return fail(NVME_SC.lbaOutOfRange);
   const bytes = blocks * disk.blockSize;

@@ -7,6 +7,23 @@ import type { IommuDomain } from '../../memory/iommu';
 import { ExternalDmaDomain } from '../../memory/external';
 import type { FetchedCommand } from './command';
 
+/** A controller's queues by id; `version` changes whenever the set of queues does. */
+export class QueueTable<T> extends Map<number, T> {
+  version = 0;
+  override set(id: number, q: T): this {
+    this.version++;
+    return super.set(id, q);
+  }
+  override delete(id: number): boolean {
+    this.version++;
+    return super.delete(id);
+  }
+  override clear(): void {
+    this.version++;
+    super.clear();
+  }
+}
+
 /** How a controller reaches guest memory: a domain over the core's guest window, or an emulator's own RAM. */
 export type NvmeDma = IommuDomain | ExternalDmaDomain;
 
