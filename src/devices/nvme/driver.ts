@@ -58,17 +58,45 @@ export interface NamespaceInfo {
   blockCount: number;
 }
 
-interface Pending {
-  /** The command: the caller's bytes until it is placed, then its CID's copy (kept for retries and resubmission). */
-  sqe: Uint8Array;
-  /** Called once with the command's completion, whatever its status. */
-  done: (status: number, cdw0: number, sqid: number, cid: number, sqe: Uint8Array) => void;
-  /** Called instead when the command cannot complete (the controller failed, or was reset under an admin command). */
-  fail: (e: unknown) => void;
+/**
+ * A command in the driver's hands, and the caller's promise it settles. `after(ok)` runs once the
+ * command is over (gives back pages, copies data out) and its value is what the promise resolves
+ * with; without `after` the promise resolves with the completion whatever its status.
+ */
+class Pending {
   /** When the command is overdue (ms, performance.now()); 0 while recovery handles it. */
-  deadline: number;
-  tries: number;
+  deadline = 0;
+  tries = 0;
+  constructor(
+    /** The command: the caller's bytes until it is placed, then its CID's copy (kept for retries and resubmission). */
+    public sqe: Uint8Array,
+    private readonly resolve: (v: unknown) => void,
+    private readonly reject: (e: unknown) => void,
+    private readonly after: ((ok: boolean) => unknown) | null,
+  ) {}
+
+  /** The command's completion. */
+  done(status: number, cdw0: number, sqid: number, cid: number): void {
+    if (this.after === null) return this.resolve({ status, cdw0, sqid, cid } satisfies NvmeCompletion);
+    const v = this.after(status === 0);
+    if (status === 0) this.resolve(v);
+    else this.reject(commandError(this.sqe, status, cdw0, sqid, cid));
+  }
+
+  /** The command cannot complete (the controller failed, or was reset under an admin command). */
+  fail(e: unknown): void {
+    this.after?.(false);
+    this.reject(e);
+  }
 }
+
+/** new Promise(capture) leaves its settle functions here, with no closure made per promise. */
+let resolveNext: (v: unknown) => void = () => {};
+let rejectNext: (e: unknown) => void = () => {};
+const capture = (resolve: (v: never) => void, reject: (e: unknown) => void) => {
+  resolveNext = resolve as (v: unknown) => void;
+  rejectNext = reject;
+};
 
 interface Queue extends HostQueuePair {
   /** Free command ids (0 .. size-2: at most size-1 in flight). */
@@ -239,9 +267,9 @@ export class NvmeDriver {
 
   /** Issues `sqe`; resolves with its completion, whatever its status. */
   private submit(q: Queue, sqe: Uint8Array): Promise<NvmeCompletion> {
-    return new Promise<NvmeCompletion>((resolve, reject) => {
-      this.issue(q, { sqe, done: (status, cdw0, sqid, cid) => resolve({ status, cdw0, sqid, cid }), fail: reject, deadline: 0, tries: 0 });
-    });
+    const promise = new Promise<NvmeCompletion>(capture);
+    this.issue(q, new Pending(sqe, resolveNext, rejectNext, null));
+    return promise;
   }
 
   /**
@@ -250,20 +278,9 @@ export class NvmeDriver {
    * NvmeCommandFailed.
    */
   private submitIo<T>(sqe: Uint8Array, after: (ok: boolean) => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.issue(this.ioQueue(), {
-        sqe, deadline: 0, tries: 0,
-        done: (status, cdw0, sqid, cid, placed) => {
-          const v = after(status === 0);
-          if (status === 0) resolve(v);
-          else reject(commandError(placed, status, cdw0, sqid, cid));
-        },
-        fail: (e) => {
-          after(false);
-          reject(e);
-        },
-      });
-    });
+    const promise = new Promise<T>(capture);
+    this.issue(this.ioQueue(), new Pending(sqe, resolveNext, rejectNext, after));
+    return promise;
   }
 
   /** Puts a command into the SQ under a free CID; false when none is free. */
@@ -333,7 +350,7 @@ export class NvmeDriver {
       this.issue(q, p);
       return;
     }
-    p.done(status, cdw0, sqid, cid, p.sqe);
+    p.done(status, cdw0, sqid, cid);
   }
 
   /** The commands holding a CID of `q`. */
