@@ -6,7 +6,7 @@
 import {
   NVME_CFG_FLAGS, NVME_CFG_GUEST_BASE, NVME_CFG_GUEST_BYTES, NVME_CFG_MAX_BYTES,
   NVME_CFG_MAX_DESCRIPTORS, NVME_CFG_MAX_MAPPINGS, NVME_CFG_MPS, NVME_CFG_SCRATCH, NVME_CFG_SCRATCH_BYTES,
-  NVME_CFG_SIZE, NVME_CMD_SIZE, NVME_DNR, NVME_MPS_MAX,
+  NVME_CFG_SIZE, NVME_CMD_PRP2, NVME_CMD_SIZE, NVME_DNR, NVME_MPS_MAX,
   NVME_MPS_MIN, NVME_REASON_SHIFT, NVME_WALK_MASK_PRP1, NVME_WALK_MERGE, NVME_WALK_SGL_EXCESS, NVME_WALK_EXTERNAL, SEG_OFF_LEN,
   SEG_SIZE, SGL_CHUNK_DESCRIPTORS, SGL_DESC_SIZE,
 } from '../generated/constants';
@@ -286,6 +286,39 @@ export function walkPrpInto(core: Core, r: ResolvedOptions, p1lo: number, p1hi: 
 /** @internal walkPrpInto as an NvmeWalkResult. */
 export function walkPrpWords(core: Core, r: ResolvedOptions, p1lo: number, p1hi: number, p2lo: number, p2hi: number, length: number): NvmeWalkResult {
   return walkResult(core, workspace(core), walkPrpInto(core, r, p1lo, p1hi, p2lo, p2hi, length), 'walkPrp');
+}
+
+/**
+ * @internal buildPrp for a driver's per-command path: the transfer is `addr` + `length` on
+ * `pages` (the page addresses after the first), list pages given as numbers, options resolved
+ * once. Writes any PRP list into guest memory and returns PRP2 (PRP1 is `addr`).
+ */
+export function buildPrpInto(core: Core, r: ResolvedOptions, addr: number, length: number, pages: readonly number[], listPages: readonly number[]): number {
+  const ws = workspace(core);
+  const first = Math.min(length, r.mps - (addr % r.mps));
+  const n = 1 + Math.ceil((length - first) / r.mps);
+  if (pages.length < n - 1) throw new SgringError('InvalidArgument', `length ${length} needs more than ${pages.length} pages after the first`);
+  const segs = ensure(core, ws, 'segs', n, SEG_SIZE) >>> 2;
+  const pool = ensure(core, ws, 'pool', listPages.length, 8) >>> 2;
+  const u32 = core.u32;
+  for (let i = 0, left = length; i < n; i++) {
+    const a = i === 0 ? addr : pages[i - 1]!;
+    const len = i === 0 ? first : Math.min(left, r.mps);
+    const w = segs + 4 * i;
+    u32[w] = a % TWO32;
+    u32[w + 1] = Math.floor(a / TWO32);
+    u32[w + 2] = len;
+    u32[w + 3] = 0;
+    left -= len;
+  }
+  for (let i = 0; i < listPages.length; i++) {
+    u32[pool + 2 * i] = listPages[i]! % TWO32;
+    u32[pool + 2 * i + 1] = Math.floor(listPages[i]! / TWO32);
+  }
+  writeConfig(core, ws, r);
+  const st = core.fn.prpBuild(ws.cfg, segs << 2, n, pool << 2, listPages.length, ws.rec);
+  if (st < 0) throw SgringError.fromStatus(st, 'buildPrp');
+  return u32[(ws.rec + NVME_CMD_PRP2) >> 2]! + u32[((ws.rec + NVME_CMD_PRP2) >> 2) + 1]! * TWO32;
 }
 
 /** @internal Core offset of the segments the last walk on `core` left. */

@@ -112,7 +112,8 @@ export class MemoryDisk implements BlockBackend {
   private inRange(lba: Lba, blocks: number, ptr: number): boolean {
     if (this.disposed || typeof lba !== 'number' || !(lba >= 0 && blocks >= 0 && ptr >= 0) || !Number.isSafeInteger(lba) || !Number.isSafeInteger(blocks)) return false;
     const bytes = blocks * this.blockSize;
-    return lba <= this.blockCount && blocks <= this.blockCount - lba && Number.isSafeInteger(ptr) && bytes <= this.core.byteLength && ptr <= this.core.byteLength - bytes;
+    const size = this.core.u8.length; // the view's length: never more than core memory (check() asks the memory itself)
+    return lba <= this.blockCount && blocks <= this.blockCount - lba && Number.isSafeInteger(ptr) && bytes <= size && ptr <= size - bytes;
   }
 
   private check(lba: Lba, blocks: number, ptr: number, op: string): [number, number] {

@@ -9,6 +9,7 @@ import type { Core } from '../../engine/core';
 import { SgringError } from '../../engine/errors';
 import { optionNames } from '../../core/args';
 import { buildPrp } from '../../core/nvme-prp';
+import { buildPrpInto, resolveOptions } from '../../core/nvme-common';
 import { buildSgl } from '../../core/nvme-sgl';
 import { copyFromBounce, copyToBounce, planPageList, zeroBounce, type Segment } from '../../core/pagelist';
 import type { PageAllocator } from '../../vmbus/guest-pages';
@@ -655,7 +656,7 @@ export class NvmeDriver {
     const pages = listRun(more.length);
     const list = this.take(pages);
     try {
-      put64(sqe, 32, buildPrp(this.core, { addr, length: bytes, pages: more, listPages: Array.from({ length: pages }, (_, i) => list + i * PAGE) }).prp2);
+      put64(sqe, 32, buildPrpInto(this.core, PRP_OPTIONS, addr, bytes, more, pages === 1 ? [list] : Array.from({ length: pages }, (_, i) => list + i * PAGE)));
     } catch (e) {
       this.give(pages, list);
       throw e;
@@ -707,6 +708,8 @@ export class NvmeDriver {
 }
 
 const NO_PAGES: readonly number[] = [];
+/** The PRPs the driver builds: 4 KiB pages (CC.MPS 0), no transfer limit of the builder's own. */
+const PRP_OPTIONS = resolveOptions({});
 const noop = () => {};
 
 function put32(b: Uint8Array, at: number, v: number): void {
