@@ -290,19 +290,20 @@ export function walkPrpWords(core: Core, r: ResolvedOptions, p1lo: number, p1hi:
 
 /**
  * @internal buildPrp for a driver's per-command path: the transfer is `addr` + `length` on
- * `pages` (the page addresses after the first), list pages given as numbers, options resolved
- * once. Writes any PRP list into guest memory and returns PRP2 (PRP1 is `addr`).
+ * `pages` (the page addresses after the first; null: the pages that follow addr's), list pages
+ * given as numbers, options resolved once. Writes any PRP list into guest memory and returns
+ * PRP2 (PRP1 is `addr`).
  */
-export function buildPrpInto(core: Core, r: ResolvedOptions, addr: number, length: number, pages: readonly number[], listPages: readonly number[]): number {
+export function buildPrpInto(core: Core, r: ResolvedOptions, addr: number, length: number, pages: readonly number[] | null, listPages: readonly number[]): number {
   const ws = workspace(core);
   const first = Math.min(length, r.mps - (addr % r.mps));
   const n = 1 + Math.ceil((length - first) / r.mps);
-  if (pages.length < n - 1) throw new SgringError('InvalidArgument', `length ${length} needs more than ${pages.length} pages after the first`);
+  if (pages !== null && pages.length < n - 1) throw new SgringError('InvalidArgument', `length ${length} needs more than ${pages.length} pages after the first`);
   const segs = ensure(core, ws, 'segs', n, SEG_SIZE) >>> 2;
   const pool = ensure(core, ws, 'pool', listPages.length, 8) >>> 2;
   const u32 = core.u32;
   for (let i = 0, left = length; i < n; i++) {
-    const a = i === 0 ? addr : pages[i - 1]!;
+    const a = i === 0 ? addr : pages === null ? addr - (addr % r.mps) + i * r.mps : pages[i - 1]!;
     const len = i === 0 ? first : Math.min(left, r.mps);
     const w = segs + 4 * i;
     u32[w] = a % TWO32;

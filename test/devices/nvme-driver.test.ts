@@ -69,6 +69,12 @@ describe('NvmeDriver over NvmeController', () => {
     }
     await drv.write(1, 40, 16, legal);
     expect(firstDiff(core.u8.slice(disk.ptr + 40 * 512, disk.ptr + 40 * 512 + 8192), data)).toBe(-1);
+    // An empty segment names no page: a read led by one lands in the segments that hold bytes, nowhere else.
+    g(0x3d0_0000, 4096).fill(0xee);
+    g(0x3d1_0000, 8192).fill(0);
+    await drv.read(1, 40, 16, [{ addr: 0x3d0_0000, len: 0 }, { addr: 0x3d1_0000, len: 8192 }]);
+    expect(firstDiff(g(0x3d1_0000, 8192).slice(), data)).toBe(-1);
+    expect(g(0x3d0_0000, 4096).every((b) => b === 0xee)).toBe(true);
     // Not legal: pieces starting mid-page (the D1964 shape) and an odd length in the middle.
     const odd = [{ addr: 0x3a0_0200, len: 3584 }, { addr: 0x3b0_0200, len: 1000 }, { addr: 0x3c0_0000, len: 3608 }];
     await drv.read(1, 40, 16, odd);

@@ -530,21 +530,25 @@ export class NvmeDriver {
    * A transfer straight to or from the caller's guest segments: their PRPs when the list obeys
    * the PRP rule, else an SGL or the plan that bounces the fewest bytes (planPageList, rule 'nvme-prp').
    */
-  private segmentTransfer(opcode: number, ns: NamespaceInfo, lba: number | bigint, blocks: number, bytes: number, segments: readonly Segment[]): Promise<void> {
+  private segmentTransfer(opcode: number, ns: NamespaceInfo, lba: number | bigint, blocks: number, bytes: number, given: readonly Segment[]): Promise<void> {
     let total = 0;
-    for (let i = 0; i < segments.length; i++) {
-      const g = segments[i];
+    let empty = false;
+    for (let i = 0; i < given.length; i++) {
+      const g = given[i];
       if (!g || !Number.isSafeInteger(g.addr) || g.addr < 0 || !Number.isSafeInteger(g.len) || g.len < 0) {
         throw new SgringError('InvalidArgument', `segments[${i}] must be { addr, len } with non-negative safe integers`);
       }
       total += g.len;
+      empty ||= g.len === 0;
     }
     if (total !== bytes) throw new SgringError('InvalidArgument', `the segments hold ${total} bytes; ${blocks} blocks are ${bytes}`);
+    const segments = empty ? given.filter((g) => g.len > 0) : given; // an empty segment names no page
     if (!prpRuleHolds(segments)) return this.describedTransfer(opcode, ns, lba, blocks, bytes, segments);
     // PRPs name the caller's own pages: the first segment as it starts, then every page after it.
     const first = segments[0]!;
-    let more: number[] | readonly number[] = NO_PAGES;
-    if (segments.length > 1 || (first.addr % PAGE) + first.len > PAGE) {
+    let more: number[] | readonly number[] | null = NO_PAGES;
+    if (segments.length === 1 && (first.addr % PAGE) + first.len > PAGE) more = null; // one run: its pages follow
+    else if (segments.length > 1) {
       more = [];
       for (let i = 0; i < segments.length; i++) {
         const g = segments[i]!;
@@ -553,7 +557,7 @@ export class NvmeDriver {
     }
     const sqe = this.build.fill(0);
     const list = this.prpCommand(sqe, opcode, ns.nsid, lba, blocks, bytes, first.addr, more);
-    return this.submitIo(sqe, list < 0 ? noop : () => this.give(listRun(more.length), list));
+    return this.submitIo(sqe, list < 0 ? noop : () => this.give(listRun(prpEntries(first.addr, bytes) - 1), list));
   }
 
   /** A segment list that breaks the PRP rule: as an SGL when the controller takes one, else bounced into PRP pages. */
@@ -627,7 +631,7 @@ export class NvmeDriver {
     let list: number;
     try {
       if (opcode === NVM.write) this.core.u8.set(data.length === bytes ? data : data.subarray(0, bytes), at);
-      list = this.prpCommand(sqe, opcode, nsid, lba, blocks, bytes, gpa, pages === 1 ? NO_PAGES : Array.from({ length: pages - 1 }, (_, i) => gpa + (i + 1) * PAGE));
+      list = this.prpCommand(sqe, opcode, nsid, lba, blocks, bytes, gpa, null);
     } catch (e) {
       this.give(pages, gpa);
       throw e;
@@ -641,19 +645,21 @@ export class NvmeDriver {
   }
 
   /**
-   * Fills `sqe` for a read or write whose data starts at `addr` and goes on at the pages `more`
-   * (in order): PRP2 is the second page, or a PRP list in a staging run of listRun(more.length)
-   * pages, whose address it returns (-1: none) for the caller to give back.
+   * Fills `sqe` for a read or write of `bytes` whose data starts at `addr` and goes on at the
+   * pages `more` (in order; null: the pages that follow addr's): PRP2 is the second page, or a PRP
+   * list in a staging run of listRun(entries - 1) pages, whose address it returns (-1: none) for
+   * the caller to give back.
    */
-  private prpCommand(sqe: Uint8Array, opcode: number, nsid: number, lba: number | bigint, blocks: number, bytes: number, addr: number, more: readonly number[]): number {
+  private prpCommand(sqe: Uint8Array, opcode: number, nsid: number, lba: number | bigint, blocks: number, bytes: number, addr: number, more: readonly number[] | null): number {
     sqe[0] = opcode;
     put32(sqe, 4, nsid);
     put64(sqe, 24, addr);
     put64(sqe, 40, lba); // CDW10-11: SLBA
     put32(sqe, 48, blocks - 1);
-    if (more.length === 1) put64(sqe, 32, more[0]!);
-    if (more.length <= 1) return -1;
-    const pages = listRun(more.length);
+    const after = prpEntries(addr, bytes) - 1;
+    if (after === 1) put64(sqe, 32, more === null ? addr - (addr % PAGE) + PAGE : more[0]!);
+    if (after <= 1) return -1;
+    const pages = listRun(after);
     const list = this.take(pages);
     try {
       put64(sqe, 32, buildPrpInto(this.core, PRP_OPTIONS, addr, bytes, more, pages === 1 ? [list] : Array.from({ length: pages }, (_, i) => list + i * PAGE)));
@@ -731,6 +737,9 @@ function put64(b: Uint8Array, at: number, v: number | bigint): void {
 }
 
 const OPNAMES: Record<number, string> = { 0: 'FLUSH', 1: 'WRITE', 2: 'READ' };
+
+/** PRP entries of a transfer: its first page, then one per page after it. */
+const prpEntries = (addr: number, bytes: number) => 1 + Math.ceil(Math.max(0, bytes - (PAGE - (addr % PAGE))) / PAGE);
 
 /** Pages of a PRP list for `entries` entries (a chained list spends an entry per page on the pointer). */
 const listRun = (entries: number) => Math.ceil(((entries + 1) * 8) / PAGE);
