@@ -100,7 +100,24 @@ interface Command {
   resolve: (r: ScsiCommandResult) => void;
   reject: (e: Error) => void;
   request: number;
+  /**
+   * A block command (read / write / flush): its result is checked as checked() does under this
+   * name and the promise resolves with the read data (`data`) or nothing; null: the promise
+   * resolves with the result as it is. UNIT ATTENTION is sent again up to `tries` more times.
+   */
+  what: string | null;
+  tries: number;
+  data: boolean;
+  o: ScsiCommandOptions;
 }
+
+/** new Promise(capture) leaves its settle functions here, with no closure made per promise. */
+let resolveNext: (v: never) => void = () => {};
+let rejectNext: (e: Error) => void = () => {};
+const capture = (resolve: (v: never) => void, reject: (e: Error) => void) => {
+  resolveNext = resolve;
+  rejectNext = reject;
+};
 
 export class StorvscDriver {
   version = 0;
@@ -225,11 +242,25 @@ export class StorvscDriver {
    * Commands overlap; one loop reaps the completions of all of them.
    */
   scsi(target: number, lun: number, cdb: Uint8Array, o: ScsiCommandOptions = {}): Promise<ScsiCommandResult> {
-    return new Promise<ScsiCommandResult>((resolve, reject) => {
+    return this.issue(target, lun, cdb, o, null, 0, false);
+  }
+
+  /** A command whose promise `what` decides (see Command.what); rejects rather than throws on bad arguments. */
+  private issue<T>(target: number, lun: number, cdb: Uint8Array, o: ScsiCommandOptions, what: string | null, tries: number, data: boolean): Promise<T> {
+    const promise = new Promise<T>(capture);
+    const resolve = resolveNext as (r: ScsiCommandResult) => void;
+    const reject = rejectNext;
+    try {
       const c = this.command(target, lun, cdb, o, resolve, reject);
+      c.what = what;
+      c.tries = tries;
+      c.data = data;
       if (this.points !== null && this.points.submit.taps !== null) void this.submitTapped(c);
       else this.submit(c);
-    });
+    } catch (e) {
+      reject(e as Error);
+    }
+    return promise;
   }
 
   /** Checks a command's arguments and prepares its buffer; throws (the promise rejects) on bad ones. */
@@ -244,10 +275,13 @@ export class StorvscDriver {
       throw new SgringError('TransferTooLarge', `${length} bytes is more than the host's ${this.properties.maxTransferBytes} per request`);
     }
     const direction = length === 0 ? SRB_DIRECTION.none : write ? SRB_DIRECTION.write : SRB_DIRECTION.read;
-    encodeExecuteSrb({ port: 0, path: 0, target, lun, cdb, direction, dataTransferLength: length }, this.version, this.srb); // checks the CDB now
     let channel = this.channels[this.nextChannel++ % this.channels.length]!;
     if (channel.state !== 'open') channel = this.channel; // a sub-channel closed or rescinded: the primary serves
-    const c: Command = { channel, target, lun, cdb, length, direction, gpa: 0, pages: 0, segments, plan: null, into: o.into ?? null, resolve, reject, request: this.requests++ };
+    const c: Command = {
+      channel, target, lun, cdb, length, direction, gpa: 0, pages: 0, segments, plan: null, into: o.into ?? null, resolve, reject, request: this.requests++,
+      what: null, tries: 0, data: false, o,
+    };
+    this.encode(c); // checks the CDB now; send() uses it while no other command was encoded meanwhile
     const core = this.bus.core;
     if (segments !== null && length > 0 && (c.plan = obeysRule(segments, length, core.guestBytes)) !== null) {
       // Already a valid page list: the caller's pages are the buffer, nothing to plan or bounce.
@@ -281,10 +315,20 @@ export class StorvscDriver {
     if (!this.reaping) void this.reap();
   }
 
+  /** The EXECUTE_SRB of `c` in this.srb. */
+  private encoded: Command | null = null;
+  private encode(c: Command): Uint8Array {
+    if (this.encoded === c) return this.srb;
+    this.encoded = null;
+    encodeExecuteSrb({ port: 0, path: 0, target: c.target, lun: c.lun, cdb: c.cdb, direction: c.direction, dataTransferLength: c.length }, this.version, this.srb);
+    this.encoded = c;
+    return this.srb;
+  }
+
   private send(c: Command): boolean {
     let id: number;
     try {
-      const message = encodeExecuteSrb({ port: 0, path: 0, target: c.target, lun: c.lun, cdb: c.cdb, direction: c.direction, dataTransferLength: c.length }, this.version, this.srb);
+      const message = this.encode(c);
       if (c.length === 0) id = c.channel.request(message, c);
       else {
         const p = c.plan;
@@ -366,12 +410,23 @@ export class StorvscDriver {
       }
       else if (c.segments === null) {
         const at = core.guestBase + c.gpa;
-        r.data = c.into !== null ? c.into.subarray(0, n) : core.u8.slice(at, at + n);
+        r.data = c.into !== null ? (n === c.into.length ? c.into : c.into.subarray(0, n)) : core.u8.slice(at, at + n);
         if (c.into !== null) c.into.set(core.u8.subarray(at, at + n));
       }
     }
     this.settle(c);
-    c.resolve(r);
+    if (c.tries > 0 && r.status === SCSI_STATUS.checkCondition && r.sense.length > 2 && (r.sense[2]! & 0xf) === SENSE_KEY.unitAttention) {
+      this.issue(c.target, c.lun, c.cdb, c.o, c.what, c.tries - 1, c.data).then(c.resolve as (v: unknown) => void, c.reject);
+      return;
+    }
+    if (c.what === null) return c.resolve(r);
+    let ok: ScsiCommandResult;
+    try {
+      ok = checked(r, c.what);
+    } catch (e) {
+      return c.reject(e as Error);
+    }
+    (c.resolve as (v: unknown) => void)(c.data ? ok.data : undefined);
   }
 
   private finish(c: Command, e: Error, leak: boolean): void {
@@ -406,7 +461,10 @@ export class StorvscDriver {
    */
   private range(byteCount: number, byteOffset: number, pfns: readonly number[] | null, firstPfn = 0): Uint8Array {
     const n = pfns !== null ? pfns.length : Math.ceil((byteOffset + byteCount) / PAGE);
-    if (this.scratch.byteLength < 8 + 8 * n) this.scratch = new DataView(new ArrayBuffer(8 + 8 * n));
+    if (this.scratch.byteLength < 8 + 8 * n) {
+      this.scratch = new DataView(new ArrayBuffer(8 + 8 * n));
+      this.rangeViews = [];
+    }
     const dv = this.scratch;
     dv.setUint32(0, byteCount, true);
     dv.setUint32(4, byteOffset, true);
@@ -415,8 +473,10 @@ export class StorvscDriver {
       dv.setUint32(8 + 8 * i, pfn % 0x1_0000_0000, true);
       dv.setUint32(12 + 8 * i, Math.floor(pfn / 0x1_0000_0000), true);
     }
-    return new Uint8Array(dv.buffer, 0, 8 + 8 * n);
+    return (this.rangeViews[n] ??= new Uint8Array(dv.buffer, 0, 8 + 8 * n));
   }
+  /** Views of the range buffer by PFN count. */
+  private rangeViews: Uint8Array[] = [];
 
   /** Views of a command's data in guest memory, in order (the first `bytes`). */
   private dataViews(c: Command, bytes = c.length): Uint8Array[] {
@@ -477,7 +537,7 @@ export class StorvscDriver {
         const inq = await this.scsi(target, lun, Uint8Array.of(0x12, 0, 0, 0, 36, 0), { length: 36 });
         if (inq.status !== SCSI_STATUS.good || !inq.data || inq.data.length < 36) continue;
         const text = (a: number, b: number) => new TextDecoder().decode(inq.data!.subarray(a, b)).trim();
-        const cap = await this.retried(target, lun, Uint8Array.of(0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0), { length: 32 });
+        const cap = await this.issue<ScsiCommandResult>(target, lun, Uint8Array.of(0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0), { length: 32 }, null, 3, false);
         const c = cap.status === SCSI_STATUS.good && cap.data && cap.data.length >= 12 ? new DataView(cap.data.buffer, cap.data.byteOffset, 12) : null;
         found.push({ target, lun, vendor: text(8, 16), product: text(16, 32), blockSize: c ? c.getUint32(8) : 0, blockCount: c ? Number(c.getBigUint64(0)) + 1 : 0 });
       }
@@ -486,10 +546,12 @@ export class StorvscDriver {
     return found;
   }
 
-  /** scsi(), sent again (up to 3 times) while the disk answers UNIT ATTENTION, as an OS's SCSI layer does. */
-  private retried(target: number, lun: number, cdb: Uint8Array, o: ScsiCommandOptions, tries = 3): Promise<ScsiCommandResult> {
-    return this.scsi(target, lun, cdb, o).then((r) =>
-      tries > 0 && r.status === SCSI_STATUS.checkCondition && r.sense.length > 2 && (r.sense[2]! & 0xf) === SENSE_KEY.unitAttention ? this.retried(target, lun, cdb, o, tries - 1) : r);
+  /**
+   * A block command, sent again (up to 3 times) while the disk answers UNIT ATTENTION, as an OS's
+   * SCSI layer does; resolves with the read data (`data`) or nothing, rejects as checked() says.
+   */
+  private block<T>(target: number, lun: number, cdb: Uint8Array, o: ScsiCommandOptions, what: string, data: boolean): Promise<T> {
+    return this.issue<T>(target, lun, cdb, o, what, 3, data);
   }
 
   /** The block size of (target, lun) as discovered (512 for a LUN discover() did not see). */
@@ -511,9 +573,9 @@ export class StorvscDriver {
       if (Array.isArray(to)) {
         const segments = to as readonly Segment[];
         if (segmentBytes(segments) !== bytes) throw new SgringError('InvalidArgument', `the segments hold ${segmentBytes(segments)} bytes; ${blocks} blocks are ${bytes}`);
-        return this.retried(target, lun, cdb, { segments, direction: 'read' }).then((r) => void checked(r, 'READ (16)'));
+        return this.block(target, lun, cdb, { segments, direction: 'read' }, 'READ (16)', false);
       }
-      return this.retried(target, lun, cdb, to ? { length: bytes, into: to as Uint8Array } : { length: bytes }).then((r) => checked(r, 'READ (16)').data!);
+      return this.block(target, lun, cdb, to ? { length: bytes, into: to as Uint8Array } : { length: bytes }, 'READ (16)', true);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -534,14 +596,14 @@ export class StorvscDriver {
         if (!(a instanceof Uint8Array) || a.length % bs !== 0) throw new SgringError('InvalidArgument', `write: data must be a Uint8Array of whole ${bs}-byte blocks`);
         [o, blocks] = [{ data: a }, a.length / bs];
       }
-      return this.retried(target, lun, rw16(0x8a, lba, blocks), o).then((r) => void checked(r, 'WRITE (16)'));
+      return this.block(target, lun, rw16(0x8a, lba, blocks), o, 'WRITE (16)', false);
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
   async flush(target: number, lun: number): Promise<void> {
-    checked(await this.retried(target, lun, Uint8Array.of(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0), {}), 'SYNCHRONIZE CACHE (10)');
+    await this.block(target, lun, Uint8Array.of(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0), {}, 'SYNCHRONIZE CACHE (10)', false);
   }
 
   /** Waits for the commands in flight, closes the channels and gives the staging pages back. */
