@@ -141,7 +141,7 @@ export class ScsiDisk {
     let lba: number;
     let blocks: number;
     try {
-      [lba, blocks] = this.range(op, cdb, new DataView(cdb.buffer, cdb.byteOffset, cdb.length));
+      ({ lba, blocks } = this.range(op, cdb));
       if (!read && this.backend.readOnly && blocks > 0) check(SENSE.writeProtected);
     } catch (e) {
       this.counters.commands++;
@@ -212,11 +212,11 @@ export class ScsiDisk {
         return { data: b, length: dv.getUint32(10), taken: 0 };
       }
       case OP.read6: case OP.read10: case OP.read16:
-        return this.read(op, cdb, dv);
+        return this.read(op, cdb);
       case OP.write6: case OP.write10: case OP.write16:
-        return this.write(op, cdb, dv, req.dataOut);
+        return this.write(op, cdb, req.dataOut);
       case OP.verify10: case OP.verify16:
-        return this.verify(op, cdb, dv, req.dataOut);
+        return this.verify(op, cdb, req.dataOut);
       case OP.syncCache10: case OP.syncCache16:
         await this.backend.flush();
         return none;
@@ -238,32 +238,36 @@ export class ScsiDisk {
   }
 
   /** LBA and block count of a READ/WRITE/VERIFY CDB, range-checked. */
-  private range(op: number, cdb: Uint8Array, dv: DataView): [number, number] {
+  /** The LBA range a READ / WRITE / VERIFY (6, 10, 16) names, checked; the result is reused by the next call. */
+  private range(op: number, cdb: Uint8Array): { lba: number; blocks: number } {
     let lba: number;
     let blocks: number;
     if (op === OP.read6 || op === OP.write6) {
-      lba = ((cdb[1]! & 0x1f) << 16) | dv.getUint16(2);
+      lba = ((cdb[1]! & 0x1f) << 16) | (cdb[2]! << 8) | cdb[3]!;
       blocks = cdb[4]! === 0 ? 256 : cdb[4]!;
     } else if (op === OP.read10 || op === OP.write10 || op === OP.verify10) {
-      lba = dv.getUint32(2);
-      blocks = dv.getUint16(7);
+      lba = be32(cdb, 2);
+      blocks = (cdb[7]! << 8) | cdb[8]!;
       if ((cdb[1]! & 0xe0) !== 0) check(SENSE.invalidFieldInCdb(1)); // RD/WR/VRPROTECT: no protection information here
     } else {
       if (cdb.length < 16) check(SENSE.invalidFieldInCdb(0));
-      const l = dv.getBigUint64(2);
-      lba = l > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(l);
-      blocks = dv.getUint32(10);
+      const hi = be32(cdb, 2);
+      lba = hi < 0x200000 ? hi * 0x1_0000_0000 + be32(cdb, 6) : Infinity; // past 2^53: out of range anyway
+      blocks = be32(cdb, 10);
       if ((cdb[1]! & 0xe0) !== 0) check(SENSE.invalidFieldInCdb(1));
     }
     if (lba > this.backend.blockCount || blocks > this.backend.blockCount - lba) check(SENSE.lbaOutOfRange);
     if (blocks * this.backend.blockSize > MAX_TRANSFER_BLOCKS * 512) { // more than the Block Limits page allows
       check(SENSE.invalidFieldInCdb(op === OP.read6 || op === OP.write6 ? 4 : op === OP.read16 || op === OP.write16 || op === OP.verify16 ? 10 : 7));
     }
-    return [lba, blocks];
+    this.ranged.lba = lba;
+    this.ranged.blocks = blocks;
+    return this.ranged;
   }
+  private readonly ranged = { lba: 0, blocks: 0 };
 
-  private async read(op: number, cdb: Uint8Array, dv: DataView) {
-    const [lba, blocks] = this.range(op, cdb, dv);
+  private async read(op: number, cdb: Uint8Array) {
+    const { lba, blocks } = this.range(op, cdb);
     const bytes = blocks * this.backend.blockSize;
     if (bytes === 0) return { data: new Uint8Array(0), length: 0, taken: 0 };
     const data = await this.staged(bytes, async (ptr) => {
@@ -278,8 +282,8 @@ export class ScsiDisk {
     return { data: data!, length: bytes, taken: 0 };
   }
 
-  private async write(op: number, cdb: Uint8Array, dv: DataView, out: Uint8Array | undefined) {
-    const [lba, blocks] = this.range(op, cdb, dv);
+  private async write(op: number, cdb: Uint8Array, out: Uint8Array | undefined) {
+    const { lba, blocks } = this.range(op, cdb);
     const bytes = blocks * this.backend.blockSize;
     if (this.backend.readOnly) check(SENSE.writeProtected);
     if (bytes === 0) return { data: null, length: 0, taken: 0 };
@@ -298,8 +302,8 @@ export class ScsiDisk {
     return { data: null, length: 0, taken: bytes };
   }
 
-  private async verify(op: number, cdb: Uint8Array, dv: DataView, out: Uint8Array | undefined) {
-    const [lba, blocks] = this.range(op, cdb, dv);
+  private async verify(op: number, cdb: Uint8Array, out: Uint8Array | undefined) {
+    const { lba, blocks } = this.range(op, cdb);
     const bytchk = (cdb[1]! >> 1) & 3;
     if (bytchk === 0 || blocks === 0) return { data: null, length: 0, taken: 0 };
     if (bytchk !== 1) check(SENSE.invalidFieldInCdb(1));
@@ -494,4 +498,9 @@ export function reportLuns(luns: readonly number[]): Uint8Array {
     else dv.setUint16(8 + 8 * i, 0x4000 | (lun & 0x3fff)); // flat space addressing
   });
   return b;
+}
+
+/** Big-endian u32 at `at` (CDB fields are big-endian). */
+function be32(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 }

@@ -159,7 +159,7 @@ export function encodeExecuteSrb(r: SrbRequest, version: number = VSTOR_VERSION.
  * (a packet shorter than the negotiated size, an SRB length that is neither size, a CDB length
  * above 16 or zero, an unknown direction). The CDB is a view of `bytes`.
  */
-export function decodeExecuteSrb(bytes: Uint8Array, version: number = VSTOR_VERSION.win10): SrbRequest | { invalid: string } {
+export function decodeExecuteSrb(bytes: Uint8Array, version: number = VSTOR_VERSION.win10, into?: SrbRequest): SrbRequest | { invalid: string } {
   const need = vstorPacketBytes(version);
   if (bytes.length < need) return { invalid: `${bytes.length} bytes, a vstor packet of this version is ${need}` };
   const srbLength = get16(bytes, SRB_AT);
@@ -168,18 +168,22 @@ export function decodeExecuteSrb(bytes: Uint8Array, version: number = VSTOR_VERS
   if (cdbLength === 0 || cdbLength > 16) return { invalid: `CDB length ${cdbLength}` };
   const direction = bytes[SRB_AT + 10]!;
   if (direction > 2) return { invalid: `data_in ${direction}` };
-  const r: SrbRequest = {
-    port: bytes[SRB_AT + 4]!, path: bytes[SRB_AT + 5]!, target: bytes[SRB_AT + 6]!, lun: bytes[SRB_AT + 7]!,
-    cdb: bytes.subarray(SRB_AT + 16, SRB_AT + 16 + cdbLength),
-    senseInfoLength: bytes[SRB_AT + 9]!,
-    direction,
-    dataTransferLength: get32(bytes, SRB_AT + 12),
-  };
-  if (isWin8(version) && srbLength === SRB_BYTES) {
-    r.queueTag = bytes[SRB_AT + 38]!;
-    r.queueAction = bytes[SRB_AT + 39]!;
-    r.srbFlags = get32(bytes, SRB_AT + 40);
-    r.timeoutSeconds = get32(bytes, SRB_AT + 44);
+  // `into` (a request the caller reuses) is filled whole, so nothing of an earlier packet stays in it.
+  const r: SrbRequest = into ?? { port: 0, path: 0, target: 0, lun: 0, cdb: EMPTY, direction: 0, dataTransferLength: 0 };
+  r.port = bytes[SRB_AT + 4]!;
+  r.path = bytes[SRB_AT + 5]!;
+  r.target = bytes[SRB_AT + 6]!;
+  r.lun = bytes[SRB_AT + 7]!;
+  r.cdb = bytes.subarray(SRB_AT + 16, SRB_AT + 16 + cdbLength);
+  r.senseInfoLength = bytes[SRB_AT + 9]!;
+  r.direction = direction;
+  r.dataTransferLength = get32(bytes, SRB_AT + 12);
+  const win8 = isWin8(version) && srbLength === SRB_BYTES;
+  if (win8 || into) {
+    r.queueTag = win8 ? bytes[SRB_AT + 38]! : undefined;
+    r.queueAction = win8 ? bytes[SRB_AT + 39]! : undefined;
+    r.srbFlags = win8 ? get32(bytes, SRB_AT + 40) : undefined;
+    r.timeoutSeconds = win8 ? get32(bytes, SRB_AT + 44) : undefined;
   }
   return r;
 }
@@ -193,7 +197,7 @@ export function encodeCompleteIo(req: Pick<SrbRequest, 'port' | 'path' | 'target
   const win8 = isWin8(version);
   const { bytes } = encodeVstor({ operation: VSTOR_OP.completeIo, flags: 0, status }, version, into);
   const senseMax = Math.min(req.senseInfoLength ?? SENSE_BYTES, win8 ? SENSE_BYTES : SENSE_BYTES_PRE_WIN8);
-  const sense = reply.sense.subarray(0, senseMax);
+  const sense = reply.sense.length > senseMax ? reply.sense.subarray(0, senseMax) : reply.sense;
   put16(bytes, SRB_AT, win8 ? SRB_BYTES : SRB_BYTES_PRE_WIN8);
   bytes[SRB_AT + 2] = reply.srbStatus | (sense.length > 0 ? SRB_STATUS.autosenseValid : 0);
   bytes[SRB_AT + 3] = reply.scsiStatus;
