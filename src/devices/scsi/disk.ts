@@ -149,24 +149,28 @@ export class ScsiDisk {
     }
     if (blocks * this.backend.blockSize !== bytes || bytes === 0) return null;
     this.counters.commands++;
-    const done = (): ScsiResult => {
-      this.lastSense = null;
-      if (read) this.counters.readBlocks += blocks;
-      else this.counters.writtenBlocks += blocks;
-      return { status: SCSI_STATUS.good, sense: null, data: null, transferred: bytes };
-    };
-    const failed = (e: unknown): ScsiResult => {
-      if (e instanceof SgringError && e.code === 'MediumError') return this.fail(read ? SENSE.unrecoveredReadError : SENSE.writeError, lba);
-      if (e instanceof SgringError && e.code === 'ReadOnlyMedium') return this.fail(SENSE.writeProtected);
-      if (e instanceof SgringError && e.code === 'LbaOutOfRange') return this.fail(SENSE.lbaOutOfRange);
-      return this.fail(SENSE.internalTargetFailure);
-    };
     try {
       const r = read ? this.backend.read(lba, blocks, ptr) : this.backend.write(lba, blocks, ptr);
-      return r instanceof Promise ? r.then(done, failed) : done();
+      return r instanceof Promise ? r.then(() => this.moved(read, blocks), (e) => this.ioFailed(e, read, lba)) : this.moved(read, blocks);
     } catch (e) {
-      return failed(e);
+      return this.ioFailed(e, read, lba);
     }
+  }
+
+  /** GOOD for a transfer() of `blocks` blocks. */
+  private moved(read: boolean, blocks: number): ScsiResult {
+    this.lastSense = null;
+    if (read) this.counters.readBlocks += blocks;
+    else this.counters.writtenBlocks += blocks;
+    return { status: SCSI_STATUS.good, sense: null, data: null, transferred: blocks * this.backend.blockSize };
+  }
+
+  /** CHECK CONDITION for a backend's failure in transfer(). */
+  private ioFailed(e: unknown, read: boolean, lba: number): ScsiResult {
+    if (e instanceof SgringError && e.code === 'MediumError') return this.fail(read ? SENSE.unrecoveredReadError : SENSE.writeError, lba);
+    if (e instanceof SgringError && e.code === 'ReadOnlyMedium') return this.fail(SENSE.writeProtected);
+    if (e instanceof SgringError && e.code === 'LbaOutOfRange') return this.fail(SENSE.lbaOutOfRange);
+    return this.fail(SENSE.internalTargetFailure);
   }
 
   private fail(s: Sense, info?: number): ScsiResult {
