@@ -205,8 +205,9 @@ export function gpaDirectPacketSize(rangeBytes: number, messageBytes: number): {
  * merge when physically contiguous unless `perPage`. Every bad input is a typed SgringError
  * (checklist behaviour E) naming the range and its byte offset: GpaRangeCountZero,
  * GpaRangeTooSmall, GpaEmptyByteCount, GpaOffsetTooLarge, GpaOverflow, GpaPfnTooLarge.
+ * `into`: a result to refill, its arrays and objects reused (a packet reader's per-packet view).
  */
-export function decodeGpaRanges(core: Core, input: Uint8Array | Region, rangeCount: number, opts: { perPage?: boolean } = {}): GpaDecodeResult {
+export function decodeGpaRanges(core: Core, input: Uint8Array | Region, rangeCount: number, opts: { perPage?: boolean; into?: GpaDecodeResult } = {}): GpaDecodeResult {
   if (!Number.isInteger(rangeCount) || rangeCount < 0 || rangeCount > 0xffffffff) {
     throw new SgringError('InvalidArgument', `rangeCount ${rangeCount} is not a u32`);
   }
@@ -229,25 +230,35 @@ export function decodeGpaRanges(core: Core, input: Uint8Array | Region, rangeCou
     throw SgringError.fromStatus(st, `GPA range ${range} at byte ${offset}`, { range, offset, detail });
   }
   const u32 = core.u32;
-  const segments: DecodedSegment[] = [];
+  const result = opts.into ?? { ranges: [], segments: [], bytes: 0 };
+  const segments = result.segments;
+  segments.length = Math.min(segments.length, st);
   for (let k = 0; k < st; k++) {
     const w = (out >>> 2) + 4 * k;
-    segments.push({ addr: u32[w + 1]! * TWO32 + u32[w]!, len: u32[w + 2]!, range: u32[w + 3]! });
+    const s = segments[k];
+    if (s === undefined) segments.push({ addr: u32[w + 1]! * TWO32 + u32[w]!, len: u32[w + 2]!, range: u32[w + 3]! });
+    else {
+      s.addr = u32[w + 1]! * TWO32 + u32[w]!;
+      s.len = u32[w + 2]!;
+      s.range = u32[w + 3]!;
+    }
   }
   // The private copy is validated: read the range fields back from it.
-  const dv = core.dv;
-  const ranges: GpaRange[] = [];
-  let at = src;
-  for (let r = 0; r < rangeCount; r++) {
-    const byteCount = dv.getUint32(at, true);
-    const byteOffset = dv.getUint32(at + 4, true);
+  const ranges = result.ranges;
+  ranges.length = Math.min(ranges.length, rangeCount);
+  for (let r = 0, at = src >>> 2; r < rangeCount; r++) {
+    const byteCount = u32[at]!;
+    const byteOffset = u32[at + 1]!;
     const n = Math.ceil((byteOffset + byteCount) / PAGE_SIZE);
-    const pfns: number[] = [];
-    for (let p = 0; p < n; p++) pfns.push(dv.getUint32(at + 12 + 8 * p, true) * TWO32 + dv.getUint32(at + 8 + 8 * p, true));
-    ranges.push({ byteCount, byteOffset, pfns });
-    at += GPA_RANGE_HEADER_SIZE + 8 * n;
+    const range: GpaRange = ranges[r] ?? (ranges[r] = { byteCount: 0, byteOffset: 0, pfns: [] });
+    range.byteCount = byteCount;
+    range.byteOffset = byteOffset;
+    range.pfns.length = n;
+    for (let p = 0; p < n; p++) range.pfns[p] = u32[at + 3 + 2 * p]! * TWO32 + u32[at + 2 + 2 * p]!;
+    at += (GPA_RANGE_HEADER_SIZE + 8 * n) >>> 2;
   }
-  return { ranges, segments, bytes: resField(core, res, PL_RES_BYTES) };
+  result.bytes = resField(core, res, PL_RES_BYTES);
+  return result;
 }
 
 // ---- classification ----------------------------------------------------------------------

@@ -14,7 +14,7 @@ import * as K from '../generated/constants';
 import { SgringError } from '../engine/errors';
 import { ReadBatch } from '../core/ring-batch';
 import type { VmbusRing } from '../core/vmbus-ring';
-import { decodeGpaRanges } from '../core/gpa-range';
+import { decodeGpaRanges, type GpaDecodeResult } from '../core/gpa-range';
 import { joinTid } from '../core/tid';
 import { descriptorBytes, parseTransferFields, type GpaDescriptor } from './packets';
 import { ReceivedPacket } from './received-packet';
@@ -32,6 +32,8 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
   readonly budget: number;
   private rb: ReadBatch;
   private readonly view: ReceivedPacket;
+  /** The view's GPA ranges, refilled per packet. */
+  private readonly gpaView: GpaDecodeResult = { ranges: [], segments: [], bytes: 0 };
   private pendAt = 0;
   private pendLeft = 0;
   private polls = 0;
@@ -200,7 +202,9 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
     }
     if (descriptor) {
       try {
-        if (type === K.PKT_TYPE_GPA) v.gpa = decodeGpaRanges(this.core, { ptr: at + K.GPA_DIRECT_PREFIX_SIZE, len: hb - K.GPA_DIRECT_PREFIX_SIZE }, this.core.u32[(at + K.GPA_DIRECT_OFF_RANGE_COUNT) >> 2]!);
+        if (type === K.PKT_TYPE_GPA) {
+          v.gpa = decodeGpaRanges(this.core, { ptr: at + K.GPA_DIRECT_PREFIX_SIZE, len: hb - K.GPA_DIRECT_PREFIX_SIZE }, this.core.u32[(at + K.GPA_DIRECT_OFF_RANGE_COUNT) >> 2]!, { into: this.gpaView });
+        }
         else v.transferPages = parseTransferFields(this.core.dv, at, hb);
       } catch (e) {
         if (!(e instanceof SgringError)) throw e;

@@ -20,7 +20,7 @@ export class ReceivedPacket {
   /** offset8 * 8 and len8 * 8. */
   headerBytes = 0;
   totalBytes = 0;
-  /** GPA-direct packets: the decoded, validated ranges. */
+  /** GPA-direct packets: the decoded, validated ranges (refilled for the next packet, as this object is: copy what must outlive the handler). */
   gpa: GpaDecodeResult | null = null;
   /** Transfer-page packets: page set and ranges (not yet checked against any buffer). */
   transferPages: TransferPages | null = null;
