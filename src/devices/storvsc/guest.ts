@@ -377,17 +377,26 @@ export class StorvscDriver {
   /** A channel's completion of one of our commands, or its failure (Timeout, channel closed). */
   private onCompletion(c: Command, error: SgringError | null, p: ReceivedPacket | null): void {
     if (error) return this.finish(c, error, error.code === 'Timeout');
+    const tapped = this.points !== null && this.points.complete.taps !== null;
     let r: ScsiCommandResult;
     try {
-      const reply = decodeCompleteIo(p!.payload(), c.length); // MessageTooShort for a reply without an SRB
+      const reply = decodeCompleteIo(p!.payload(), c.length, this.reply); // MessageTooShort for a reply without an SRB
       if (reply.operation !== VSTOR_OP.completeIo) throw new SgringError('HostRefused', `storvsp answered an SRB with operation ${reply.operation}`);
-      r = { status: reply.scsiStatus, srbStatus: reply.srbStatus, sense: reply.sense, transferred: reply.dataTransferLength, data: null };
+      // A block command's result stays inside the driver (completed() reads it and lets it go): one object serves them all.
+      r = c.what !== null && !tapped ? this.result : { status: 0, srbStatus: 0, sense: reply.sense, transferred: 0, data: null };
+      r.status = reply.scsiStatus;
+      r.srbStatus = reply.srbStatus;
+      r.sense = reply.sense;
+      r.transferred = reply.dataTransferLength;
+      r.data = null;
     } catch (e) {
       return this.finish(c, e as Error, false);
     }
-    if (this.points !== null && this.points.complete.taps !== null) void this.completeTapped(c, r);
+    if (tapped) void this.completeTapped(c, r);
     else this.completed(c, r);
   }
+  private readonly reply = decodeCompleteIo(new Uint8Array(VSTOR_PACKET_BYTES), 0);
+  private readonly result: ScsiCommandResult = { status: 0, srbStatus: 0, sense: new Uint8Array(0), transferred: 0, data: null };
 
   private async completeTapped(c: Command, r: ScsiCommandResult): Promise<void> {
     const completion = { status: r.status === SCSI_STATUS.good ? 0 : r.status | ((r.sense[2] ?? 0) & 0xf) << 8, cdw0: 0 };

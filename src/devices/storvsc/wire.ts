@@ -218,7 +218,7 @@ export function encodeCompleteIo(req: Pick<SrbRequest, 'port' | 'path' | 'target
  * autosense-valid [H35], bytes moved at most the request [H36], and none at all for an SRB
  * failure other than DATA OVERRUN [H37]. Throws MessageTooShort for a packet without an SRB.
  */
-export function decodeCompleteIo(bytes: Uint8Array, requested: number): VstorHeader & SrbReply {
+export function decodeCompleteIo(bytes: Uint8Array, requested: number, into?: VstorHeader & SrbReply): VstorHeader & SrbReply {
   if (bytes.length < VSTOR_PACKET_BYTES_PRE_WIN8) {
     decodeVstorHeader(bytes);
     throw new SgringError('MessageTooShort', `a COMPLETE_IO of ${bytes.length} bytes has no SRB`);
@@ -231,10 +231,15 @@ export function decodeCompleteIo(bytes: Uint8Array, requested: number): VstorHea
   const result = srbStatus & 0x3f;
   let moved = Math.min(get32(bytes, SRB_AT + 12), requested);
   if (result !== SRB_STATUS.success && result !== SRB_STATUS.dataOverrun) moved = 0;
-  return {
-    operation: get32(bytes, 0), flags: get32(bytes, 4), status: get32(bytes, 8), srbStatus, scsiStatus, dataTransferLength: moved,
-    sense: withSense ? bytes.slice(SRB_AT + 16, SRB_AT + 16 + senseLength) : EMPTY,
-  };
+  const r = into ?? { operation: 0, flags: 0, status: 0, srbStatus: 0, scsiStatus: 0, dataTransferLength: 0, sense: EMPTY };
+  r.operation = get32(bytes, 0);
+  r.flags = get32(bytes, 4);
+  r.status = get32(bytes, 8);
+  r.srbStatus = srbStatus;
+  r.scsiStatus = scsiStatus;
+  r.dataTransferLength = moved;
+  r.sense = withSense ? bytes.slice(SRB_AT + 16, SRB_AT + 16 + senseLength) : EMPTY;
+  return r;
 }
 
 /** QUERY_PROTOCOL_VERSION asking for `version` (always sent in the size of that version). */
