@@ -232,7 +232,7 @@ export function decodeGpaRanges(core: Core, input: Uint8Array | Region, rangeCou
   const u32 = core.u32;
   const result = opts.into ?? { ranges: [], segments: [], bytes: 0 };
   const segments = result.segments;
-  segments.length = Math.min(segments.length, st);
+  if (segments.length > st) segments.length = st;
   for (let k = 0; k < st; k++) {
     const w = (out >>> 2) + 4 * k;
     const s = segments[k];
@@ -245,7 +245,7 @@ export function decodeGpaRanges(core: Core, input: Uint8Array | Region, rangeCou
   }
   // The private copy is validated: read the range fields back from it.
   const ranges = result.ranges;
-  ranges.length = Math.min(ranges.length, rangeCount);
+  if (ranges.length > rangeCount) ranges.length = rangeCount;
   for (let r = 0, at = src >>> 2; r < rangeCount; r++) {
     const byteCount = u32[at]!;
     const byteOffset = u32[at + 1]!;
@@ -253,7 +253,7 @@ export function decodeGpaRanges(core: Core, input: Uint8Array | Region, rangeCou
     const range: GpaRange = ranges[r] ?? (ranges[r] = { byteCount: 0, byteOffset: 0, pfns: [] });
     range.byteCount = byteCount;
     range.byteOffset = byteOffset;
-    range.pfns.length = n;
+    if (range.pfns.length > n) range.pfns.length = n;
     for (let p = 0; p < n; p++) range.pfns[p] = u32[at + 3 + 2 * p]! * TWO32 + u32[at + 2 + 2 * p]!;
     at += (GPA_RANGE_HEADER_SIZE + 8 * n) >>> 2;
   }

@@ -207,19 +207,21 @@ export class IommuDomain implements DmaDomain {
   }
 
   /**
-   * translate() for a range inside one 4 KiB page (a queue entry): a granted page is answered
-   * from the permission table without an engine call; anything else takes translate() and its
-   * errors.
+   * translate() for a small range (a queue entry, a data buffer of up to 32 pages): granted
+   * pages are answered from the permission table without an engine call; anything else takes
+   * translate() and its errors.
    */
   translateSmall(gpa: number, len: number, access: DmaAccess): number {
     const bits = access === 'write' ? DMA_WRITE : DMA_READ;
-    if (len > 0 && gpa >= 0 && (gpa % PAGE_SIZE) + len <= PAGE_SIZE && gpa + len <= this.core.guestBytes && Number.isSafeInteger(gpa) && (access === 'read' || access === 'write')) {
+    if (len > 0 && len <= 32 * PAGE_SIZE && gpa >= 0 && gpa + len <= this.core.guestBytes && Number.isSafeInteger(gpa) && (access === 'read' || access === 'write')) {
       const u32 = this.core.u32;
       if ((Atomics.load(u32, (this.ptr + DOM_GENERATION) >>> 2) & 1) === 0) {
         if (this.mode === 'strict') {
-          // map() refuses device windows, so a granted page is never in one.
-          const pg = Math.floor(gpa / PAGE_SIZE);
-          if (((Atomics.load(u32, this.tableWord(pg)) >>> (2 * (pg & 15))) & bits) === bits) return this.core.guestBase + gpa;
+          // map() refuses device windows, so granted pages are never in one.
+          let pg = Math.floor(gpa / PAGE_SIZE);
+          const last = Math.floor((gpa + len - 1) / PAGE_SIZE);
+          while (pg <= last && ((Atomics.load(u32, this.tableWord(pg)) >>> (2 * (pg & 15))) & bits) === bits) pg++;
+          if (pg > last) return this.core.guestBase + gpa;
         } else {
           let inWindow = false;
           for (const w of this.windows) if (gpa >= w.gpa ? gpa - w.gpa < w.len : w.gpa - gpa < len) inWindow = true;

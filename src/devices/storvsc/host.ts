@@ -9,6 +9,7 @@ import { SgringError } from '../../engine/errors';
 import { GPA_DIRECT_PREFIX_SIZE } from '../../generated/constants';
 import { optionNames } from '../../core/args';
 import type { DmaDomain } from '../../memory/dma-domain';
+import { IommuDomain } from '../../memory/iommu';
 import type { HostChannel, HostOfferSpec } from '../../vmbus/host-channel';
 import type { HostBus } from '../../vmbus/host-bus';
 import type { Guid } from '../../vmbus/guid';
@@ -220,7 +221,9 @@ export class StorvspDevice {
     if (!disk || length === 0 || length > this.maxTransferBytes || length > gpa.segments[0]!.len) return false;
     let ptr: number;
     try {
-      ptr = this.dma.translate(gpa.segments[0]!.addr, length, read ? 'write' : 'read');
+      const addr = gpa.segments[0]!.addr;
+      const access = read ? 'write' : 'read';
+      ptr = this.dma instanceof IommuDomain ? this.dma.translateSmall(addr, length, access) : this.dma.translate(addr, length, access);
     } catch {
       return false;
     }
