@@ -692,8 +692,11 @@ export class NvmeController implements ControllerContext {
     const n = walkPrpInto(this.core, this.walkOptions, c.cdw(6), c.cdw(7), c.cdw(8), c.cdw(9), length);
     if (n < 0 || !this.listsReadable(c, length, 0)) return -1; // the staged path walks again and says why
     this.walked = walkOutput(this.core) >>> 2;
+    const dma = this.dma as IommuDomain;
     try {
-      (this.dma as IommuDomain).checkAt(this.walked << 2, n, access, length);
+      // A few segments are checked page by page from the permission table; a long list in one engine call.
+      if (n <= 4) for (let i = 0; i < n; i++) dma.translateSmall(this.walkedAddr(i), this.walkedLen(i), access);
+      else dma.checkAt(this.walked << 2, n, access, length);
       return n;
     } catch (e) {
       if (e instanceof SgringError) return -1;
