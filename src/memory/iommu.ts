@@ -48,6 +48,7 @@ export class IommuDomain implements DmaDomain {
   readonly windows: readonly DeviceWindow[];
   // Reentrancy guard (checklist 61): per thread, like QEMU's MemReentrancyGuard.
   private depth = 0;
+  private readonly generationWord: number;
   private deferred: (() => void)[] = [];
 
   /** Lays out a new domain in core memory: nothing mapped (strict) or all guest RAM (identity). */
@@ -104,6 +105,7 @@ export class IommuDomain implements DmaDomain {
     this.core = core;
     this.device = device;
     this.ptr = ptr;
+    this.generationWord = (ptr + DOM_GENERATION) >>> 2;
     this.mode = mode === DOM_MODE_STRICT ? 'strict' : 'identity';
     const windows: DeviceWindow[] = [];
     for (let i = 0; i < count; i++) {
@@ -212,15 +214,18 @@ export class IommuDomain implements DmaDomain {
    * translate() and its errors.
    */
   translateSmall(gpa: number, len: number, access: DmaAccess): number {
-    const bits = access === 'write' ? DMA_WRITE : DMA_READ;
-    if (len > 0 && len <= 32 * PAGE_SIZE && gpa >= 0 && gpa + len <= this.core.guestBytes && Number.isSafeInteger(gpa) && (access === 'read' || access === 'write')) {
+    const bits = access === 'write' ? DMA_WRITE : access === 'read' ? DMA_READ : 0;
+    // Guest RAM is below 4 GiB: an in-range gpa is a u32, and so is every page index here.
+    if (bits !== 0 && len > 0 && len <= 32 * PAGE_SIZE && gpa >>> 0 === gpa && gpa + len <= this.core.guestBytes) {
       const u32 = this.core.u32;
-      if ((Atomics.load(u32, (this.ptr + DOM_GENERATION) >>> 2) & 1) === 0) {
+      if ((u32[this.generationWord]! & 1) === 0) {
         if (this.mode === 'strict') {
-          // map() refuses device windows, so granted pages are never in one.
-          let pg = Math.floor(gpa / PAGE_SIZE);
-          const last = Math.floor((gpa + len - 1) / PAGE_SIZE);
-          while (pg <= last && ((Atomics.load(u32, this.tableWord(pg)) >>> (2 * (pg & 15))) & bits) === bits) pg++;
+          // map() refuses device windows, so granted pages are never in one. Plain loads: a
+          // word is never torn, and a grant racing with this check is the engine's race too.
+          const table = this.tableWord(0);
+          let pg = gpa >>> 12;
+          const last = (gpa + len - 1) >>> 12;
+          while (pg <= last && ((u32[table + (pg >>> 4)]! >>> ((pg & 15) << 1)) & bits) === bits) pg++;
           if (pg > last) return this.core.guestBase + gpa;
         } else {
           let inWindow = false;
