@@ -22,7 +22,7 @@ import { fixedSense, SCSI_STATUS, SENSE_KEY } from '../scsi/sense';
 import { ioOf, kindOf, SCSI_TAP_STATUSES, tapSense } from '../scsi/taps';
 import {
   decodeCompleteIo, decodeProperties, decodeVstorHeader, encodeCreateSubChannels, encodeExecuteSrb, encodeQueryProtocolVersion, encodeVstor,
-  SRB_DIRECTION, SRB_STATUS, VSTOR_OP, VSTOR_PACKET_BYTES, VSTOR_VERSION, type VstorProperties,
+  SRB_DIRECTION, SRB_STATUS, VSTOR_OP, VSTOR_PACKET_BYTES, VSTOR_VERSION, type SrbRequest, type VstorProperties,
 } from './wire';
 
 const PAGE = 4096;
@@ -315,12 +315,19 @@ export class StorvscDriver {
     if (!this.reaping) void this.reap();
   }
 
+  private readonly request: SrbRequest = { port: 0, path: 0, target: 0, lun: 0, cdb: new Uint8Array(1), direction: 0, dataTransferLength: 0 };
   /** The EXECUTE_SRB of `c` in this.srb. */
   private encoded: Command | null = null;
   private encode(c: Command): Uint8Array {
     if (this.encoded === c) return this.srb;
     this.encoded = null;
-    encodeExecuteSrb({ port: 0, path: 0, target: c.target, lun: c.lun, cdb: c.cdb, direction: c.direction, dataTransferLength: c.length }, this.version, this.srb);
+    const r = this.request;
+    r.target = c.target;
+    r.lun = c.lun;
+    r.cdb = c.cdb;
+    r.direction = c.direction;
+    r.dataTransferLength = c.length;
+    encodeExecuteSrb(r, this.version, this.srb);
     this.encoded = c;
     return this.srb;
   }

@@ -79,12 +79,17 @@ const EMPTY = new Uint8Array(0);
  * first bytes of `into` (a buffer a sender reuses; the packet is copied out when sent).
  */
 export function encodeVstor(h: { operation: number; flags?: number; status?: number }, version: number = VSTOR_VERSION.win10, into?: Uint8Array): { bytes: Uint8Array } {
+  return { bytes: vstor(h.operation, h.flags ?? VSTOR_FLAG_REQUEST_COMPLETION, h.status ?? 0, version, into) };
+}
+
+/** encodeVstor without its argument and result objects (the per-command encoders). */
+function vstor(operation: number, flags: number, status: number, version: number, into: Uint8Array | undefined): Uint8Array {
   const n = vstorPacketBytes(version);
   const bytes = into ? (into.length === n ? into : into.subarray(0, n)).fill(0) : new Uint8Array(n);
-  put32(bytes, 0, h.operation);
-  put32(bytes, 4, h.flags ?? VSTOR_FLAG_REQUEST_COMPLETION);
-  put32(bytes, 8, h.status ?? 0);
-  return { bytes };
+  put32(bytes, 0, operation);
+  put32(bytes, 4, flags);
+  put32(bytes, 8, status);
+  return bytes;
 }
 
 /** operation, flags and status of a vstor packet (at least 12 bytes). */
@@ -134,7 +139,7 @@ export function encodeExecuteSrb(r: SrbRequest, version: number = VSTOR_VERSION.
   if (!(r.cdb instanceof Uint8Array) || r.cdb.length === 0 || r.cdb.length > 16) throw new SgringError('InvalidArgument', `a CDB is 1 to 16 bytes (got ${r.cdb?.length})`);
   if (r.direction !== 0 && r.direction !== 1 && r.direction !== 2) throw new SgringError('InvalidArgument', `direction ${r.direction} is 0 (write), 1 (read) or 2 (none)`);
   const win8 = isWin8(version);
-  const { bytes } = encodeVstor({ operation: VSTOR_OP.executeSrb }, version, into);
+  const bytes = vstor(VSTOR_OP.executeSrb, VSTOR_FLAG_REQUEST_COMPLETION, 0, version, into);
   put16(bytes, SRB_AT, win8 ? SRB_BYTES : SRB_BYTES_PRE_WIN8);
   bytes[SRB_AT + 4] = r.port;
   bytes[SRB_AT + 5] = r.path;
@@ -195,7 +200,7 @@ export function decodeExecuteSrb(bytes: Uint8Array, version: number = VSTOR_VERS
  */
 export function encodeCompleteIo(req: Pick<SrbRequest, 'port' | 'path' | 'target' | 'lun' | 'direction' | 'senseInfoLength'>, reply: SrbReply, version: number = VSTOR_VERSION.win10, status = 0, into?: Uint8Array): Uint8Array {
   const win8 = isWin8(version);
-  const { bytes } = encodeVstor({ operation: VSTOR_OP.completeIo, flags: 0, status }, version, into);
+  const bytes = vstor(VSTOR_OP.completeIo, 0, status, version, into);
   const senseMax = Math.min(req.senseInfoLength ?? SENSE_BYTES, win8 ? SENSE_BYTES : SENSE_BYTES_PRE_WIN8);
   const sense = reply.sense.length > senseMax ? reply.sense.subarray(0, senseMax) : reply.sense;
   put16(bytes, SRB_AT, win8 ? SRB_BYTES : SRB_BYTES_PRE_WIN8);
