@@ -10,6 +10,7 @@
 import { SgringError } from '../../engine/errors';
 import { optionNames } from '../../core/args';
 import type { DmaDomain } from '../../memory/dma-domain';
+import { IommuDomain } from '../../memory/iommu';
 import type { HostChannel, HostOfferSpec } from '../../vmbus/host-channel';
 import type { HostBus } from '../../vmbus/host-bus';
 import type { ReceivedPacket } from '../../vmbus/received-packet';
@@ -61,7 +62,13 @@ class GuestBuffer {
    * domain for `access` now (never cached: a strict domain may unmap it); -1 when it spans runs.
    */
   at(off: number, len: number, access: 'read' | 'write'): number {
-    for (const [start, gpa, n] of this.runs) if (off >= start && off + len <= start + n) return this.dma.translate(gpa + (off - start), len, access);
+    for (let i = 0; i < this.runs.length; i++) {
+      const [start, gpa, n] = this.runs[i]!;
+      if (off >= start && off + len <= start + n) {
+        const a = gpa + (off - start);
+        return this.dma instanceof IommuDomain ? this.dma.translateSmall(a, len, access) : this.dma.translate(a, len, access);
+      }
+    }
     return -1;
   }
 

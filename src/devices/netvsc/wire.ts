@@ -273,6 +273,7 @@ export function decodeRndis(b: Uint8Array): RndisMessage {
   const type = get32(b, 0);
   const len = get32(b, 4);
   if (len < 8 || len > b.length) throw new SgringError('InvalidMessageLength', `RNDIS length ${len} with ${b.length} bytes present`);
+  if (type === RNDIS_MSG.packet) return decodeRndisPacket(len === b.length ? b : b.subarray(0, len));
   const fixed = (n: number, what: string) => {
     if (len < n) throw new SgringError('MessageTooShort', `RNDIS ${what} of ${len} bytes (at least ${n})`);
   };
@@ -331,10 +332,13 @@ export interface PacketInfo {
 }
 
 /** Bytes of PPI records `info` needs. */
+/** The per-packet-info elements this library writes, in the order it writes them. */
+const PPI_KINDS = [['checksum', PPI.checksum], ['lso', PPI.lso], ['vlan', PPI.vlan], ['hashValue', PPI.hashValue], ['hashInfo', PPI.hashInfo]] as const;
+
 export function ppiBytes(info: PacketInfo | undefined): number {
   if (!info) return 0;
   let n = 0;
-  for (const k of ['checksum', 'lso', 'vlan', 'hashValue', 'hashInfo'] as const) if (info[k] !== undefined) n += PPI_HEADER + 4;
+  for (let i = 0; i < PPI_KINDS.length; i++) if (info[PPI_KINDS[i]![0]] !== undefined) n += PPI_HEADER + 4;
   return n;
 }
 
@@ -355,7 +359,7 @@ export function writeRndisPacket(out: Uint8Array, at: number, frameBytes: number
     put32(out, at + 28, 36); // PPI right after the header
     put32(out, at + 32, ppi);
     let p = at + RNDIS_PACKET_HEADER;
-    for (const [k, type] of [['checksum', PPI.checksum], ['lso', PPI.lso], ['vlan', PPI.vlan], ['hashValue', PPI.hashValue], ['hashInfo', PPI.hashInfo]] as const) {
+    for (const [k, type] of PPI_KINDS) {
       const v = info![k];
       if (v === undefined) continue;
       put32(out, p, PPI_HEADER + 4);
