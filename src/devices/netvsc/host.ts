@@ -448,7 +448,7 @@ export class NetvspDevice {
     for (let at = 0; at + 8 <= data.length;) {
       let m: RndisMessage;
       try {
-        m = decodeRndis(data.subarray(at));
+        m = decodeRndis(at === 0 ? data : data.subarray(at));
       } catch (e) {
         if (!(e instanceof SgringError)) throw e;
         this.counters.badRndis++;
