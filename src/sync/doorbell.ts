@@ -98,6 +98,29 @@ export class Doorbell {
   }
 }
 
+let macrotaskPort: MessagePort | null = null;
+const macrotaskWaiters: (() => void)[] = [];
+
+/**
+ * Resolves in a macrotask: after every microtask queued before it and by them (promise
+ * continuations, and what they submit) has run. setImmediate where the runtime has it, else one
+ * shared MessageChannel.
+ */
+export function afterMicrotasks(): Promise<void> {
+  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+  if (immediate) return new Promise((r) => void immediate(r));
+  if (macrotaskPort === null) {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => macrotaskWaiters.shift()?.();
+    macrotaskPort = ch.port2;
+  }
+  const port = macrotaskPort;
+  return new Promise((r) => {
+    macrotaskWaiters.push(r);
+    port.postMessage(0);
+  });
+}
+
 /**
  * Sleeps without blocking the thread while i32[index] holds `value`, for at most timeoutMs:
  * Atomics.waitAsync where the runtime has it and the memory is shared, else one timer of at

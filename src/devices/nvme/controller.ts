@@ -74,6 +74,8 @@ export class NvmeController implements ControllerContext {
   readonly vectors: number;
   readonly mdts: number;
   readonly maxTransferBytes: number;
+  /** CAP (constant for the controller's life). */
+  private readonly cap: bigint;
   /** BAR0 size in bytes. */
   readonly barSize: number;
   readonly sqs = new QueueTable<SubmissionQueue>();
@@ -140,6 +142,7 @@ export class NvmeController implements ControllerContext {
     this.maxQueueEntries = int(opts.maxQueueEntries, 1024, 2, 65536, 'maxQueueEntries');
     this.mdts = int(opts.mdts, 9, 1, 12, 'mdts');
     this.maxTransferBytes = 4096 * 2 ** this.mdts;
+    this.cap = capability(this.maxQueueEntries - 1, 20);
     this.vectors = int(opts.vectors, this.maxIoQueues + 1, 1, 2048, 'vectors');
     this.barSize = bar0Size(this.maxIoQueues + 1);
     this.walkOptions = resolveOptions({ mdts: this.mdts, maxMappings: 4096, guest: this.external ?? undefined });
@@ -250,9 +253,8 @@ export class NvmeController implements ControllerContext {
       this.count('mmioIgnored');
       return size === 8 ? 0n : 0;
     }
-    const cap = capability(this.maxQueueEntries - 1, 20);
     const reg64 = (o: number): bigint => {
-      if (o === REG.CAP) return cap;
+      if (o === REG.CAP) return this.cap;
       if (o === REG.ASQ) return this.asq;
       if (o === REG.ACQ) return this.acq;
       return BigInt(this.reg32(o)) | (BigInt(this.reg32(o + 4)) << 32n);
@@ -262,10 +264,9 @@ export class NvmeController implements ControllerContext {
   }
 
   private reg32(o: number): number {
-    const cap = capability(this.maxQueueEntries - 1, 20);
     switch (o) {
-      case REG.CAP: return Number(cap & 0xffff_ffffn);
-      case REG.CAP + 4: return Number(cap >> 32n);
+      case REG.CAP: return Number(this.cap & 0xffff_ffffn);
+      case REG.CAP + 4: return Number(this.cap >> 32n);
       case REG.VS: return VERSION_1_4;
       case REG.INTMS: case REG.INTMC: return this.intms >>> 0;
       case REG.CC: return this.cc >>> 0;
