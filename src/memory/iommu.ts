@@ -196,14 +196,9 @@ export class IommuDomain implements DmaDomain {
   }
 
   /**
-   * Checks a whole segment list for `access` in one engine call (the first `len` bytes of it):
-   * throws as translate() would, else every byte may be moved in place at guestBase + addr.
+   * @internal translate()'s check over `n` segments already in core memory at `segs` in the
+   * engine's SEG format (a walk's output), in one engine call: throws as translate() would.
    */
-  checkList(segments: readonly { addr: number; len: number }[], access: DmaAccess, len: number): void {
-    runCheck(this.core, this.caller(undefined), segments, accessBits(access), len);
-  }
-
-  /** @internal checkList over `n` segments already in core memory at `segs` in the engine's SEG format (a walk's output). */
   checkAt(segs: number, n: number, access: DmaAccess, len: number): void {
     runCheckAt(this.core, this.caller(undefined), segs, n, accessBits(access), len);
   }
