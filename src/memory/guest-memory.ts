@@ -195,15 +195,18 @@ export function runScatter(core: Core, caller: DmaCaller, source: DmaSource, dat
 export function runCheck(core: Core, caller: DmaCaller, segments: readonly Segment[], access: number, len: number): void {
   if (!Number.isInteger(len) || len < 0 || len > MAX_TRANSFER) throw new SgringError('InvalidArgument', `${caller.who}: length ${len} must be an integer below 2 GiB`);
   const s = stage(core, segments, 0);
-  const st = core.fn.dmaCheck(caller.dom, caller.gen, core.guestBase, core.guestBytes, s.segs, segments.length, access, len, s.res);
-  if (st < 0) throw dmaError(core, st, s.res, caller, access === DMA_WRITE ? 'write' : access === DMA_READ ? 'read' : 'read/write', len);
+  checkStaged(core, caller, s.segs, segments.length, access, len, s.res);
 }
 
 /** @internal runCheck over `n` segments already in core memory at `segs` in the SEG format (a walk's output). */
 export function runCheckAt(core: Core, caller: DmaCaller, segs: number, n: number, access: number, len: number): void {
   let s = scratchOf.get(core);
   if (!s) scratchOf.set(core, (s = emptyRegion()));
-  const res = fit(core, s, DMA_RES_SIZE, 4096);
+  checkStaged(core, caller, segs, n, access, len, fit(core, s, DMA_RES_SIZE, 4096));
+}
+
+/** The engine's check of `n` SEG records at `segs`, its result block at `res`; throws the typed DMA error. */
+function checkStaged(core: Core, caller: DmaCaller, segs: number, n: number, access: number, len: number, res: number): void {
   const st = core.fn.dmaCheck(caller.dom, caller.gen, core.guestBase, core.guestBytes, segs, n, access, len, res);
   if (st < 0) throw dmaError(core, st, res, caller, access === DMA_WRITE ? 'write' : access === DMA_READ ? 'read' : 'read/write', len);
 }

@@ -48,6 +48,7 @@ export class IommuDomain implements DmaDomain {
   readonly windows: readonly DeviceWindow[];
   // Reentrancy guard (checklist 61): per thread, like QEMU's MemReentrancyGuard.
   private depth = 0;
+  /** u32 index of the generation counter. */
   private readonly generationWord: number;
   private deferred: (() => void)[] = [];
 
@@ -117,7 +118,7 @@ export class IommuDomain implements DmaDomain {
 
   /** Bumped by every reset; even while usable, odd while a reset runs. */
   get generation(): number {
-    return Atomics.load(this.core.u32, (this.ptr + DOM_GENERATION) >>> 2);
+    return Atomics.load(this.core.u32, this.generationWord);
   }
 
   /** True while a visit() callback runs on this thread. */
@@ -165,7 +166,7 @@ export class IommuDomain implements DmaDomain {
   reset(): void {
     this.guard('reset');
     const u32 = this.core.u32;
-    const g = (this.ptr + DOM_GENERATION) >>> 2;
+    const g = this.generationWord;
     const odd = (Atomics.load(u32, g) | 1) >>> 0;
     Atomics.store(u32, g, odd);
     if (this.mode === 'strict') {

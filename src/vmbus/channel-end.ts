@@ -32,8 +32,8 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
   readonly budget: number;
   private rb: ReadBatch;
   private readonly view: ReceivedPacket;
-  /** The view's GPA ranges, refilled per packet. */
-  private readonly gpaView: GpaDecodeResult = { ranges: [], segments: [], bytes: 0 };
+  /** The view's GPA ranges, refilled per packet (decodeGpaRanges' options naming them). */
+  private readonly gpaDecode: { into: GpaDecodeResult } = { into: { ranges: [], segments: [], bytes: 0 } };
   private pendAt = 0;
   private pendLeft = 0;
   private polls = 0;
@@ -202,9 +202,7 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
     }
     if (descriptor) {
       try {
-        if (type === K.PKT_TYPE_GPA) {
-          v.gpa = decodeGpaRanges(this.core, { ptr: at + K.GPA_DIRECT_PREFIX_SIZE, len: hb - K.GPA_DIRECT_PREFIX_SIZE }, this.core.u32[(at + K.GPA_DIRECT_OFF_RANGE_COUNT) >> 2]!, { into: this.gpaView });
-        }
+        if (type === K.PKT_TYPE_GPA) v.gpa = decodeGpaRanges(this.core, { ptr: at + K.GPA_DIRECT_PREFIX_SIZE, len: hb - K.GPA_DIRECT_PREFIX_SIZE }, this.core.u32[(at + K.GPA_DIRECT_OFF_RANGE_COUNT) >> 2]!, this.gpaDecode);
         else v.transferPages = parseTransferFields(this.core.dv, at, hb);
       } catch (e) {
         if (!(e instanceof SgringError)) throw e;

@@ -136,30 +136,19 @@ export class ChannelSender<C = unknown> {
 
   /** Sends an in-band request with completion requested; returns its id (>= 1), or 0 when the ring or the table is full. */
   request(payload: Uint8Array, context?: C): number {
-    // The hot path: issue() inlined, so no closure is made per request.
-    if (this._state !== 'open') this.usable();
-    const t = this.transactions;
-    const id = t.alloc(context as C);
-    if (id === 0) {
-      this.stats.tableFull++;
-      return 0;
-    }
-    let ok: boolean;
-    try {
-      ok = this.sendInline(payload, K.PKT_TYPE_INBAND, K.PKT_FLAG_COMPLETION_REQUESTED, id, t.generation(id));
-    } catch (e) {
-      t.unalloc(id);
-      this.fault(e);
-    }
-    if (ok) return id;
-    t.unalloc(id);
-    return 0;
+    return this.requestPacket(context, payload, null, 0);
   }
 
   /** Sends a GPA-direct request (spec §2.5) whose message follows the ranges; returns its id or 0. */
   requestGpa(gpa: GpaDescriptor, message: Uint8Array, context?: C): number {
-    const hb = descriptorBytes({ gpa });
-    // The hot path of storage requests: issue() inlined and one fill function, so no closure is made per request.
+    return this.requestPacket(context, message, gpa, descriptorBytes({ gpa }));
+  }
+
+  /**
+   * issue() for the requests of every device's data path, in-band or GPA-direct (`gpa`, its
+   * descriptor `hb` bytes): inlined, with one fill function, so no closure is made per request.
+   */
+  private requestPacket(context: C | undefined, message: Uint8Array, gpa: GpaDescriptor | null, hb: number): number {
     if (this._state !== 'open') this.usable();
     const t = this.transactions;
     const id = t.alloc(context as C);
@@ -170,7 +159,9 @@ export class ChannelSender<C = unknown> {
     let ok: boolean;
     this.gpaToSend = gpa;
     try {
-      ok = this.sendRaw(K.PKT_TYPE_GPA, hb, message, K.PKT_FLAG_COMPLETION_REQUESTED, id, t.generation(id), this.fillGpa);
+      ok = gpa === null
+        ? this.sendInline(message, K.PKT_TYPE_INBAND, K.PKT_FLAG_COMPLETION_REQUESTED, id, t.generation(id))
+        : this.sendRaw(K.PKT_TYPE_GPA, hb, message, K.PKT_FLAG_COMPLETION_REQUESTED, id, t.generation(id), this.fillGpa);
     } catch (e) {
       t.unalloc(id);
       this.fault(e);
@@ -182,7 +173,7 @@ export class ChannelSender<C = unknown> {
     return 0;
   }
 
-  /** The GPA descriptor requestGpa is sending, for fillGpa. */
+  /** The GPA descriptor requestPacket is sending, for fillGpa. */
   private gpaToSend: GpaDescriptor | null = null;
   private readonly fillGpa = (dv: DataView, at: number): void => {
     const gpa = this.gpaToSend!;

@@ -9,8 +9,7 @@
 
 import { SgringError } from '../../engine/errors';
 import { optionNames } from '../../core/args';
-import type { DmaDomain } from '../../memory/dma-domain';
-import { IommuDomain } from '../../memory/iommu';
+import { translateQuick, type DmaDomain } from '../../memory/dma-domain';
 import type { HostChannel, HostOfferSpec } from '../../vmbus/host-channel';
 import type { HostBus } from '../../vmbus/host-bus';
 import type { ReceivedPacket } from '../../vmbus/received-packet';
@@ -64,10 +63,7 @@ class GuestBuffer {
   at(off: number, len: number, access: 'read' | 'write'): number {
     for (let i = 0; i < this.runs.length; i++) {
       const [start, gpa, n] = this.runs[i]!;
-      if (off >= start && off + len <= start + n) {
-        const a = gpa + (off - start);
-        return this.dma instanceof IommuDomain ? this.dma.translateSmall(a, len, access) : this.dma.translate(a, len, access);
-      }
+      if (off >= start && off + len <= start + n) return translateQuick(this.dma, gpa + (off - start), len, access);
     }
     return -1;
   }

@@ -331,10 +331,10 @@ export interface PacketInfo {
   hashInfo?: number;
 }
 
-/** Bytes of PPI records `info` needs. */
 /** The per-packet-info elements this library writes, in the order it writes them. */
 const PPI_KINDS = [['checksum', PPI.checksum], ['lso', PPI.lso], ['vlan', PPI.vlan], ['hashValue', PPI.hashValue], ['hashInfo', PPI.hashInfo]] as const;
 
+/** Bytes of PPI records `info` needs. */
 export function ppiBytes(info: PacketInfo | undefined): number {
   if (!info) return 0;
   let n = 0;

@@ -13,6 +13,7 @@ import { buildPrpInto, resolveOptions } from '../../core/nvme-common';
 import { buildSgl } from '../../core/nvme-sgl';
 import { copyFromBounce, copyToBounce, planPageList, zeroBounce, type Segment } from '../../core/pagelist';
 import type { PageAllocator } from '../../vmbus/guest-pages';
+import { capture, settle } from '../../sync/settle';
 import { putSqe, takeCqe, type HostQueuePair } from './queues';
 import { REG } from './registers';
 import { statusDnr, statusSc, statusSct } from './status';
@@ -90,14 +91,6 @@ class Pending {
     this.reject(e);
   }
 }
-
-/** new Promise(capture) leaves its settle functions here, with no closure made per promise. */
-let resolveNext: (v: unknown) => void = () => {};
-let rejectNext: (e: unknown) => void = () => {};
-const capture = (resolve: (v: never) => void, reject: (e: unknown) => void) => {
-  resolveNext = resolve as (v: unknown) => void;
-  rejectNext = reject;
-};
 
 interface Queue extends HostQueuePair {
   /** Free command ids (0 .. size-2: at most size-1 in flight). */
@@ -269,7 +262,7 @@ export class NvmeDriver {
   /** Issues `sqe`; resolves with its completion, whatever its status. */
   private submit(q: Queue, sqe: Uint8Array): Promise<NvmeCompletion> {
     const promise = new Promise<NvmeCompletion>(capture);
-    this.issue(q, new Pending(sqe, resolveNext, rejectNext, null));
+    this.issue(q, new Pending(sqe, settle.resolve, settle.reject, null));
     return promise;
   }
 
@@ -280,7 +273,7 @@ export class NvmeDriver {
    */
   private submitIo<T>(sqe: Uint8Array, after: (ok: boolean) => T): Promise<T> {
     const promise = new Promise<T>(capture);
-    this.issue(this.ioQueue(), new Pending(sqe, resolveNext, rejectNext, after));
+    this.issue(this.ioQueue(), new Pending(sqe, settle.resolve, settle.reject, after));
     return promise;
   }
 

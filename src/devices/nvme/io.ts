@@ -64,11 +64,13 @@ export function executeIo(ctrl: ControllerContext, c: Command, stage: ((data: Ui
   }
 }
 
+/** True when `blocks` blocks at `lba` lie on the disk (an SLBA past 2^53 is Infinity: never). */
+const onDisk = (disk: BlockBackend, lba: number, blocks: number) => lba <= disk.blockCount && blocks <= disk.blockCount - lba;
+
 function range(disk: BlockBackend, c: Command): [number, number] | null {
   const lba = slba(c);
   const blocks = (c.cdw(12) & 0xffff) + 1;
-  if (!(lba <= disk.blockCount && blocks <= disk.blockCount - lba)) return null;
-  return [lba, blocks];
+  return onDisk(disk, lba, blocks) ? [lba, blocks] : null;
 }
 
 function transfer(ctrl: ControllerContext, disk: BlockBackend, c: Command, stage: ((data: Uint8Array | null) => Result | null) | null): Result | Promise<Result> {
@@ -76,7 +78,7 @@ function transfer(ctrl: ControllerContext, disk: BlockBackend, c: Command, stage
   const blocks = (c.cdw(12) & 0xffff) + 1;
   if (blocks * disk.blockSize > ctrl.maxTransferBytes) return fail(NVME_SC.invalidField);
   const lba = slba(c);
-  if (!(lba <= disk.blockCount && blocks <= disk.blockCount - lba)) return fail(NVME_SC.lbaOutOfRange);
+  if (!onDisk(disk, lba, blocks)) return fail(NVME_SC.lbaOutOfRange);
   const bytes = blocks * disk.blockSize;
   if (stage === null && c.opcode !== OPC.compare) {
     const read = c.opcode === OPC.read;

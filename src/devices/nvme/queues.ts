@@ -52,8 +52,11 @@ export interface CompletionQueue {
   /** SQs bound to this CQ. */
   sqs: number;
   /** Completions waiting for room (the host has not freed slots): posted on its next head doorbell. */
-  held: Uint8Array[];
+  held: HeldCqe[];
 }
+
+/** A completion waiting for room: the fields writeSlot takes. */
+export interface HeldCqe { cdw0: number; dw2: number; cid: number; status: number }
 
 export const cqFull = (cq: CompletionQueue) => (cq.tail + 1) % cq.size === cq.head;
 export const sqEmpty = (sq: SubmissionQueue) => sq.head === sq.tail;
@@ -69,36 +72,18 @@ export function fetchSqe(dma: NvmeDma, sq: SubmissionQueue, into: FetchedCommand
   return into;
 }
 
-/** A CQE image without its phase bit. */
-function cqeImage(cdw0: number, sqhd: number, sqid: number, cid: number, status: number): Uint8Array {
-  const c = new Uint8Array(16);
-  c[0] = cdw0;
-  c[1] = cdw0 >>> 8;
-  c[2] = cdw0 >>> 16;
-  c[3] = cdw0 >>> 24;
-  c[8] = sqhd;
-  c[9] = sqhd >>> 8;
-  c[10] = sqid;
-  c[11] = sqid >>> 8;
-  c[12] = cid;
-  c[13] = cid >>> 8;
-  const st = (status & 0x7fff) << 1;
-  c[14] = st;
-  c[15] = st >>> 8;
-  return c;
-}
-
 /**
- * Writes a CQE at the tail with the current phase, or holds it (as an image) when the queue is
- * full. The status word goes last, so a host that sees the new phase sees the whole entry.
- * Returns true when it was posted.
+ * Writes a CQE at the tail with the current phase, or holds it when the queue is full. The
+ * status word goes last, so a host that sees the new phase sees the whole entry. Returns true
+ * when it was posted.
  */
 export function postCqe(dma: NvmeDma, cq: CompletionQueue, cdw0: number, sqhd: number, sqid: number, cid: number, status: number): boolean {
+  const dw2 = (sqhd & 0xffff) | ((sqid & 0xffff) << 16);
   if (cqFull(cq) || cq.held.length > 0) {
-    cq.held.push(cqeImage(cdw0, sqhd, sqid, cid, status));
+    cq.held.push({ cdw0, dw2, cid, status });
     return false;
   }
-  writeSlot(dma, cq, cdw0, sqhd | (sqid << 16), cid, status);
+  writeSlot(dma, cq, cdw0, dw2, cid, status);
   return true;
 }
 
@@ -134,8 +119,7 @@ export function drainHeld(dma: NvmeDma, cq: CompletionQueue): number {
   let n = 0;
   while (cq.held.length > 0 && !cqFull(cq)) {
     const e = cq.held.shift()!;
-    const le = (at: number) => (e[at]! | (e[at + 1]! << 8) | (e[at + 2]! << 16) | (e[at + 3]! << 24)) >>> 0;
-    writeSlot(dma, cq, le(0), le(8), e[12]! | (e[13]! << 8), ((e[14]! | (e[15]! << 8)) >>> 1) & 0x7fff);
+    writeSlot(dma, cq, e.cdw0, e.dw2, e.cid, e.status);
     n++;
   }
   return n;

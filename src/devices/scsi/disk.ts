@@ -241,7 +241,6 @@ export class ScsiDisk {
     }
   }
 
-  /** LBA and block count of a READ/WRITE/VERIFY CDB, range-checked. */
   /** The LBA range a READ / WRITE / VERIFY (6, 10, 16) names, checked; the result is reused by the next call. */
   private range(op: number, cdb: Uint8Array): { lba: number; blocks: number } {
     let lba: number;

@@ -18,6 +18,7 @@ import { Watchdog } from '../../vmbus/watchdog';
 import type { StagePoint, TapRegistry } from '../../taps/registry';
 import type { TapCompletion } from '../../taps/event';
 import { iscsiEncoder } from '../../trace/iscsi';
+import { capture, settle } from '../../sync/settle';
 import { fixedSense, SCSI_STATUS, SENSE_KEY } from '../scsi/sense';
 import { ioOf, kindOf, SCSI_TAP_STATUSES, tapSense } from '../scsi/taps';
 import {
@@ -110,14 +111,6 @@ interface Command {
   data: boolean;
   o: ScsiCommandOptions;
 }
-
-/** new Promise(capture) leaves its settle functions here, with no closure made per promise. */
-let resolveNext: (v: never) => void = () => {};
-let rejectNext: (e: Error) => void = () => {};
-const capture = (resolve: (v: never) => void, reject: (e: Error) => void) => {
-  resolveNext = resolve;
-  rejectNext = reject;
-};
 
 export class StorvscDriver {
   version = 0;
@@ -248,8 +241,8 @@ export class StorvscDriver {
   /** A command whose promise `what` decides (see Command.what); rejects rather than throws on bad arguments. */
   private issue<T>(target: number, lun: number, cdb: Uint8Array, o: ScsiCommandOptions, what: string | null, tries: number, data: boolean): Promise<T> {
     const promise = new Promise<T>(capture);
-    const resolve = resolveNext as (r: ScsiCommandResult) => void;
-    const reject = rejectNext;
+    const resolve = settle.resolve as (r: ScsiCommandResult) => void;
+    const reject = settle.reject as (e: Error) => void;
     try {
       const c = this.command(target, lun, cdb, o, resolve, reject);
       c.what = what;

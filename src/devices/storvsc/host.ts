@@ -8,8 +8,7 @@
 import { SgringError } from '../../engine/errors';
 import { GPA_DIRECT_PREFIX_SIZE } from '../../generated/constants';
 import { optionNames } from '../../core/args';
-import type { DmaDomain } from '../../memory/dma-domain';
-import { IommuDomain } from '../../memory/iommu';
+import { translateQuick, type DmaDomain } from '../../memory/dma-domain';
 import type { HostChannel, HostOfferSpec } from '../../vmbus/host-channel';
 import type { HostBus } from '../../vmbus/host-bus';
 import type { Guid } from '../../vmbus/guid';
@@ -223,7 +222,7 @@ export class StorvspDevice {
     try {
       const addr = gpa.segments[0]!.addr;
       const access = read ? 'write' : 'read';
-      ptr = this.dma instanceof IommuDomain ? this.dma.translateSmall(addr, length, access) : this.dma.translate(addr, length, access);
+      ptr = translateQuick(this.dma, addr, length, access);
     } catch {
       return false;
     }
