@@ -210,27 +210,31 @@ export class IommuDomain implements DmaDomain {
    * translate() and its errors.
    */
   translateSmall(gpa: number, len: number, access: DmaAccess): number {
-    const bits = access === 'write' ? DMA_WRITE : access === 'read' ? DMA_READ : 0;
+    const at = this.grantedOffset(gpa, len, access === 'write' ? DMA_WRITE : access === 'read' ? DMA_READ : 0);
+    return at >= 0 ? at : this.translate(gpa, len, access);
+  }
+
+  /**
+   * @internal The core offset of [gpa, gpa+len) when the permission table grants it `bits`
+   * (DMA_READ, DMA_WRITE) and it is small (up to 32 pages); -1 otherwise, with no error: a
+   * device's fast path then leaves the request to its general path, which says what is wrong.
+   */
+  grantedOffset(gpa: number, len: number, bits: number): number {
     // Guest RAM is below 4 GiB: an in-range gpa is a u32, and so is every page index here.
-    if (bits !== 0 && len > 0 && len <= 32 * PAGE_SIZE && gpa >>> 0 === gpa && gpa + len <= this.core.guestBytes) {
-      const u32 = this.core.u32;
-      if ((u32[this.generationWord]! & 1) === 0) {
-        if (this.mode === 'strict') {
-          // map() refuses device windows, so granted pages are never in one. Plain loads: a
-          // word is never torn, and a grant racing with this check is the engine's race too.
-          const table = this.tableWord(0);
-          let pg = gpa >>> 12;
-          const last = (gpa + len - 1) >>> 12;
-          while (pg <= last && ((u32[table + (pg >>> 4)]! >>> ((pg & 15) << 1)) & bits) === bits) pg++;
-          if (pg > last) return this.core.guestBase + gpa;
-        } else {
-          let inWindow = false;
-          for (const w of this.windows) if (gpa >= w.gpa ? gpa - w.gpa < w.len : w.gpa - gpa < len) inWindow = true;
-          if (!inWindow) return this.core.guestBase + gpa;
-        }
-      }
+    if (bits === 0 || len <= 0 || len > 32 * PAGE_SIZE || gpa >>> 0 !== gpa || gpa + len > this.core.guestBytes) return -1;
+    const u32 = this.core.u32;
+    if ((u32[this.generationWord]! & 1) !== 0) return -1;
+    if (this.mode === 'strict') {
+      // map() refuses device windows, so granted pages are never in one. Plain loads: a
+      // word is never torn, and a grant racing with this check is the engine's race too.
+      const table = this.tableWord(0);
+      let pg = gpa >>> 12;
+      const last = (gpa + len - 1) >>> 12;
+      while (pg <= last && ((u32[table + (pg >>> 4)]! >>> ((pg & 15) << 1)) & bits) === bits) pg++;
+      return pg > last ? this.core.guestBase + gpa : -1;
     }
-    return this.translate(gpa, len, access);
+    for (const w of this.windows) if (gpa >= w.gpa ? gpa - w.gpa < w.len : w.gpa - gpa < len) return -1;
+    return this.core.guestBase + gpa;
   }
 
   /** translate() without the offset: throws unless [gpa, gpa+len) is reachable for `access`. */

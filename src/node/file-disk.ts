@@ -21,6 +21,8 @@ export class FileDisk implements BlockBackend {
   readonly blockSize: number;
   readonly blockCount: number;
   readonly readOnly: boolean;
+  /** Every call finishes before it returns (BlockBackend.synchronous). */
+  readonly synchronous = true;
   private fd: number | null;
 
   readonly core: Core;

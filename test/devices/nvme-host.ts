@@ -1,7 +1,7 @@
 // A minimal NVMe host for the controller tests: queues laid out in guest memory, SQEs written
 // there, doorbells rung through mmioWrite, CQEs reaped by phase tag, as a driver does. The real
 // driver is NvmeDriver (its own issue); this one stays small so each test can misbehave freely.
-import { Iommu, loadCoreSync, MemoryDisk, NvmeController, type Core, type IommuDomain, type TapRegistry } from '../../src/index';
+import { Iommu, loadCoreSync, MemoryDisk, NvmeController, type BlockBackend, type Core, type IommuDomain, type TapRegistry } from '../../src/index';
 
 export const PAGE = 4096;
 
@@ -17,13 +17,14 @@ export class Host {
   readonly queues = new Map<number, { sq: number; cq: number; size: number; tail: number; head: number; phase: number; cqsize: number }>();
   private cid = 0;
 
-  constructor(o: { taps?: TapRegistry; blocks?: number; maxQueues?: number; readOnly?: boolean; processOnDoorbell?: boolean } = {}) {
+  /** `wrap`: the namespace's backend made from the memory disk (default: the disk itself). */
+  constructor(o: { taps?: TapRegistry; blocks?: number; maxQueues?: number; readOnly?: boolean; processOnDoorbell?: boolean; wrap?: (disk: MemoryDisk) => BlockBackend } = {}) {
     this.core = loadCoreSync({ guestBytes: 32 << 20 });
     this.dma = new Iommu(this.core).domain('nvme0', { windows: [{ gpa: 0x1f0_0000, len: 0x4000 }] }); // BAR0: never DMA-able
     this.dma.map(0x10_0000, 0x100_0000); // 16 MiB the driver grants the device
     this.disk = MemoryDisk.create(this.core, { blockCount: o.blocks ?? 8192, readOnly: o.readOnly });
     this.ctrl = new NvmeController(this.core, {
-      dma: this.dma, namespaces: [{ backend: this.disk }], taps: o.taps, maxQueues: o.maxQueues ?? 4,
+      dma: this.dma, namespaces: [{ backend: o.wrap ? o.wrap(this.disk) : this.disk }], taps: o.taps, maxQueues: o.maxQueues ?? 4,
       onInterrupt: (v) => this.interrupts.push(v), processOnDoorbell: o.processOnDoorbell,
     });
   }

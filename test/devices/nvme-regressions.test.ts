@@ -99,4 +99,31 @@ describe('NVMe regressions (nvme.md §6.6)', () => {
     expect([sct(got[0]!.status), sc(got[0]!.status)]).toEqual([1, 0x05]);
     expect(h.ctrl.pending).toBe(4);
   });
+
+  it('[V10] an asynchronous backend\'s read goes through a staging region: a page the host takes back before the data arrives is never written', async () => {
+    let release = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const h = new Host({
+      wrap: (d) => ({
+        blockSize: d.blockSize, blockCount: d.blockCount, readOnly: false,
+        read: async (lba, n, ptr) => { await gate; d.read(lba, n, ptr); },
+        write: (lba, n, ptr) => d.write(lba, n, ptr), flush: () => {},
+      }),
+    });
+    h.enable();
+    await h.createQueuePair(1);
+    h.core.u8.fill(0xab, h.disk.ptr, h.disk.ptr + PAGE);
+    const buf = h.pages(1);
+    const [cid] = h.submit(1, h.read(1, 0, 8, buf, 0));
+    await new Promise((r) => setTimeout(r, 0)); // fetched and checked; the disk has not answered
+    h.dma.unmap(buf, PAGE);
+    release();
+    let cqe;
+    for (let i = 0; i < 100 && !cqe; i++) {
+      await new Promise((r) => setTimeout(r, 0));
+      cqe = h.reap(1).find((c) => c.cid === cid);
+    }
+    expect(sc(cqe!.status)).toBe(NVME_SC.dataTransferError);
+    expect(h.guest(buf, PAGE).every((b) => b === 0)).toBe(true);
+  });
 });

@@ -12,6 +12,12 @@ export interface BlockBackend {
   readonly blockSize: number;
   readonly blockCount: number;
   readonly readOnly: boolean;
+  /**
+   * True when read, write and flush always finish before they return (never a promise): a
+   * device may then move data in place between the disk and guest memory, and complete a
+   * command within the call that started it. An asynchronous backend gets a staging region.
+   */
+  readonly synchronous?: boolean;
   /** Copies `blocks` blocks from `lba` into core memory at `ptr`. */
   read(lba: Lba, blocks: number, ptr: number): void | Promise<void>;
   /** Copies `blocks` blocks from core memory at `ptr` to `lba`. */

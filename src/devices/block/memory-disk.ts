@@ -20,6 +20,8 @@ export class MemoryDisk implements BlockBackend {
   readonly blockCount: number;
   readonly storage: 'core' | 'sparse';
   readOnly: boolean;
+  /** Every call finishes before it returns (BlockBackend.synchronous). */
+  readonly synchronous = true;
   /** Offset of the disk in core memory ('core' storage; -1 for sparse). */
   readonly ptr: number;
   private readonly chunks = new Map<number, Uint8Array>();

@@ -36,6 +36,8 @@ export class OpfsDisk implements BlockBackend {
   readonly blockSize: number;
   readonly blockCount: number;
   readonly readOnly: boolean;
+  /** Every call finishes before it returns (BlockBackend.synchronous). */
+  readonly synchronous = true;
   readonly core: Core;
   private handle: SyncAccessHandle | null;
 

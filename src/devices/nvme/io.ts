@@ -80,7 +80,9 @@ function transfer(ctrl: ControllerContext, disk: BlockBackend, c: Command, stage
   const lba = slba(c);
   if (!onDisk(disk, lba, blocks)) return fail(NVME_SC.lbaOutOfRange);
   const bytes = blocks * disk.blockSize;
-  if (stage === null && c.opcode !== OPC.compare) {
+  // In place only with a synchronous disk: an asynchronous one would move the data after the
+  // DMA check, into pages the host may have taken back meanwhile.
+  if (stage === null && c.opcode !== OPC.compare && disk.synchronous === true) {
     const read = c.opcode === OPC.read;
     // The device writes guest memory on a read and reads it on a write.
     const n = ctrl.walkInPlace(c, bytes, read ? 'write' : 'read');

@@ -131,13 +131,15 @@ export class ScsiDisk {
   /**
    * READ or WRITE (6/10/16) straight between the medium and `bytes` of core memory at `ptr` (a
    * device's translated DMA buffer): no staging copy, and synchronous when the backend is. Returns
-   * null when the command is not such a transfer of exactly `bytes`, carries FUA, or a unit
-   * attention is pending: the caller then runs execute(), which answers those.
+   * null when the command is not such a transfer of exactly `bytes`, carries FUA, a unit
+   * attention is pending, or the backend is not synchronous (it would move the data after the
+   * caller's DMA check, into pages the guest may no longer grant): the caller then runs
+   * execute(), which answers those.
    */
   transfer(cdb: Uint8Array, ptr: number, bytes: number): ScsiResult | Promise<ScsiResult> | null {
     const op = cdb[0]!;
     const read = op === OP.read6 || op === OP.read10 || op === OP.read16;
-    if ((!read && op !== OP.write6 && op !== OP.write10 && op !== OP.write16) || this.attention || (op !== OP.write6 && (cdb[1]! & 0x08) !== 0)) return null;
+    if ((!read && op !== OP.write6 && op !== OP.write10 && op !== OP.write16) || this.attention || this.backend.synchronous !== true || (op !== OP.write6 && (cdb[1]! & 0x08) !== 0)) return null;
     let lba: number;
     let blocks: number;
     try {
