@@ -429,9 +429,9 @@ export class NvmeController implements ControllerContext {
   }
 
   /**
-   * Reads and writes of up to two pages (PRP1, and PRP2 as a data pointer) on a synchronous
-   * namespace, straight from the SQ slot to the CQ slot: the blocks move in place between the
-   * disk and guest memory, with no command record, walk or result object. Each field is read from
+   * Reads and writes on a synchronous namespace whose PRPs need at most one list page, straight
+   * from the SQ slot to the CQ slot: the blocks move in place between the disk and guest memory
+   * (one backend call per run of adjacent pages), with no command record, walk or result object. Each field is read from
    * the slot once; the lane runs a command only when every check passes, and stops at the first
    * one that is anything else (another opcode, a PRP list, a field out of range, a page not
    * granted...), which the general path then fetches and answers. Returns the commands it ran.
@@ -457,26 +457,52 @@ export class NvmeController implements ControllerContext {
       const lba = hi * 0x1_0000_0000 + u32[w + 10]!;
       if (bytes > this.maxTransferBytes || hi >= 0x200000 || lba > disk.blockCount || blocks > disk.blockCount - lba) break;
       const prp1 = u32[w + 6]!;
+      const bs = disk.blockSize;
       const first = Math.min(bytes, PAGE - (prp1 % PAGE));
-      const rest = bytes - first;
-      if (u32[w + 7] !== 0 || prp1 % 4 !== 0 || first % disk.blockSize !== 0 || rest > PAGE) break;
-      const prp2 = rest > 0 ? u32[w + 8]! : 0;
-      if (rest > 0 && (u32[w + 9] !== 0 || prp2 % PAGE !== 0)) break;
+      if (u32[w + 7] !== 0 || prp1 % 4 !== 0 || first % bs !== 0) break;
       const bits = opcode === NVM_READ ? DMA_WRITE : DMA_READ; // the device writes guest memory on a read
       const p1 = dma.grantedOffset(prp1, first, bits);
-      const p2 = rest > 0 ? dma.grantedOffset(prp2, rest, bits) : 0;
-      if (p1 < 0 || p2 < 0) break;
+      if (p1 < 0) break;
+      this.laneRuns[0] = p1;
+      this.laneRuns[1] = first;
+      this.laneCount = 1;
+      let rest = bytes - first;
+      if (rest > 0) {
+        const prp2 = u32[w + 8]!;
+        if (u32[w + 9] !== 0) break;
+        // PRP2 is the second page, or (more than one page left) a list: one list page here,
+        // whose entries are read once each; a list that chains is the general path's.
+        const entries = rest > PAGE ? Math.ceil(rest / PAGE) : 0;
+        const la = entries > 0 && prp2 % 8 === 0 && entries <= (PAGE - (prp2 % PAGE)) / 8 ? dma.grantedOffset(prp2, entries * 8, DMA_READ) : -1;
+        if (entries === 0 ? prp2 % PAGE !== 0 : la < 0) break;
+        const list = la >>> 2;
+        // Adjacent pages make one run, checked at once (up to 32 pages) when the next one does not follow.
+        let run = 0;
+        let runLen = 0;
+        for (let i = 0; rest > 0; i++) {
+          const page = entries === 0 ? prp2 : u32[list + 2 * i]!;
+          const len = Math.min(rest, PAGE);
+          if ((entries > 0 && u32[list + 2 * i + 1] !== 0) || page % PAGE !== 0 || len % bs !== 0) break;
+          if (runLen > 0 && page === run + runLen && runLen < 32 * PAGE) runLen += len;
+          else {
+            if (runLen > 0 && !this.laneRun(run, runLen, bits)) break;
+            run = page;
+            runLen = len;
+          }
+          rest -= len;
+        }
+        if (rest > 0 || !this.laneRun(run, runLen, bits)) break; // an entry or a page the lane does not take
+      }
       const cid = dw0 >>> 16;
       sq.head = (sq.head + 1) % sq.size;
       let status = 0;
       try {
-        const b1 = first / disk.blockSize;
-        if (opcode === NVM_READ) {
-          disk.read(lba, b1, p1);
-          if (rest > 0) disk.read(lba + b1, blocks - b1, p2);
-        } else {
-          disk.write(lba, b1, p1);
-          if (rest > 0) disk.write(lba + b1, blocks - b1, p2);
+        const runs = this.laneRuns;
+        for (let i = 0, at = lba; i < this.laneCount; i++) {
+          const b = runs[2 * i + 1]! / bs;
+          if (opcode === NVM_READ) disk.read(at, b, runs[2 * i]!);
+          else disk.write(at, b, runs[2 * i]!);
+          at += b;
         }
       } catch (e) {
         status = backendStatus(e);
@@ -497,6 +523,25 @@ export class NvmeController implements ControllerContext {
     }
     if (n > 0) this.interrupt(cq);
     return n;
+  }
+
+  /** The fast lane's runs of guest memory for one command: core offset, bytes (PRP1 and a list page of up to 512 entries). */
+  private readonly laneRuns = new Uint32Array(2 * 513);
+  private laneCount = 0;
+
+  /** Adds guest run [gpa, gpa+len) to the lane's runs if the device may access it (`bits`), merged with the last run when adjacent in core memory. */
+  private laneRun(gpa: number, len: number, bits: number): boolean {
+    const at = (this.dma as IommuDomain).grantedOffset(gpa, len, bits);
+    if (at < 0) return false;
+    const runs = this.laneRuns;
+    const last = 2 * this.laneCount - 2;
+    if (at === runs[last]! + runs[last + 1]!) runs[last + 1] += len;
+    else {
+      runs[last + 2] = at;
+      runs[last + 3] = len;
+      this.laneCount++;
+    }
+    return true;
   }
 
   /** Commands fetched whose completion is not posted yet (async backends, delaying taps, AERs). */

@@ -654,6 +654,18 @@ export class NvmeDriver {
     if (after <= 1) return -1;
     const pages = listRun(after);
     const list = this.take(pages);
+    if (more === null && pages === 1) {
+      // One run of pages and one list page: the entries are the pages after addr's, in order.
+      const u32 = this.core.u32;
+      const at = (this.core.guestBase + list) >>> 2;
+      const base = addr - (addr % PAGE);
+      for (let i = 0; i < after; i++) {
+        u32[at + 2 * i] = base + (i + 1) * PAGE; // guest RAM lies below 4 GiB
+        u32[at + 2 * i + 1] = 0;
+      }
+      put64(sqe, 32, list);
+      return list;
+    }
     try {
       put64(sqe, 32, buildPrpInto(this.core, PRP_OPTIONS, addr, bytes, more, pages === 1 ? [list] : Array.from({ length: pages }, (_, i) => list + i * PAGE)));
     } catch (e) {
