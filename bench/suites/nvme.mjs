@@ -74,6 +74,8 @@ export default {
     { label: '4 KiB random read, QD 32, into guest memory, IOPS', of: { suite: SUITE, name: '4 KiB random read into guest memory, QD 32', engine: 'wasm', payloadBytes: 4096 } },
     { label: '4 KiB random read, QD 32, controller in a worker, IOPS', of: { suite: SUITE, name: '4 KiB random read, QD 32, two threads', engine: 'wasm', payloadBytes: 4096 } },
     { label: '4 KiB random read, QD 32, heap bytes per I/O', of: { suite: SUITE, name: '4 KiB random read, QD 32', engine: 'wasm', payloadBytes: 4096 }, heap: true },
+    { label: '4 KiB random read into guest memory, QD 32, heap bytes per I/O', of: { suite: SUITE, name: '4 KiB random read into guest memory, QD 32', engine: 'wasm', payloadBytes: 4096 }, heap: true },
+    { label: 'a bare promise round trip, QD 32, heap bytes (the floor of a promise API)', of: { suite: SUITE, name: 'bare promise round trip, QD 32', engine: 'baseline', payloadBytes: 0 }, heap: true },
     { label: '128 KiB sequential read into guest memory / streaming copy limit (target 0.7)', of: { suite: SUITE, name: '128 KiB sequential read into guest memory, QD 8', engine: 'wasm', payloadBytes: 131072 }, over: { suite: SUITE, name: '128 KiB sequential read, QD 8', engine: 'copy-limit, streaming', payloadBytes: 131072 } },
     { label: '128 KiB sequential read into guest memory / in-cache copy limit', of: { suite: SUITE, name: '128 KiB sequential read into guest memory, QD 8', engine: 'wasm', payloadBytes: 131072 }, over: { suite: SUITE, name: '128 KiB sequential read, QD 8', engine: 'copy-limit', payloadBytes: 131072 } },
     { label: '4 KiB random read QD 32, with a trace tap / without', of: { suite: SUITE, name: '4 KiB random read, QD 32, traced', engine: 'wasm', payloadBytes: 4096 }, over: { suite: SUITE, name: '4 KiB random read, QD 32', engine: 'wasm', payloadBytes: 4096 } },
@@ -91,6 +93,10 @@ export default {
     add('4 KiB random read, QD 1', 4096, await run(drv, 'read', { depth: 1, bytes: 4096, ms }));
     add('4 KiB random read, QD 32', 4096, await run(drv, 'read', { depth: 32, bytes: 4096, ms }), 'wasm', await heap('read', { depth: 32, bytes: 4096 }));
     add('4 KiB random read into guest memory, QD 32', 4096, await run(drv, 'read', { depth: 32, bytes: 4096, ms, guest }), 'wasm', await heap('read', { depth: 32, bytes: 4096, guest }));
+    // What the harness and a promise cost by themselves: a promise made with an executor and
+    // resolved at once, awaited as every I/O is (the driver returns one such promise per command).
+    const bare = (lba) => new Promise((resolve) => resolve(lba));
+    add('bare promise round trip, QD 32', 0, await iops(bare, { depth: 32, bytes: 4096, ms, diskBlocks: BLOCKS }), 'baseline', await heapPerIo(bare, { depth: 32, bytes: 4096, diskBlocks: BLOCKS }));
     add('4 KiB random write, QD 1', 4096, await run(drv, 'write', { depth: 1, bytes: 4096, ms }));
     add('4 KiB random write, QD 32', 4096, await run(drv, 'write', { depth: 32, bytes: 4096, ms }));
     add('128 KiB sequential read, QD 8', 131072, await run(drv, 'read', { depth: 8, bytes: 131072, ms, sequential: true }));

@@ -52,6 +52,12 @@ export class MemoryDisk implements BlockBackend {
       this.core.u8.copyWithin(ptr, off, off + blocks * this.blockSize);
       return;
     }
+    this.readChecked(lba, blocks, ptr);
+  }
+
+  // The general paths live apart from the fast ones: their closures would make every call
+  // allocate a context for the variables they capture.
+  private readChecked(lba: Lba, blocks: number, ptr: number): void {
     const [off, n] = this.check(lba, blocks, ptr, 'read');
     const u8 = this.core.u8;
     if (this.storage === 'core') {
@@ -71,6 +77,10 @@ export class MemoryDisk implements BlockBackend {
       this.core.u8.copyWithin(off, ptr, ptr + blocks * this.blockSize);
       return;
     }
+    this.writeChecked(lba, blocks, ptr);
+  }
+
+  private writeChecked(lba: Lba, blocks: number, ptr: number): void {
     const [off, n] = this.check(lba, blocks, ptr, 'write');
     refuseWrite(this.readOnly, 'MemoryDisk.write');
     const u8 = this.core.u8;

@@ -65,29 +65,61 @@ export interface NamespaceInfo {
  * command is over (gives back pages, copies data out) and its value is what the promise resolves
  * with; without `after` the promise resolves with the completion whatever its status.
  */
+/** Runs once a command is over (gives back pages, copies data out); its value is what the caller's promise resolves with. */
+type After = (ok: boolean, p: Pending) => unknown;
+
 class Pending {
   /** When the command is overdue (ms, performance.now()); 0 while recovery handles it. */
   deadline = 0;
   tries = 0;
-  constructor(
-    /** The command: the caller's bytes until it is placed, then its CID's copy (kept for retries and resubmission). */
-    public sqe: Uint8Array,
-    private readonly resolve: (v: unknown) => void,
-    private readonly reject: (e: unknown) => void,
-    private readonly after: ((ok: boolean) => unknown) | null,
-  ) {}
+  /** Which command this record carries (records are reused): a recovery step that waited checks it is still the same one. */
+  serial = 0;
+  /** The command: the caller's bytes until it is placed, then its CID's copy (kept for retries and resubmission). */
+  sqe: Uint8Array = EMPTY;
+  private resolve: (v: unknown) => void = noop;
+  private reject: (e: unknown) => void = noop;
+  private after: After | null = null;
+  /**
+   * What after() gives back or copies out (set before the command is issued, cleared once it is
+   * over): the caller's buffer of a staged transfer (null: none), its staging run of `pages`
+   * pages, its PRP list run (-1: none; listRun(pages - 1) pages).
+   */
+  data: Uint8Array | null = null;
+  gpa = 0;
+  pages = 0;
+  list = -1;
+  read = false;
 
-  /** The command's completion. */
+  /** Takes a new command (a fresh record, or one done() gave back to the driver's spares). */
+  init(sqe: Uint8Array, resolve: (v: unknown) => void, reject: (e: unknown) => void, after: After | null): this {
+    this.serial++;
+    this.deadline = 0;
+    this.tries = 0;
+    this.sqe = sqe;
+    this.resolve = resolve;
+    this.reject = reject;
+    this.after = after;
+    return this;
+  }
+
+  /** The command's completion. Settles the caller's promise and lets go of everything the command held. */
   done(status: number, cdw0: number, sqid: number, cid: number): void {
-    if (this.after === null) return this.resolve({ status, cdw0, sqid, cid } satisfies NvmeCompletion);
-    const v = this.after(status === 0);
-    if (status === 0) this.resolve(v);
-    else this.reject(commandError(this.sqe, status, cdw0, sqid, cid));
+    const { resolve, reject, after } = this;
+    this.resolve = this.reject = noop;
+    this.after = null;
+    if (after === null) return resolve({ status, cdw0, sqid, cid } satisfies NvmeCompletion);
+    const v = after(status === 0, this);
+    this.data = null;
+    this.list = -1;
+    if (status === 0) resolve(v);
+    else reject(commandError(this.sqe, status, cdw0, sqid, cid));
   }
 
   /** The command cannot complete (the controller failed, or was reset under an admin command). */
   fail(e: unknown): void {
-    this.after?.(false);
+    this.after?.(false, this);
+    this.data = null;
+    this.list = -1;
     this.reject(e);
   }
 }
@@ -109,6 +141,7 @@ interface Queue extends HostQueuePair {
 }
 
 const PAGE = 4096;
+const EMPTY = new Uint8Array(0);
 const ADMIN = { deleteSq: 0x00, createSq: 0x01, deleteCq: 0x04, createCq: 0x05, identify: 0x06, abort: 0x08, setFeatures: 0x09 };
 const NVM = { flush: 0x00, write: 0x01, read: 0x02 };
 
@@ -262,7 +295,7 @@ export class NvmeDriver {
   /** Issues `sqe`; resolves with its completion, whatever its status. */
   private submit(q: Queue, sqe: Uint8Array): Promise<NvmeCompletion> {
     const promise = new Promise<NvmeCompletion>(capture);
-    this.issue(q, new Pending(sqe, settle.resolve, settle.reject, null));
+    this.issue(q, this.record().init(sqe, settle.resolve, settle.reject, null));
     return promise;
   }
 
@@ -271,10 +304,57 @@ export class NvmeDriver {
    * copies data out), then the promise resolves with what `after` returned, or rejects with
    * NvmeCommandFailed.
    */
-  private submitIo<T>(sqe: Uint8Array, after: (ok: boolean) => T): Promise<T> {
+  private submitIo<T>(sqe: Uint8Array, after: After, p: Pending = this.record()): Promise<T> {
     const promise = new Promise<T>(capture);
-    this.issue(this.ioQueue(), new Pending(sqe, settle.resolve, settle.reject, after));
+    this.issue(this.ioQueue(), p.init(sqe, settle.resolve, settle.reject, after));
     return promise;
+  }
+
+  /** submitIo for a transfer whose end is finishTransfer: the record carries what it gives back and copies out. */
+  private submitTransfer<T>(sqe: Uint8Array, data: Uint8Array | null, gpa: number, pages: number, list: number, read: boolean): Promise<T> {
+    const p = this.record();
+    p.data = data;
+    p.gpa = gpa;
+    p.pages = pages;
+    p.list = list;
+    p.read = read;
+    return this.submitIo<T>(sqe, this.finishTransfer, p);
+  }
+
+  /**
+   * The end of a read or write the driver staged or listed (Pending.data, gpa, pages, list): a
+   * read's data copied out, the staging run and the list run given back. One function for every
+   * such command, so none needs a closure of its own.
+   */
+  private readonly finishTransfer: After = (ok, p) => {
+    const data = p.data;
+    if (data !== null && ok && p.read) data.set(this.stagedView(p.gpa, data.length < p.pages * PAGE ? data.length : p.pages * PAGE));
+    if (p.list >= 0) this.give(listRun(p.pages - 1), p.list);
+    if (data !== null) this.give(p.pages, p.gpa);
+    return data ?? undefined;
+  };
+
+  /** A view of `bytes` of the staging run at `gpa`: one kept per whole run (runs are reused), until core memory grows. */
+  private stagedView(gpa: number, bytes: number): Uint8Array {
+    const u8 = this.core.u8;
+    const at = this.core.guestBase + gpa;
+    if (this.viewsOf !== u8) {
+      this.views.clear();
+      this.viewsOf = u8;
+    }
+    const v = this.views.get(gpa);
+    if (v !== undefined && v.length === bytes) return v;
+    const fresh = u8.subarray(at, at + bytes);
+    if (bytes % PAGE === 0 && this.views.size < 1024) this.views.set(gpa, fresh);
+    return fresh;
+  }
+  private readonly views = new Map<number, Uint8Array>();
+  private viewsOf: Uint8Array | null = null;
+
+  /** Command records done() gave back, for the next commands (no allocation per command). */
+  private readonly spare: Pending[] = [];
+  private record(): Pending {
+    return this.spare.pop() ?? new Pending();
   }
 
   /** Puts a command into the SQ under a free CID; false when none is free. */
@@ -345,6 +425,7 @@ export class NvmeDriver {
       return;
     }
     p.done(status, cdw0, sqid, cid);
+    if (this.spare.length < 1024) this.spare.push(p); // nothing refers to it any more (a waiting recovery step checks its serial)
   }
 
   /** The commands holding a CID of `q`. */
@@ -386,6 +467,7 @@ export class NvmeDriver {
   private async timedOut(q: Queue, cid: number): Promise<void> {
     const p = q.pending[cid];
     if (!p || p.deadline === 0) return;
+    const serial = p.serial;
     this.stats.timeouts++;
     p.deadline = 0;
     if (q.qid !== 0) {
@@ -393,7 +475,7 @@ export class NvmeDriver {
       const abort = this.admin(this.sqe(ADMIN.abort, 0, { 10: (cid << 16) | q.qid }), true).catch(() => null);
       await Promise.race([abort, sleep(this.opts.timeoutMs)]);
       this.reap(q);
-      if (q.pending[cid] !== p) return;
+      if (q.pending[cid] !== p || p.serial !== serial) return; // it completed meanwhile (its record may carry another command now)
     }
     await this.recover();
   }
@@ -550,7 +632,7 @@ export class NvmeDriver {
     }
     const sqe = this.build.fill(0);
     const list = this.prpCommand(sqe, opcode, ns.nsid, lba, blocks, bytes, first.addr, more);
-    return this.submitIo(sqe, list < 0 ? noop : () => this.give(listRun(prpEntries(first.addr, bytes) - 1), list));
+    return this.submitTransfer(sqe, null, 0, prpEntries(first.addr, bytes), list, false);
   }
 
   /** A segment list that breaks the PRP rule: as an SGL when the controller takes one, else bounced into PRP pages. */
@@ -629,12 +711,7 @@ export class NvmeDriver {
       this.give(pages, gpa);
       throw e;
     }
-    return this.submitIo(sqe, (ok) => {
-      if (ok && opcode === NVM.read) data.set(this.core.u8.subarray(at, at + bytes));
-      if (list >= 0) this.give(listRun(pages - 1), list);
-      this.give(pages, gpa);
-      return data;
-    });
+    return this.submitTransfer(sqe, data, gpa, pages, list, opcode === NVM.read);
   }
 
   /**
