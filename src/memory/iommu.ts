@@ -233,7 +233,11 @@ export class IommuDomain implements DmaDomain {
       while (pg <= last && ((u32[table + (pg >>> 4)]! >>> ((pg & 15) << 1)) & bits) === bits) pg++;
       return pg > last ? this.core.guestBase + gpa : -1;
     }
-    for (const w of this.windows) if (gpa >= w.gpa ? gpa - w.gpa < w.len : w.gpa - gpa < len) return -1;
+    const ws = this.windows;
+    for (let i = 0; i < ws.length; i++) {
+      const w = ws[i]!; // an indexed loop: for-of would allocate an iterator per call
+      if (gpa >= w.gpa ? gpa - w.gpa < w.len : w.gpa - gpa < len) return -1;
+    }
     return this.core.guestBase + gpa;
   }
 

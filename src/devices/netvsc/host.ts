@@ -62,8 +62,8 @@ class GuestBuffer {
    */
   at(off: number, len: number, access: 'read' | 'write'): number {
     for (let i = 0; i < this.runs.length; i++) {
-      const [start, gpa, n] = this.runs[i]!;
-      if (off >= start && off + len <= start + n) return translateQuick(this.dma, gpa + (off - start), len, access);
+      const r = this.runs[i]!; // [start, gpa, bytes]; indexed, as destructuring would allocate an iterator
+      if (off >= r[0]! && off + len <= r[0]! + r[2]!) return translateQuick(this.dma, r[1]! + (off - r[0]!), len, access);
     }
     return -1;
   }
