@@ -16,7 +16,7 @@ import { ReadBatch } from '../core/ring-batch';
 import type { VmbusRing } from '../core/vmbus-ring';
 import { decodeGpaRanges, type GpaDecodeResult } from '../core/gpa-range';
 import { joinTid } from '../core/tid';
-import { descriptorBytes, parseTransferFields, type GpaDescriptor } from './packets';
+import { descriptorBytes, parseTransferFields, type GpaDescriptor, type TransferPages } from './packets';
 import { ReceivedPacket } from './received-packet';
 import type { OutstandingTransaction } from './transactions';
 import { ChannelSender, PendingCall, type ChannelEndInit, type ChannelEndOptions, type ChannelState } from './channel-send';
@@ -34,6 +34,8 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
   private readonly view: ReceivedPacket;
   /** The view's GPA ranges, refilled per packet (decodeGpaRanges' options naming them). */
   private readonly gpaDecode: { into: GpaDecodeResult } = { into: { ranges: [], segments: [], bytes: 0 } };
+  /** The transfer-page fields of the packet being delivered, refilled per packet. */
+  private readonly transferDecode: TransferPages = { pageSetId: 0, senderOwns: false, ranges: [] };
   private pendAt = 0;
   private pendLeft = 0;
   private polls = 0;
@@ -203,7 +205,7 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
     if (descriptor) {
       try {
         if (type === K.PKT_TYPE_GPA) v.gpa = decodeGpaRanges(this.core, { ptr: at + K.GPA_DIRECT_PREFIX_SIZE, len: hb - K.GPA_DIRECT_PREFIX_SIZE }, this.core.u32[(at + K.GPA_DIRECT_OFF_RANGE_COUNT) >> 2]!, this.gpaDecode);
-        else v.transferPages = parseTransferFields(this.core.dv, at, hb);
+        else v.transferPages = parseTransferFields(this.core.dv, at, hb, this.transferDecode);
       } catch (e) {
         if (!(e instanceof SgringError)) throw e;
         this.stats.badPackets++;

@@ -184,18 +184,30 @@ export function checkPacketHeader(type: number, headerBytes: number, totalBytes:
  * Transfer-page fields of a packet whose header bytes are [at, at + headerBytes) of `dv`
  * (a private copy). Throws GpaRangeTooSmall (E) when range_count ranges do not fit before offset8*8.
  */
-export function parseTransferFields(dv: DataView, at: number, headerBytes: number): TransferPages {
+export function parseTransferFields(dv: DataView, at: number, headerBytes: number, into?: TransferPages): TransferPages {
   const count = dv.getUint32(at + K.XFER_OFF_RANGE_COUNT, true);
   // Bounded by headerBytes (a u16 of q-words), not by the peer's count (P4).
   if (count > (headerBytes - K.XFER_PREFIX_SIZE) / K.XFER_RANGE_SIZE) {
     throw new SgringError('GpaRangeTooSmall', `transfer-page packet claims ${count} ranges but its header holds ${(headerBytes - K.XFER_PREFIX_SIZE) >>> 3}`, { rangeCount: count });
   }
-  const ranges: TransferRange[] = new Array(count);
+  // `into` (a channel end's, refilled per packet) keeps its range objects for the next packet.
+  const out = into ?? { pageSetId: 0, senderOwns: false, ranges: new Array<TransferRange>(count) };
+  const ranges = out.ranges;
   for (let i = 0; i < count; i++) {
     const r = at + K.XFER_PREFIX_SIZE + i * K.XFER_RANGE_SIZE;
-    ranges[i] = { byteCount: dv.getUint32(r, true), byteOffset: dv.getUint32(r + 4, true) };
+    const byteCount = dv.getUint32(r, true);
+    const byteOffset = dv.getUint32(r + 4, true);
+    const x = ranges[i];
+    if (x === undefined) ranges[i] = { byteCount, byteOffset };
+    else {
+      x.byteCount = byteCount;
+      x.byteOffset = byteOffset;
+    }
   }
-  return { pageSetId: dv.getUint16(at + K.XFER_OFF_PAGESET_ID, true), senderOwns: dv.getUint8(at + K.XFER_OFF_SENDER_OWNS) !== 0, ranges };
+  ranges.length = count;
+  out.pageSetId = dv.getUint16(at + K.XFER_OFF_PAGESET_ID, true);
+  out.senderOwns = dv.getUint8(at + K.XFER_OFF_SENDER_OWNS) !== 0;
+  return out;
 }
 
 /**

@@ -22,7 +22,7 @@ export class ReceivedPacket {
   totalBytes = 0;
   /** GPA-direct packets: the decoded, validated ranges (refilled for the next packet, as this object is: copy what must outlive the handler). */
   gpa: GpaDecodeResult | null = null;
-  /** Transfer-page packets: page set and ranges (not yet checked against any buffer). */
+  /** Transfer-page packets: page set and ranges (not yet checked against any buffer; refilled for the next packet, as gpa is). */
   transferPages: TransferPages | null = null;
 
   constructor(core: Core) {

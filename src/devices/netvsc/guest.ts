@@ -21,7 +21,7 @@ import {
   decodeInitComplete, decodeRecvBufComplete, decodeRndis, decodeSendBufComplete, encodeNdisConfig, encodeNvsp, encodeNvspInit, encodeRndisInitialize,
   encodeRndisKeepalive, encodeRndisPkt, encodeRndisPktComplete, encodeRndisQuery, encodeRndisSet, encodeSendBuffer, ndisVersionFor, NO_SECTION, NVSP,
   NVSP_STATUS, NVSP_VERSION, OID, PACKET_FILTER, ppiBytes, readU32LE, RECV_BUFFER_ID, RNDIS_CHANNEL, RNDIS_MSG, RNDIS_PACKET_HEADER, RNDIS_STATUS,
-  writeRndisPacket, writeU32LE, NET_TAP_STATUSES, flowHash, type PacketInfo, type RndisMessage,
+  RndisPacketReader, writeRndisPacket, writeU32LE, NET_TAP_STATUSES, flowHash, type PacketInfo, type RndisMessage,
 } from './wire';
 
 const PAGE = 4096;
@@ -511,14 +511,16 @@ export class NetvscDriver {
     } else {
       const core = this.bus.core;
       const base = core.guestBase + this.recvGpa;
-      for (const r of x.ranges) {
+      const ranges = x.ranges;
+      for (let i = 0; i < ranges.length; i++) {
+        const r = ranges[i]!;
         // [H43] a range outside the buffer (checked without overflow) or larger than a section is skipped.
         if (r.byteOffset > this.recvBytes || r.byteCount > this.recvBytes - r.byteOffset || r.byteCount > this.recvSection || r.byteCount === 0) {
           this.counters.rxBadRanges++;
           status = NVSP_STATUS.fail;
           continue;
         }
-        if (!this.message(core.u8.subarray(base + r.byteOffset, base + r.byteOffset + r.byteCount))) status = NVSP_STATUS.fail;
+        if (!this.range(core.u8, base + r.byteOffset, r.byteCount)) status = NVSP_STATUS.fail;
       }
     }
     if (p.completionRequested && (p.transactionIdLo | p.transactionIdHi) !== 0) ch.completeId(p.transactionIdLo, p.transactionIdHi, PKT_COMPLETE[status]!);
@@ -546,7 +548,46 @@ export class NetvscDriver {
     this.indirection = Array.from({ length: 16 }, (_, i) => readU32LE(m, offset + 4 * i));
   }
 
-  /** One RNDIS message of a receive range; false when it failed a check [H44]-[H46]. */
+  /**
+   * The RNDIS message of the receive range [at, at + bytes) of `u8`: a PACKET is checked in place
+   * (the frame's view is the one object it needs), anything else decoded whole. False when it
+   * failed a check [H44]-[H46].
+   */
+  private range(u8: Uint8Array, at: number, bytes: number): boolean {
+    const r = this.reader;
+    try {
+      if (!r.read(u8, at, bytes)) return this.message(u8.subarray(at, at + bytes));
+    } catch (e) {
+      if (!(e instanceof SgringError)) throw e;
+      this.counters.rxBadRndis++;
+      return false;
+    }
+    if (r.frameLen > this.mtu + 18) {
+      this.counters.rxOversize++; // [H49]
+      return true;
+    }
+    this.deliver(u8.subarray(r.frameAt, r.frameAt + r.frameLen), r.ppi);
+    return true;
+  }
+  private readonly reader = new RndisPacketReader();
+
+  /** A frame received (its size checked): counted, through the rx taps, to onReceive. */
+  private deliver(frame: Uint8Array, ppi: PacketInfo): void {
+    this.counters.rxFrames++;
+    this.counters.rxBytes += frame.length;
+    if (this.points !== null && this.points.rxDeliver.taps !== null) {
+      const t = this.tapFrame(this.points.rxDeliver, frame);
+      if (!t.go) return; // dropped by a tap
+      if (t.wait) {
+        const own = frame.slice(); // the receive section goes back to the host now
+        void t.wait.then(() => this.onReceive?.(own, ppi));
+        return;
+      }
+    }
+    this.onReceive?.(frame, ppi);
+  }
+
+  /** One RNDIS message of a receive range that is not a PACKET; false when it failed a check [H44]-[H46]. */
   private message(b: Uint8Array): boolean {
     let m: RndisMessage;
     try {
@@ -557,24 +598,6 @@ export class NetvscDriver {
       return false;
     }
     switch (m.type) {
-      case RNDIS_MSG.packet:
-        if (m.frame.length > this.mtu + 18) {
-          this.counters.rxOversize++; // [H49]
-          return true;
-        }
-        this.counters.rxFrames++;
-        this.counters.rxBytes += m.frame.length;
-        if (this.points !== null && this.points.rxDeliver.taps !== null) {
-          const t = this.tapFrame(this.points.rxDeliver, m.frame);
-          if (!t.go) return true; // dropped by a tap
-          if (t.wait) {
-            const own = m.frame.slice(); // the receive section goes back to the host now
-            void t.wait.then(() => this.onReceive?.(own, m.ppi));
-            return true;
-          }
-        }
-        this.onReceive?.(m.frame, m.ppi);
-        return true;
       case RNDIS_MSG.indicateStatus:
         this.counters.indications++;
         if (m.status === RNDIS_STATUS.mediaConnect || m.status === RNDIS_STATUS.mediaDisconnect) {

@@ -13,6 +13,7 @@ import { translateQuick, type DmaDomain } from '../../memory/dma-domain';
 import type { HostChannel, HostOfferSpec } from '../../vmbus/host-channel';
 import type { HostBus } from '../../vmbus/host-bus';
 import type { ReceivedPacket } from '../../vmbus/received-packet';
+import type { TransferPages } from '../../vmbus/packets';
 import type { Guid } from '../../vmbus/guid';
 import type { SwitchPort, VirtualSwitch } from './switch';
 import type { StagePoint, TapRegistry } from '../../taps/registry';
@@ -21,7 +22,7 @@ import {
   decodeNvspInit, decodeRndis, decodeRndisPkt, decodeSendBuffer, encodeInitComplete, encodeNvsp, encodeRecvBufComplete, encodeRndisIndicateStatus,
   encodeRndisInitializeComplete, encodeRndisKeepaliveComplete, encodeRndisPktComplete, encodeRndisQueryComplete, encodeRndisResetComplete,
   encodeRndisSetComplete, encodeSendBufComplete, NO_SECTION, NVSP, NVSP_STATUS, NVSP_VERSION, OID, readU32LE, RECV_BUFFER_ID, RNDIS_CHANNEL, RNDIS_MSG,
-  RNDIS_PACKET_HEADER, RNDIS_STATUS, writeRndisPacket, writeU32LE, encodeRndisPacket, flowHash, NET_TAP_STATUSES, type RndisMessage,
+  RNDIS_PACKET_HEADER, RNDIS_STATUS, RndisPacketReader, writeRndisPacket, writeU32LE, encodeRndisPacket, flowHash, NET_TAP_STATUSES, type RndisMessage,
 } from './wire';
 
 const PAGE = 4096;
@@ -128,6 +129,8 @@ interface Lane {
   batch: number[];
   /** Transfer-page packets that found the ring full, each as its [section, bytes] pairs: sent in order once it drains. */
   backlog: number[][];
+  /** Flushes the lane at the end of a microtask turn (one function per lane, not one per batch). */
+  flushSoon: () => void;
 }
 
 /** Receive sections one transfer-page packet carries at most. */
@@ -276,15 +279,18 @@ export class NetvspDevice {
       this.st = { version: 0, recv: null, recvSection: 0, free: [], send: null, sendSection: 0, packetFilter: 0 };
     }
     const st = this.st!;
-    const lane: Lane = { ch, batch: [], backlog: [] };
+    const lane: Lane = { ch, batch: [], backlog: [], flushSoon: () => this.flushLane(lane) };
     this.lanes.push(lane);
     ch.onPacket = (p) => this.handle(ch, st, p);
     // The end of a burst of what this guest sent: the switch's ports hand on the frames they batched.
     ch.onPollEnd = () => this.sw?.flush();
     // A receive packet's completion gives its sections back (an error: the channel ended), and the
     // guest has read ring space free: what waited for it goes now.
-    ch.onCompletion = (sections, err) => {
-      for (const s of sections) st.free.push(s);
+    ch.onCompletion = (pairs, err) => {
+      for (let k = 0; k < pairs.length; k += 2) st.free.push(pairs[k]!);
+      // The packet's [section, bytes] array serves a later batch (it keeps its capacity).
+      pairs.length = 0;
+      if (this.spareBatches.length < 256) this.spareBatches.push(pairs);
       if (err === null && lane.backlog.length > 0) this.drain(lane);
     };
     ch.onClose = () => {
@@ -441,28 +447,30 @@ export class NetvspDevice {
 
   /** The RNDIS PACKETs in `data` (several when the guest aggregated them, each padded to 8 bytes). */
   private frames(data: Uint8Array): number {
+    const r = this.reader;
     for (let at = 0; at + 8 <= data.length;) {
-      let m: RndisMessage;
       try {
-        m = decodeRndis(at === 0 ? data : data.subarray(at));
+        if (!r.read(data, at, data.length - at)) {
+          this.counters.badRndis++;
+          return NVSP_STATUS.invalidRndisPacket;
+        }
       } catch (e) {
         if (!(e instanceof SgringError)) throw e;
         this.counters.badRndis++;
         return NVSP_STATUS.invalidRndisPacket;
       }
-      if (m.type !== RNDIS_MSG.packet) {
-        this.counters.badRndis++;
-        return NVSP_STATUS.invalidRndisPacket;
-      }
+      const frame = data.subarray(r.frameAt, r.frameAt + r.frameLen);
       this.counters.txFrames++;
-      this.counters.txBytes += m.frame.length;
+      this.counters.txBytes += frame.length;
       const pts = this.points;
-      if (pts !== null && (pts.txDecode.taps !== null || pts.txExecute.taps !== null)) this.txTapped(m.frame.slice(), `tx${this.nextRequest++}`);
-      else if (this.linkUp) this.port?.input(m.frame, true); // the channel's poll end flushes the burst
+      if (pts !== null && (pts.txDecode.taps !== null || pts.txExecute.taps !== null)) this.txTapped(frame.slice(), `tx${this.nextRequest++}`);
+      else if (this.linkUp) this.port?.input(frame, true); // the channel's poll end flushes the burst
       at += (readU32LE(data, at + 4) + 7) & ~7;
     }
     return NVSP_STATUS.success;
   }
+  /** Reads the RNDIS PACKETs of a send in place. */
+  private readonly reader = new RndisPacketReader();
 
   /** One RNDIS control message; its completion goes back through the receive buffer. */
   private control(st: NicState, data: Uint8Array): number {
@@ -633,7 +641,7 @@ export class NetvspDevice {
     // sender's burst ends (VirtualSwitch.flush), BATCH_MAX fill one, or, for frames from outside a
     // poll (an uplink's socket), a microtask passes. A control message goes at once, behind them.
     if (frame) {
-      if (lane.batch.length === 0) queueMicrotask(() => this.flushLane(lane));
+      if (lane.batch.length === 0) queueMicrotask(lane.flushSoon);
       lane.batch.push(s, bytes);
       if (lane.batch.length >= 2 * BATCH_MAX) this.flushLane(lane);
       return true;
@@ -651,7 +659,7 @@ export class NetvspDevice {
   private flushLane(lane: Lane): void {
     if (lane.batch.length === 0) return;
     const g = lane.batch;
-    lane.batch = [];
+    lane.batch = this.spareBatches.pop() ?? [];
     this.send(lane, g);
   }
 
@@ -670,14 +678,21 @@ export class NetvspDevice {
       return true;
     }
     const size = this.st!.recvSection;
-    const ranges: { byteCount: number; byteOffset: number }[] = [];
-    const sections: number[] = [];
-    for (let k = 0; k < g.length; k += 2) {
-      ranges.push({ byteCount: g[k + 1]!, byteOffset: g[k]! * size });
-      sections.push(g[k]!);
+    // The ranges are encoded into the ring at once: one reused set serves every packet.
+    const ranges = this.xfer.ranges;
+    const n = g.length >> 1;
+    while (ranges.length < n) ranges.push({ byteCount: 0, byteOffset: 0 });
+    ranges.length = n;
+    for (let k = 0; k < n; k++) {
+      ranges[k]!.byteCount = g[2 * k + 1]!;
+      ranges[k]!.byteOffset = g[2 * k]! * size;
     }
-    return ch.requestTransferPages({ pageSetId: RECV_BUFFER_ID, senderOwns: false, ranges }, this.rxMessage, sections) !== 0;
+    // The pairs are the packet's context: its completion gives their sections back.
+    return ch.requestTransferPages(this.xfer, this.rxMessage, g) !== 0;
   }
+  private readonly xfer: TransferPages = { pageSetId: RECV_BUFFER_ID, senderOwns: false, ranges: [] };
+  /** [section, bytes] arrays of completed packets, for the next batches. */
+  private readonly spareBatches: number[][] = [];
 
   /** Sends what waited for ring space, in order, until the ring is full again. */
   private drain(lane: Lane): void {

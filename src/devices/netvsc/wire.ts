@@ -387,36 +387,73 @@ export function encodeRndisPacket(frame: Uint8Array, info?: PacketInfo): Uint8Ar
  * whose size or offset does not fit, is skipped (the frame is still good).
  */
 export function decodeRndisPacket(b: Uint8Array): { type: typeof RNDIS_MSG.packet; frame: Uint8Array; ppi: PacketInfo } {
-  const len = b.length;
-  if (len < RNDIS_PACKET_HEADER) throw new SgringError('MessageTooShort', `an RNDIS PACKET of ${len} bytes (the header is 44)`);
-  const dataOffset = get32(b, 8);
-  const dataLen = get32(b, 12);
-  if (dataOffset < 36 || dataOffset >= len - 8 || dataLen > len - 8 - dataOffset) {
-    throw new SgringError('InvalidMessageLength', `RNDIS PACKET: ${dataLen} bytes of frame at offset ${dataOffset} do not fit its ${len} bytes`);
+  const r = new RndisPacketReader();
+  r.packet(b, 0, b.length);
+  return { type: RNDIS_MSG.packet, frame: b.subarray(r.frameAt, r.frameAt + r.frameLen), ppi: r.ppi };
+}
+
+/** The per-packet info of a packet that carries none (frozen: one object for every such packet). */
+export const NO_PPI: PacketInfo = Object.freeze({});
+
+/**
+ * decodeRndisPacket's checks on messages in place, for the per-frame paths: no views and, for a
+ * packet without per-packet info, no objects. After a read, the frame is [frameAt, frameAt +
+ * frameLen) of the bytes read and `ppi` its per-packet info (NO_PPI, or a new object).
+ */
+export class RndisPacketReader {
+  frameAt = 0;
+  frameLen = 0;
+  ppi: PacketInfo = NO_PPI;
+
+  /**
+   * The RNDIS message at `at` of `b`, with `avail` bytes present from there: false when it is not
+   * a PACKET (the caller decodes it with decodeRndis), true with the frame found; throws as
+   * decodeRndis does when its length field or the packet fails a check.
+   */
+  read(b: Uint8Array, at: number, avail: number): boolean {
+    if (avail < 8) throw new SgringError('MessageTooShort', `an RNDIS message of ${avail} bytes`);
+    const len = get32(b, at + 4);
+    if (len < 8 || len > avail) throw new SgringError('InvalidMessageLength', `RNDIS length ${len} with ${avail} bytes present`);
+    if (get32(b, at) !== RNDIS_MSG.packet) return false;
+    this.packet(b, at, len);
+    return true;
   }
-  if (dataLen < 14) throw new SgringError('InvalidMessageLength', `RNDIS PACKET: a ${dataLen}-byte frame has no Ethernet header`);
-  const ppi: PacketInfo = {};
-  const ppiOffset = get32(b, 28);
-  const ppiLen = get32(b, 32);
-  if (ppiOffset >= 36 && ppiOffset <= len - 8 && ppiLen >= PPI_HEADER && ppiLen <= len - 8 - ppiOffset) {
-    for (let p = 8 + ppiOffset, left = ppiLen; left >= PPI_HEADER;) {
-      const size = get32(b, p);
-      const t = get32(b, p + 4) & 0x7fffffff;
-      const off = get32(b, p + 8);
-      if (size < PPI_HEADER || size > left || off >= size || (size & 3) !== 0) break; // this and the rest are skipped
-      if (size - off >= 4 && (get32(b, p + 4) & 0x80000000) === 0) {
-        const v = get32(b, p + off);
-        if (t === PPI.checksum) ppi.checksum = v;
-        else if (t === PPI.lso) ppi.lso = v;
-        else if (t === PPI.vlan) ppi.vlan = v;
-        else if (t === PPI.hashValue) ppi.hashValue = v;
-        else if (t === PPI.hashInfo) ppi.hashInfo = v;
-      }
-      p += size;
-      left -= size;
+
+  /** The PACKET of `len` bytes (its length field) at `at` of `b`. */
+  packet(b: Uint8Array, at: number, len: number): void {
+    if (len < RNDIS_PACKET_HEADER) throw new SgringError('MessageTooShort', `an RNDIS PACKET of ${len} bytes (the header is 44)`);
+    const dataOffset = get32(b, at + 8);
+    const dataLen = get32(b, at + 12);
+    if (dataOffset < 36 || dataOffset >= len - 8 || dataLen > len - 8 - dataOffset) {
+      throw new SgringError('InvalidMessageLength', `RNDIS PACKET: ${dataLen} bytes of frame at offset ${dataOffset} do not fit its ${len} bytes`);
     }
+    if (dataLen < 14) throw new SgringError('InvalidMessageLength', `RNDIS PACKET: a ${dataLen}-byte frame has no Ethernet header`);
+    let ppi = NO_PPI;
+    const ppiOffset = get32(b, at + 28);
+    const ppiLen = get32(b, at + 32);
+    if (ppiOffset >= 36 && ppiOffset <= len - 8 && ppiLen >= PPI_HEADER && ppiLen <= len - 8 - ppiOffset) {
+      for (let p = at + 8 + ppiOffset, left = ppiLen; left >= PPI_HEADER;) {
+        const size = get32(b, p);
+        const t = get32(b, p + 4) & 0x7fffffff;
+        const off = get32(b, p + 8);
+        if (size < PPI_HEADER || size > left || off >= size || (size & 3) !== 0) break; // this and the rest are skipped
+        if (size - off >= 4 && (get32(b, p + 4) & 0x80000000) === 0) {
+          const v = get32(b, p + off);
+          if (ppi === NO_PPI && (t === PPI.checksum || t === PPI.lso || t === PPI.vlan || t === PPI.hashValue || t === PPI.hashInfo)) ppi = {};
+          if (t === PPI.checksum) ppi.checksum = v;
+          else if (t === PPI.lso) ppi.lso = v;
+          else if (t === PPI.vlan) ppi.vlan = v;
+          else if (t === PPI.hashValue) ppi.hashValue = v;
+          else if (t === PPI.hashInfo) ppi.hashInfo = v;
+        }
+        p += size;
+        left -= size;
+      }
+    }
+    this.frameAt = at + 8 + dataOffset;
+    this.frameLen = dataLen;
+    this.ppi = ppi;
   }
-  return { type: RNDIS_MSG.packet, frame: b.subarray(8 + dataOffset, 8 + dataOffset + dataLen), ppi };
 }
 
 /** A frame's flow for spreading over channels: a hash of its IPv4 addresses (else its MAC addresses). */
