@@ -21,7 +21,7 @@ import {
   decodeInitComplete, decodeRecvBufComplete, decodeRndis, decodeSendBufComplete, encodeNdisConfig, encodeNvsp, encodeNvspInit, encodeRndisInitialize,
   encodeRndisKeepalive, encodeRndisPkt, encodeRndisPktComplete, encodeRndisQuery, encodeRndisSet, encodeSendBuffer, ndisVersionFor, NO_SECTION, NVSP,
   NVSP_STATUS, NVSP_VERSION, OID, PACKET_FILTER, ppiBytes, readU32LE, RECV_BUFFER_ID, RNDIS_CHANNEL, RNDIS_MSG, RNDIS_PACKET_HEADER, RNDIS_STATUS,
-  RndisPacketReader, writeRndisPacket, writeU32LE, NET_TAP_STATUSES, flowHash, type PacketInfo, type RndisMessage,
+  RndisPacketReader, writeRndisPacket, writeRndisPacketFast, writeU32LE, NET_TAP_STATUSES, flowHash, type PacketInfo, type RndisMessage,
 } from './wire';
 
 const PAGE = 4096;
@@ -374,7 +374,7 @@ export class NetvscDriver {
         used = packed = packedBytes = 0;
       }
       const at = (used + this.packAlign - 1) & -this.packAlign;
-      writeRndisPacket(core.u8, core.guestBase + this.sendGpa + section * this.sendSection + at, frame.length, info, frame);
+      writeRndisPacketFast(core.u8, core.u32, core.guestBase + this.sendGpa + section * this.sendSection + at, frame.length, info, frame);
       used = at + bytes;
       packed++;
       packedBytes += frame.length;
@@ -408,7 +408,7 @@ export class NetvscDriver {
     if (frame.length <= this.chimneyMax && bytes <= this.sendSection) {
       const section = this.freeSections.pop();
       if (section === undefined) return this.busy();
-      writeRndisPacket(core.u8, core.guestBase + this.sendGpa + section * this.sendSection, frame.length, info, frame);
+      writeRndisPacketFast(core.u8, core.u32, core.guestBase + this.sendGpa + section * this.sendSection, frame.length, info, frame);
       const m = this.nvsp;
       writeU32LE(m, 8, section);
       writeU32LE(m, 12, bytes);

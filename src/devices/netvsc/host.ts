@@ -22,7 +22,7 @@ import {
   decodeNvspInit, decodeRndis, decodeRndisPkt, decodeSendBuffer, encodeInitComplete, encodeNvsp, encodeRecvBufComplete, encodeRndisIndicateStatus,
   encodeRndisInitializeComplete, encodeRndisKeepaliveComplete, encodeRndisPktComplete, encodeRndisQueryComplete, encodeRndisResetComplete,
   encodeRndisSetComplete, encodeSendBufComplete, NO_SECTION, NVSP, NVSP_STATUS, NVSP_VERSION, OID, readU32LE, RECV_BUFFER_ID, RNDIS_CHANNEL, RNDIS_MSG,
-  RNDIS_PACKET_HEADER, RNDIS_STATUS, RndisPacketReader, writeRndisPacket, writeU32LE, encodeRndisPacket, flowHash, NET_TAP_STATUSES, type RndisMessage,
+  RNDIS_PACKET_HEADER, RNDIS_STATUS, RndisPacketReader, writeRndisPacketFast, writeU32LE, encodeRndisPacket, flowHash, NET_TAP_STATUSES, type RndisMessage,
 } from './wire';
 
 const PAGE = 4096;
@@ -628,7 +628,7 @@ export class NetvspDevice {
     const off = s * st.recvSection;
     try {
       const at = st.recv.at(off, bytes, 'write');
-      if (at >= 0 && frame) writeRndisPacket(ch.core.u8, at, frame.length, undefined, frame); // straight into the guest's section
+      if (at >= 0 && frame) writeRndisPacketFast(ch.core.u8, ch.core.u32, at, frame.length, undefined, frame); // straight into the guest's section
       else if (at >= 0) ch.core.u8.set(message!, at);
       else st.recv.write(off, message ?? encodeRndisPacket(frame!));
     } catch (e) {

@@ -62,6 +62,18 @@ class Port implements SwitchPort {
   attached = true;
   /** Port captures running, each writing frames as they cross (null when none: the common path pays one test). */
   taps: ((frame: Uint8Array) => void)[] | null = null;
+  /**
+   * The last source address learned on this port and the last destination looked up from it, as
+   * the switch's table stood (its version): a stream of frames between the same two stations
+   * skips the table (and the 48-bit keys, which are not small integers) until the table changes.
+   */
+  srcHi = -1;
+  srcLo = 0;
+  srcVersion = -1;
+  dstHi = -1;
+  dstLo = 0;
+  dstVersion = -1;
+  dst: Port | undefined = undefined;
 
   constructor(readonly name: string, readonly receive: PortReceiver, private readonly sw: VirtualSwitch, readonly flush: (() => void) | null = null) {}
 
@@ -162,6 +174,7 @@ export class VirtualSwitch {
   remove(p: Port): void {
     this.ports.splice(this.ports.indexOf(p), 1);
     for (const [mac, q] of this.table) if (q === p) this.table.delete(mac);
+    this.version++;
   }
 
   /** @internal */
@@ -179,9 +192,26 @@ export class VirtualSwitch {
     }
     c.inFrames++;
     c.inBytes += len;
-    if ((frame[6]! & 1) === 0) this.learn(macKey(frame, 6), from);
+    if ((frame[6]! & 1) === 0) {
+      const hi = (frame[6]! << 8) | frame[7]!;
+      const lo = (frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!;
+      if (hi !== from.srcHi || lo !== from.srcLo || from.srcVersion !== this.version) {
+        this.learn(macKey(frame, 6), from);
+        from.srcHi = hi;
+        from.srcLo = lo;
+        from.srcVersion = this.version;
+      }
+    }
     if ((frame[0]! & 1) === 0) {
-      const to = this.table.get(macKey(frame, 0));
+      const hi = (frame[0]! << 8) | frame[1]!;
+      const lo = (frame[2]! << 24) | (frame[3]! << 16) | (frame[4]! << 8) | frame[5]!;
+      if (hi !== from.dstHi || lo !== from.dstLo || from.dstVersion !== this.version) {
+        from.dst = this.table.get(macKey(frame, 0));
+        from.dstHi = hi;
+        from.dstLo = lo;
+        from.dstVersion = this.version;
+      }
+      const to = from.dst;
       if (to === from) {
         this.counters.filtered++;
         return;
@@ -197,5 +227,8 @@ export class VirtualSwitch {
     if (was === port) return;
     if (was === undefined && this.table.size >= this.maxAddresses) this.table.delete(this.table.keys().next().value!);
     this.table.set(mac, port);
+    this.version++;
   }
+  /** Changes whenever the table does (the ports' cached lookups compare it). */
+  private version = 0;
 }

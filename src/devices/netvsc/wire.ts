@@ -373,6 +373,24 @@ export function writeRndisPacket(out: Uint8Array, at: number, frameBytes: number
   return len;
 }
 
+/**
+ * writeRndisPacket for the per-frame paths, into memory seen as bytes and as words (core memory):
+ * a packet without per-packet info at a 4-byte aligned offset (every section a driver lays out)
+ * gets its header as 11 word stores; anything else goes through writeRndisPacket.
+ */
+export function writeRndisPacketFast(u8: Uint8Array, u32: Uint32Array, at: number, frameBytes: number, info: PacketInfo | undefined, frame: Uint8Array): number {
+  if ((info !== undefined && ppiBytes(info) > 0) || (at & 3) !== 0) return writeRndisPacket(u8, at, frameBytes, info, frame);
+  const w = at >>> 2;
+  const len = RNDIS_PACKET_HEADER + frameBytes;
+  u32[w] = RNDIS_MSG.packet;
+  u32[w + 1] = len;
+  u32[w + 2] = 36; // data offset, from byte 8
+  u32[w + 3] = frameBytes;
+  for (let i = 4; i < RNDIS_PACKET_HEADER / 4; i++) u32[w + i] = 0;
+  u8.set(frame, at + RNDIS_PACKET_HEADER);
+  return len;
+}
+
 /** An RNDIS PACKET message around `frame` (a new array). */
 export function encodeRndisPacket(frame: Uint8Array, info?: PacketInfo): Uint8Array {
   const b = new Uint8Array(RNDIS_PACKET_HEADER + ppiBytes(info) + frame.length);
