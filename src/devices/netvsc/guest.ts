@@ -489,8 +489,8 @@ export class NetvscDriver {
       this.pageSends.delete(gpa);
     }
     if (err === null && p !== null) {
-      const m = p.payload();
-      if (m.length < 8 || readU32LE(m, 0) !== NVSP.sendRndisPktComplete || readU32LE(m, 4) !== NVSP_STATUS.success) this.counters.txFailed++;
+      const u8 = p.core.u8; // read in place: no view per completion
+      if (p.length < 8 || readU32LE(u8, p.offset) !== NVSP.sendRndisPktComplete || readU32LE(u8, p.offset + 4) !== NVSP_STATUS.success) this.counters.txFailed++;
     }
     if (this.stopped) {
       this.stopped = false;
@@ -520,7 +520,7 @@ export class NetvscDriver {
           status = NVSP_STATUS.fail;
           continue;
         }
-        if (!this.range(core.u8, base + r.byteOffset, r.byteCount)) status = NVSP_STATUS.fail;
+        if (!this.range(core.u8, base + r.byteOffset, r.byteCount, Math.floor(r.byteOffset / this.recvSection))) status = NVSP_STATUS.fail;
       }
     }
     if (p.completionRequested && (p.transactionIdLo | p.transactionIdHi) !== 0) ch.completeId(p.transactionIdLo, p.transactionIdHi, PKT_COMPLETE[status]!);
@@ -549,11 +549,12 @@ export class NetvscDriver {
   }
 
   /**
-   * The RNDIS message of the receive range [at, at + bytes) of `u8`: a PACKET is checked in place
-   * (the frame's view is the one object it needs), anything else decoded whole. False when it
-   * failed a check [H44]-[H46].
+   * The RNDIS message of the receive range [at, at + bytes) of `u8` (in receive section
+   * `section`): a PACKET is checked in place, its frame handed on as a view kept per section
+   * while its place and length repeat (onReceive's frame is valid during the call only); anything
+   * else is decoded whole. False when it failed a check [H44]-[H46].
    */
-  private range(u8: Uint8Array, at: number, bytes: number): boolean {
+  private range(u8: Uint8Array, at: number, bytes: number, section: number): boolean {
     const r = this.reader;
     try {
       if (!r.read(u8, at, bytes)) return this.message(u8.subarray(at, at + bytes));
@@ -566,10 +567,16 @@ export class NetvscDriver {
       this.counters.rxOversize++; // [H49]
       return true;
     }
-    this.deliver(u8.subarray(r.frameAt, r.frameAt + r.frameLen), r.ppi);
+    let frame = this.rxViews[section];
+    if (frame === undefined || frame.buffer !== u8.buffer || frame.byteOffset !== r.frameAt || frame.length !== r.frameLen) {
+      frame = this.rxViews[section] = u8.subarray(r.frameAt, r.frameAt + r.frameLen);
+    }
+    this.deliver(frame, r.ppi);
     return true;
   }
   private readonly reader = new RndisPacketReader();
+  /** The frame view last handed on from each receive section. */
+  private readonly rxViews: Uint8Array[] = [];
 
   /** A frame received (its size checked): counted, through the rx taps, to onReceive. */
   private deliver(frame: Uint8Array, ppi: PacketInfo): void {

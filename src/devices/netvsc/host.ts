@@ -19,7 +19,7 @@ import type { SwitchPort, VirtualSwitch } from './switch';
 import type { StagePoint, TapRegistry } from '../../taps/registry';
 import { ethernetEncoder } from '../../trace/ethernet';
 import {
-  decodeNvspInit, decodeRndis, decodeRndisPkt, decodeSendBuffer, encodeInitComplete, encodeNvsp, encodeRecvBufComplete, encodeRndisIndicateStatus,
+  decodeNvspInit, decodeRndis, decodeSendBuffer, encodeInitComplete, encodeNvsp, encodeRecvBufComplete, encodeRndisIndicateStatus,
   encodeRndisInitializeComplete, encodeRndisKeepaliveComplete, encodeRndisPktComplete, encodeRndisQueryComplete, encodeRndisResetComplete,
   encodeRndisSetComplete, encodeSendBufComplete, NO_SECTION, NVSP, NVSP_STATUS, NVSP_VERSION, OID, readU32LE, RECV_BUFFER_ID, RNDIS_CHANNEL, RNDIS_MSG,
   RNDIS_PACKET_HEADER, RNDIS_STATUS, RndisPacketReader, writeRndisPacketFast, writeU32LE, encodeRndisPacket, flowHash, NET_TAP_STATUSES, type RndisMessage,
@@ -124,17 +124,34 @@ interface NicState {
 
 /** One open channel of the adapter (the primary, then sub-channels) with its own receive queue. */
 interface Lane {
-  ch: HostChannel<number[]>;
-  /** Frames filled since the last flush, [section, bytes] pairs: one transfer-page packet carries them all. */
-  batch: number[];
-  /** Transfer-page packets that found the ring full, each as its [section, bytes] pairs: sent in order once it drains. */
-  backlog: number[][];
+  ch: HostChannel<RxBatch>;
+  /** Frames filled since the last flush: one transfer-page packet carries them all. */
+  batch: RxBatch;
+  /** Transfer-page packets that found the ring full: sent in order once it drains. */
+  backlog: RxBatch[];
   /** Flushes the lane at the end of a microtask turn (one function per lane, not one per batch). */
   flushSoon: () => void;
 }
 
 /** Receive sections one transfer-page packet carries at most. */
 const BATCH_MAX = 64;
+
+/**
+ * The receive sections of one transfer-page packet, [section, bytes] pairs: the packet's
+ * context until its completion gives the sections back; then it serves a later packet (a typed
+ * array and a count, so refilling it allocates nothing).
+ */
+class RxBatch {
+  n = 0;
+  readonly pairs = new Uint32Array(2 * BATCH_MAX);
+  add(section: number, bytes: number): void {
+    this.pairs[2 * this.n] = section;
+    this.pairs[2 * this.n + 1] = bytes;
+    this.n++;
+  }
+}
+/** Frame views netvsp keeps for reuse: one per message position of a send. */
+const TX_VIEWS = 64;
 
 /** Parses "00:15:5d:01:02:03" (or takes 6 bytes). */
 export function parseMac(mac: Uint8Array | string): Uint8Array {
@@ -190,7 +207,6 @@ export class NetvspDevice {
   private readonly sw: VirtualSwitch | null;
   private nextRequest = 1;
   /** The send section being read (frames are handed on before the next one is read). */
-  private scratch = new Uint8Array(6144);
   /** The NVSP message of every receive packet. */
   private readonly rxMessage = encodeNvsp(NVSP.sendRndisPkt, RNDIS_CHANNEL.data, NO_SECTION, 0);
 
@@ -257,7 +273,7 @@ export class NetvspDevice {
 
   /** The offer for `HostBus.offer`: the network class, handlers set when the guest opens it. */
   offer(): HostOfferSpec {
-    return { classId: 'network', ...(this.instanceId ? { instanceId: this.instanceId } : {}), onOpen: (ch) => this.attach(ch as HostChannel<number[]>) };
+    return { classId: 'network', ...(this.instanceId ? { instanceId: this.instanceId } : {}), onOpen: (ch) => this.attach(ch as HostChannel<RxBatch>) };
   }
 
   /** The link as the guest sees it; set it to indicate media connect or disconnect. */
@@ -271,7 +287,7 @@ export class NetvspDevice {
     this.indicate(encodeRndisIndicateStatus(up ? RNDIS_STATUS.mediaConnect : RNDIS_STATUS.mediaDisconnect));
   }
 
-  private attach(ch: HostChannel<number[]>): void {
+  private attach(ch: HostChannel<RxBatch>): void {
     const sub = ch.offer.subChannelIndex !== 0;
     if (sub && this.st === null) return; // a sub-channel of an adapter that never opened
     if (!sub) {
@@ -279,45 +295,47 @@ export class NetvspDevice {
       this.st = { version: 0, recv: null, recvSection: 0, free: [], send: null, sendSection: 0, packetFilter: 0 };
     }
     const st = this.st!;
-    const lane: Lane = { ch, batch: [], backlog: [], flushSoon: () => this.flushLane(lane) };
+    const lane: Lane = { ch, batch: this.newBatch(), backlog: [], flushSoon: () => this.flushLane(lane) };
     this.lanes.push(lane);
     ch.onPacket = (p) => this.handle(ch, st, p);
     // The end of a burst of what this guest sent: the switch's ports hand on the frames they batched.
     ch.onPollEnd = () => this.sw?.flush();
     // A receive packet's completion gives its sections back (an error: the channel ended), and the
     // guest has read ring space free: what waited for it goes now.
-    ch.onCompletion = (pairs, err) => {
-      for (let k = 0; k < pairs.length; k += 2) st.free.push(pairs[k]!);
-      // The packet's [section, bytes] array serves a later batch (it keeps its capacity).
-      pairs.length = 0;
-      if (this.spareBatches.length < 256) this.spareBatches.push(pairs);
+    ch.onCompletion = (b, err) => {
+      for (let k = 0; k < b.n; k++) st.free.push(b.pairs[2 * k]!);
+      this.recycle(b);
       if (err === null && lane.backlog.length > 0) this.drain(lane);
     };
     ch.onClose = () => {
       const i = this.lanes.indexOf(lane);
       if (i >= 0) this.lanes.splice(i, 1);
-      for (const g of [lane.batch, ...lane.backlog]) for (let k = 0; k < g.length; k += 2) st.free.push(g[k]!);
-      lane.batch = [];
+      for (const g of [lane.batch, ...lane.backlog]) for (let k = 0; k < g.n; k++) st.free.push(g.pairs[2 * k]!);
+      lane.batch.n = 0;
       lane.backlog.length = 0;
       if (!sub) this.offeredSubChannels = 0;
     };
   }
 
-  private handle(ch: HostChannel<number[]>, st: NicState, p: ReceivedPacket): void {
+  private handle(ch: HostChannel<RxBatch>, st: NicState, p: ReceivedPacket): void {
     const reply = this.reply(ch, st, p);
     if (p.completionRequested) ch.completeId(p.transactionIdLo, p.transactionIdHi, reply);
   }
 
   /** The answer to one NVSP message (sent when the guest asked for one). */
-  private reply(ch: HostChannel<number[]>, st: NicState, p: ReceivedPacket): Uint8Array {
-    const msg = p.payload();
-    if (msg.length < 4) {
+  private reply(ch: HostChannel<RxBatch>, st: NicState, p: ReceivedPacket): Uint8Array {
+    // The message is read where it lies in the end's private read buffer (no view for a send).
+    const u8 = ch.core.u8;
+    const at = p.offset;
+    const len = p.length;
+    if (len < 4) {
       this.counters.badRequests++;
       return PKT_COMPLETE[NVSP_STATUS.fail]!;
     }
-    switch (readU32LE(msg, 0)) {
-      case NVSP.sendRndisPkt:
-        return PKT_COMPLETE[this.rndisPacket(ch, st, msg, p)]!;
+    const type = readU32LE(u8, at);
+    if (type === NVSP.sendRndisPkt) return PKT_COMPLETE[this.rndisPacket(ch, st, u8, at, len, p)]!;
+    const msg = p.payload();
+    switch (type) {
       case NVSP.init: {
         if (msg.length < 12) {
           this.counters.badRequests++;
@@ -340,7 +358,7 @@ export class NetvspDevice {
         st.recv = null;
         st.free = [];
         for (const l of this.lanes) {
-          l.batch = [];
+          l.batch.n = 0;
           l.backlog.length = 0;
         }
         return EMPTY;
@@ -359,7 +377,7 @@ export class NetvspDevice {
    * SUBCHANNEL (allocate): as many as asked up to the maximum, offered after the answer (as
    * Hyper-V does), then the send indirection table spreading the guest's transmit over them.
    */
-  private allocateSubChannels(ch: HostChannel<number[]>, st: NicState, msg: Uint8Array): Uint8Array {
+  private allocateSubChannels(ch: HostChannel<RxBatch>, st: NicState, msg: Uint8Array): Uint8Array {
     const want = msg.length >= 12 && readU32LE(msg, 4) === 1 ? readU32LE(msg, 8) : 0;
     const n = Math.min(want, (this.subChannels?.max ?? 0) - this.offeredSubChannels);
     if (!this.subChannels || ch.offer.subChannelIndex !== 0 || st.version < NVSP_VERSION.v5 || n <= 0) {
@@ -375,7 +393,7 @@ export class NetvspDevice {
     return encodeNvsp(NVSP.subchannel, NVSP_STATUS.success, n);
   }
 
-  private takeRecvBuffer(ch: HostChannel<number[]>, st: NicState, msg: Uint8Array): Uint8Array {
+  private takeRecvBuffer(ch: HostChannel<RxBatch>, st: NicState, msg: Uint8Array): Uint8Array {
     const g = msg.length >= 10 ? ch.gpadl(decodeSendBuffer(msg).gpadl) : undefined;
     const count = g ? Math.floor(g.byteCount / this.recvSectionBytes) : 0;
     if (!g || decodeSendBuffer(msg).id !== RECV_BUFFER_ID || st.version === 0 || count === 0) {
@@ -388,7 +406,7 @@ export class NetvspDevice {
     return encodeRecvBufComplete(NVSP_STATUS.success, [{ offset: 0, subAllocSize: this.recvSectionBytes, numSubAllocs: count, endOffset: count * this.recvSectionBytes }]);
   }
 
-  private takeSendBuffer(ch: HostChannel<number[]>, st: NicState, msg: Uint8Array): Uint8Array {
+  private takeSendBuffer(ch: HostChannel<RxBatch>, st: NicState, msg: Uint8Array): Uint8Array {
     const g = msg.length >= 10 ? ch.gpadl(decodeSendBuffer(msg).gpadl) : undefined;
     if (!g || st.version === 0 || g.byteCount < this.sendSectionBytes) {
       this.counters.badRequests++;
@@ -400,12 +418,14 @@ export class NetvspDevice {
   }
 
   /** SEND_RNDIS_PKT: the RNDIS messages of a send section or of the packet's page buffer. Returns the NVSP status. */
-  private rndisPacket(ch: HostChannel<number[]>, st: NicState, msg: Uint8Array, p: ReceivedPacket): number {
-    if (msg.length < 16) {
+  private rndisPacket(ch: HostChannel<RxBatch>, st: NicState, u8: Uint8Array, at: number, len: number, p: ReceivedPacket): number {
+    if (len < 16) {
       this.counters.badRequests++;
       return NVSP_STATUS.fail;
     }
-    const { channel, section, bytes } = decodeRndisPkt(msg);
+    const channel = readU32LE(u8, at + 4);
+    const section = readU32LE(u8, at + 8);
+    const bytes = readU32LE(u8, at + 12);
     let data: Uint8Array;
     try {
       if (section !== NO_SECTION) {
@@ -414,12 +434,20 @@ export class NetvspDevice {
           this.counters.badRequests++;
           return NVSP_STATUS.fail;
         }
-        // One private copy (the guest may rewrite its section meanwhile: hardening P3), into a reused buffer.
-        const at = st.send.at(section * st.sendSection, bytes, 'read');
-        if (at >= 0) {
-          if (this.scratch.length < bytes) this.scratch = new Uint8Array(st.sendSection);
-          this.scratch.set(ch.core.u8.subarray(at, at + bytes));
-          data = this.scratch.subarray(0, bytes);
+        // One private copy (the guest may rewrite its section meanwhile: hardening P3), into a
+        // region of core memory the device keeps: the frames are read there in place.
+        const from = st.send.at(section * st.sendSection, bytes, 'read');
+        if (from >= 0) {
+          const core = ch.core;
+          if (this.scratchBytes < bytes) {
+            if (this.scratchPtr >= 0) core.free(this.scratchPtr);
+            this.scratchPtr = core.allocUninitialized(st.sendSection);
+            this.scratchBytes = st.sendSection;
+          }
+          const mem = core.u8; // the allocation may have grown core memory
+          mem.copyWithin(this.scratchPtr, from, from + bytes);
+          if (channel !== RNDIS_CHANNEL.control) return this.frames(mem, this.scratchPtr, this.scratchPtr + bytes, true);
+          data = mem.slice(this.scratchPtr, this.scratchPtr + bytes);
         } else data = st.send.read(section * st.sendSection, bytes);
       } else if (p.gpa) {
         const total = p.gpa.segments.reduce((n, s) => n + s.len, 0);
@@ -442,15 +470,20 @@ export class NetvspDevice {
       this.counters.badRequests++; // a DMA fault: the guest's buffer is not where it said
       return NVSP_STATUS.fail;
     }
-    return channel === RNDIS_CHANNEL.control ? this.control(st, data) : this.frames(data);
+    return channel === RNDIS_CHANNEL.control ? this.control(st, data) : this.frames(data, 0, data.length, false);
   }
 
-  /** The RNDIS PACKETs in `data` (several when the guest aggregated them, each padded to 8 bytes). */
-  private frames(data: Uint8Array): number {
+  /**
+   * The RNDIS PACKETs in [start, end) of `data` (several when the guest aggregated them, each
+   * padded to 8 bytes), each frame handed to the switch as a view; views of core memory (`keep`)
+   * are kept per message position while their place and length repeat (the switch lets go of a
+   * frame when input returns).
+   */
+  private frames(data: Uint8Array, start: number, end: number, keep: boolean): number {
     const r = this.reader;
-    for (let at = 0; at + 8 <= data.length;) {
+    for (let at = start, k = 0; at + 8 <= end; k++) {
       try {
-        if (!r.read(data, at, data.length - at)) {
+        if (!r.read(data, at, end - at)) {
           this.counters.badRndis++;
           return NVSP_STATUS.invalidRndisPacket;
         }
@@ -459,7 +492,11 @@ export class NetvspDevice {
         this.counters.badRndis++;
         return NVSP_STATUS.invalidRndisPacket;
       }
-      const frame = data.subarray(r.frameAt, r.frameAt + r.frameLen);
+      let frame = keep && k < TX_VIEWS ? this.txViews[k] : undefined;
+      if (frame === undefined || frame.buffer !== data.buffer || frame.byteOffset !== data.byteOffset + r.frameAt || frame.length !== r.frameLen) {
+        frame = data.subarray(r.frameAt, r.frameAt + r.frameLen);
+        if (keep && k < TX_VIEWS) this.txViews[k] = frame;
+      }
       this.counters.txFrames++;
       this.counters.txBytes += frame.length;
       const pts = this.points;
@@ -471,6 +508,11 @@ export class NetvspDevice {
   }
   /** Reads the RNDIS PACKETs of a send in place. */
   private readonly reader = new RndisPacketReader();
+  /** The frame views of the last sends, by message position. */
+  private readonly txViews: Uint8Array[] = [];
+  /** The private copy of a send section (core memory; -1 until the first). */
+  private scratchPtr = -1;
+  private scratchBytes = 0;
 
   /** One RNDIS control message; its completion goes back through the receive buffer. */
   private control(st: NicState, data: Uint8Array): number {
@@ -641,13 +683,15 @@ export class NetvspDevice {
     // sender's burst ends (VirtualSwitch.flush), BATCH_MAX fill one, or, for frames from outside a
     // poll (an uplink's socket), a microtask passes. A control message goes at once, behind them.
     if (frame) {
-      if (lane.batch.length === 0) queueMicrotask(lane.flushSoon);
-      lane.batch.push(s, bytes);
-      if (lane.batch.length >= 2 * BATCH_MAX) this.flushLane(lane);
+      if (lane.batch.n === 0) queueMicrotask(lane.flushSoon);
+      lane.batch.add(s, bytes);
+      if (lane.batch.n >= BATCH_MAX) this.flushLane(lane);
       return true;
     }
     this.flushLane(lane);
-    this.send(lane, [s, bytes]);
+    const one = this.newBatch();
+    one.add(s, bytes);
+    this.send(lane, one);
     return true;
   }
 
@@ -657,42 +701,48 @@ export class NetvspDevice {
   }
 
   private flushLane(lane: Lane): void {
-    if (lane.batch.length === 0) return;
+    if (lane.batch.n === 0) return;
     const g = lane.batch;
-    lane.batch = this.spareBatches.pop() ?? [];
+    lane.batch = this.newBatch();
     this.send(lane, g);
   }
 
   /** One transfer-page packet for the sections of `g`, in order behind whatever waits for ring space (the filled sections bound the wait). */
-  private send(lane: Lane, g: number[]): void {
+  private send(lane: Lane, g: RxBatch): void {
     if (lane.backlog.length > 0 || !this.hand(lane.ch, g)) {
       lane.backlog.push(g);
       this.counters.rxQueued++;
     }
   }
 
-  /** One transfer-page packet for the [section, bytes] pairs of `g`; false when the ring has no room. */
-  private hand(ch: HostChannel<number[]>, g: number[]): boolean {
+  /** One transfer-page packet for the sections of `g`; false when the ring has no room. */
+  private hand(ch: HostChannel<RxBatch>, g: RxBatch): boolean {
     if (ch.state !== 'open') { // the channel went away: the sections are free again, the frames lost
-      for (let k = 0; k < g.length; k += 2) this.st?.free.push(g[k]!);
+      for (let k = 0; k < g.n; k++) this.st?.free.push(g.pairs[2 * k]!);
+      this.recycle(g);
       return true;
     }
     const size = this.st!.recvSection;
-    // The ranges are encoded into the ring at once: one reused set serves every packet.
-    const ranges = this.xfer.ranges;
-    const n = g.length >> 1;
-    while (ranges.length < n) ranges.push({ byteCount: 0, byteOffset: 0 });
-    ranges.length = n;
+    // The ranges are encoded into the ring at once: one reused set per range count serves every packet.
+    const n = g.n;
+    const xfer = (this.xfers[n] ??= { pageSetId: RECV_BUFFER_ID, senderOwns: false, ranges: Array.from({ length: n }, () => ({ byteCount: 0, byteOffset: 0 })) });
     for (let k = 0; k < n; k++) {
-      ranges[k]!.byteCount = g[2 * k + 1]!;
-      ranges[k]!.byteOffset = g[2 * k]! * size;
+      const r = xfer.ranges[k]!;
+      r.byteCount = g.pairs[2 * k + 1]!;
+      r.byteOffset = g.pairs[2 * k]! * size;
     }
-    // The pairs are the packet's context: its completion gives their sections back.
-    return ch.requestTransferPages(this.xfer, this.rxMessage, g) !== 0;
+    return ch.requestTransferPages(xfer, this.rxMessage, g) !== 0;
   }
-  private readonly xfer: TransferPages = { pageSetId: RECV_BUFFER_ID, senderOwns: false, ranges: [] };
-  /** [section, bytes] arrays of completed packets, for the next batches. */
-  private readonly spareBatches: number[][] = [];
+  private readonly xfers: TransferPages[] = [];
+  /** Batches of completed packets, for the next ones. */
+  private readonly spareBatches: RxBatch[] = [];
+  private newBatch(): RxBatch {
+    return this.spareBatches.pop() ?? new RxBatch();
+  }
+  private recycle(b: RxBatch): void {
+    b.n = 0;
+    if (this.spareBatches.length < 256) this.spareBatches.push(b);
+  }
 
   /** Sends what waited for ring space, in order, until the ring is full again. */
   private drain(lane: Lane): void {
