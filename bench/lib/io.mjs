@@ -35,31 +35,44 @@ export async function iops(one, { depth, bytes, ms, diskBlocks, sequential = fal
 
 /**
  * Heap bytes allocated per I/O in steady state: the growth of V8's used heap over windows of `n`
- * I/Os (`depth` in flight) in which no garbage collection ran (a PerformanceObserver says which
- * did); the median of those windows, or undefined when every window met a collection.
+ * I/Os (`depth` in flight) in which no garbage collection ran (heapPerOp says how); the median of
+ * those windows, or undefined when every window met a collection.
  */
 export async function heapPerIo(one, { depth, bytes, diskBlocks, n = 250, windows = 40 }) {
+  const step = Math.max(1, Math.floor(diskBlocks / 8 / n)) * 8;
+  return heapPerOp(async () => {
+    let i = 0;
+    const worker = async () => {
+      while (i < n) await one(((i++ * step) % (diskBlocks - bytes / 512)) & ~7);
+    };
+    await Promise.all(Array.from({ length: depth }, worker));
+    return n;
+  }, windows);
+}
+
+/**
+ * Heap bytes per operation in steady state: `windows` runs of `step()` (which does some
+ * operations and returns how many), each the growth of V8's used heap over the run; runs in which
+ * a garbage collection ran (a PerformanceObserver says which) are left out. The median, or
+ * undefined when every run met a collection.
+ */
+export async function heapPerOp(step, windows = 40) {
   const gcs = [];
   const obs = new PerformanceObserver((list) => gcs.push(...list.getEntries().map((e) => [e.startTime, e.startTime + e.duration])));
   obs.observe({ entryTypes: ['gc'] });
-  const step = Math.max(1, Math.floor(diskBlocks / 8 / n)) * 8;
   const spans = [];
   try {
     for (let w = 0; w < windows; w++) {
-      let i = 0;
-      const worker = async () => {
-        while (i < n) await one(((i++ * step) % (diskBlocks - bytes / 512)) & ~7);
-      };
       const t0 = performance.now();
       const before = getHeapStatistics().used_heap_size;
-      await Promise.all(Array.from({ length: depth }, worker));
-      spans.push([t0, performance.now(), getHeapStatistics().used_heap_size - before]);
+      const ops = await step();
+      spans.push([t0, performance.now(), (getHeapStatistics().used_heap_size - before) / ops]);
     }
     await new Promise((r) => setTimeout(r, 10)); // the observer hears of the last collections
   } finally {
     obs.disconnect();
   }
-  const clean = spans.filter(([a, b]) => !gcs.some(([s, e]) => s <= b && e >= a)).map(([, , grew]) => grew / n).sort((x, y) => x - y);
+  const clean = spans.filter(([a, b]) => !gcs.some(([s, e]) => s <= b && e >= a)).map(([, , per]) => per).sort((x, y) => x - y);
   return clean.length === 0 ? undefined : clean[clean.length >> 1];
 }
 

@@ -6,7 +6,7 @@
 
 import { Worker } from 'node:worker_threads';
 import { GuestBus, HostBus, instanceGuid, IommuDomain, loadCoreSync, MessageTransport, NetvscDriver, NetvspDevice, pageAllocator, VirtualSwitch } from '../../dist/index.mjs';
-import { copyLimit } from '../lib/io.mjs';
+import { copyLimit, heapPerOp } from '../lib/io.mjs';
 import { makeCase } from '../lib/timing.mjs';
 
 const SUITE = 'netvsc';
@@ -86,24 +86,46 @@ async function run({ a, b, host, guest, pump: wait }, bytes, ms, burst = 0) {
   return (received / (t - t0)) * 1000;
 }
 
+/** Heap bytes per frame A -> B in steady state (frames through send sections, one send() each or in bursts). */
+async function heapPerFrame({ a, b, host, guest }, bytes, burst = 0) {
+  const f = new Uint8Array(bytes).fill(7);
+  f.set(b.mac, 0);
+  f.set(a.mac, 6);
+  const frames = Array.from({ length: burst }, () => f);
+  let received = 0;
+  b.onReceive = () => received++;
+  return heapPerOp(() => {
+    const start = received;
+    for (let round = 0; round < 8; round++) {
+      if (burst > 0) for (let i = 0; i < 256 / burst; i++) a.sendBurst(frames);
+      else for (let i = 0; i < 256; i++) if (!a.send(f)) break;
+      host.poll();
+      guest.poll();
+    }
+    return Math.max(1, received - start);
+  });
+}
+
 export default {
   name: SUITE,
   keyFigures: [
     { label: '64 B frames guest to guest through the switch, one thread, bursts of 32 (sendBurst: 8 frames per RNDIS message), frames/s (target 2 M)', of: { suite: SUITE, name: '64 B frames, send sections, bursts of 32', engine: 'wasm', payloadBytes: 64 } },
     { label: '64 B frames guest to guest through the switch, one thread, one send() per frame, frames/s', of: { suite: SUITE, name: '64 B frames, send sections', engine: 'wasm', payloadBytes: 64 } },
+    { label: '64 B frames in bursts, heap bytes per frame (target: no allocation per frame)', of: { suite: SUITE, name: '64 B frames, send sections, bursts of 32', engine: 'wasm', payloadBytes: 64 }, heap: true },
+    { label: '64 B frames one send() each, heap bytes per frame', of: { suite: SUITE, name: '64 B frames, send sections', engine: 'wasm', payloadBytes: 64 }, heap: true },
     { label: '1514 B frames guest to guest, one thread, frames/s (target 1 GB/s = 660 k)', of: { suite: SUITE, name: '1514 B frames, send sections', engine: 'wasm', payloadBytes: 1514 } },
   ],
   async run(ctx) {
     const ms = ctx.quick ? 400 : 2000;
     const rows = [];
-    const add = (name, bytes, rate, engine = 'wasm') => {
-      rows.push(makeCase({ suite: SUITE, name, engine, payloadBytes: bytes }, rate));
-      ctx.log(`  ${name} (${engine}): ${(rate / 1e3).toFixed(1)} k/s, ${((rate * bytes) / 1e6).toFixed(1)} MB/s`);
+    const add = (name, bytes, rate, engine = 'wasm', heapBytesPerOp = undefined) => {
+      rows.push({ ...makeCase({ suite: SUITE, name, engine, payloadBytes: bytes }, rate), ...(heapBytesPerOp === undefined ? {} : { heapBytesPerOp }) });
+      ctx.log(`  ${name} (${engine}): ${(rate / 1e3).toFixed(1)} k/s, ${((rate * bytes) / 1e6).toFixed(1)} MB/s${heapBytesPerOp === undefined ? '' : `, ${Math.round(heapBytesPerOp)} heap B/frame`}`);
     };
     const chimney = await rig();
-    add('64 B frames, send sections', 64, await run(chimney, 64, ms));
+    add('64 B frames, send sections', 64, await run(chimney, 64, ms), 'wasm', await heapPerFrame(chimney, 64));
     add('1514 B frames, send sections', 1514, await run(chimney, 1514, ms));
-    add('64 B frames, send sections, bursts of 32', 64, await run(chimney, 64, ms, 32));
+    add('64 B frames, send sections, bursts of 32', 64, await run(chimney, 64, ms, 32), 'wasm', await heapPerFrame(chimney, 64, 32));
     add('1514 B frames, send sections, bursts of 32', 1514, await run(chimney, 1514, ms, 32));
     add('1514 B frames, send sections', 1514, copyLimit(1514), 'copy-limit');
     await chimney.close();
