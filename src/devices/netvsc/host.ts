@@ -303,8 +303,11 @@ export class NetvspDevice {
     // A receive packet's completion gives its sections back (an error: the channel ended), and the
     // guest has read ring space free: what waited for it goes now.
     ch.onCompletion = (b, err) => {
-      for (let k = 0; k < b.n; k++) st.free.push(b.pairs[2 * k]!);
-      this.recycle(b);
+      // A completion of a packet the device sent (anything else on its channel carries no sections).
+      if (b instanceof RxBatch) {
+        for (let k = 0; k < b.n; k++) st.free.push(b.pairs[2 * k]!);
+        this.recycle(b);
+      }
       if (err === null && lane.backlog.length > 0) this.drain(lane);
     };
     ch.onClose = () => {

@@ -5,6 +5,7 @@
 // times out is aborted, and if that does not answer, the controller is reset and what did not
 // complete is submitted again. Errors are SgringError NvmeCommandFailed with the NVMe status.
 
+import { CoreViews } from '../../engine/core-views';
 import type { Core } from '../../engine/core';
 import { SgringError } from '../../engine/errors';
 import { optionNames } from '../../core/args';
@@ -85,6 +86,8 @@ class Pending {
    * pages, its PRP list run (-1: none; listRun(pages - 1) pages).
    */
   data: Uint8Array | null = null;
+  /** Bytes a read copies out into `data`. */
+  bytes = 0;
   gpa = 0;
   pages = 0;
   list = -1;
@@ -311,9 +314,10 @@ export class NvmeDriver {
   }
 
   /** submitIo for a transfer whose end is finishTransfer: the record carries what it gives back and copies out. */
-  private submitTransfer<T>(sqe: Uint8Array, data: Uint8Array | null, gpa: number, pages: number, list: number, read: boolean): Promise<T> {
+  private submitTransfer<T>(sqe: Uint8Array, data: Uint8Array | null, gpa: number, pages: number, list: number, read: boolean, bytes = 0): Promise<T> {
     const p = this.record();
     p.data = data;
+    p.bytes = bytes;
     p.gpa = gpa;
     p.pages = pages;
     p.list = list;
@@ -328,28 +332,14 @@ export class NvmeDriver {
    */
   private readonly finishTransfer: After = (ok, p) => {
     const data = p.data;
-    if (data !== null && ok && p.read) data.set(this.stagedView(p.gpa, data.length < p.pages * PAGE ? data.length : p.pages * PAGE));
+    if (data !== null && ok && p.read) data.set(this.views.get(this.core, this.core.guestBase + p.gpa, p.bytes));
     if (p.list >= 0) this.give(listRun(p.pages - 1), p.list);
     if (data !== null) this.give(p.pages, p.gpa);
     return data ?? undefined;
   };
 
-  /** A view of `bytes` of the staging run at `gpa`: one kept per whole run (runs are reused), until core memory grows. */
-  private stagedView(gpa: number, bytes: number): Uint8Array {
-    const u8 = this.core.u8;
-    const at = this.core.guestBase + gpa;
-    if (this.viewsOf !== u8) {
-      this.views.clear();
-      this.viewsOf = u8;
-    }
-    const v = this.views.get(gpa);
-    if (v !== undefined && v.length === bytes) return v;
-    const fresh = u8.subarray(at, at + bytes);
-    if (bytes % PAGE === 0 && this.views.size < 1024) this.views.set(gpa, fresh);
-    return fresh;
-  }
-  private readonly views = new Map<number, Uint8Array>();
-  private viewsOf: Uint8Array | null = null;
+  /** Views of the staging runs reads are copied out of (runs are reused). */
+  private readonly views = new CoreViews();
 
   /** Command records done() gave back, for the next commands (no allocation per command). */
   private readonly spare: Pending[] = [];
@@ -711,7 +701,7 @@ export class NvmeDriver {
       this.give(pages, gpa);
       throw e;
     }
-    return this.submitTransfer(sqe, data, gpa, pages, list, opcode === NVM.read);
+    return this.submitTransfer(sqe, data, gpa, pages, list, opcode === NVM.read, bytes);
   }
 
   /**

@@ -5,6 +5,7 @@
 // reading each reply with the hardened clamps of wire.ts. Disk discovery: REPORT LUNS on each
 // target asked for, then INQUIRY and READ CAPACITY per LUN.
 
+import { CoreViews } from '../../engine/core-views';
 import { SgringError } from '../../engine/errors';
 import type { Segment } from '../../core/gpa-range';
 import { copyFromBounce, copyToBounce, planPageList, zeroBounce, type PagePlan } from '../../core/pagelist';
@@ -84,33 +85,44 @@ export interface StorvscDisk {
   blockCount: number;
 }
 
-/** One command in flight. */
-interface Command {
-  channel: GuestChannel;
-  target: number;
-  lun: number;
-  cdb: Uint8Array;
-  length: number;
-  direction: number;
+/**
+ * One command in flight. Records are reused (a block command allocates nothing of its own): one
+ * owns a CDB buffer and an options object its command's are copied into, and a page plan for a
+ * caller's list that already obeys the page-list rule.
+ */
+class Command {
+  channel!: GuestChannel;
+  target = 0;
+  lun = 0;
+  cdb: Uint8Array = EMPTY;
+  length = 0;
+  direction = 0;
   /** Staging or bounce pages of this command (pages 0: none). */
-  gpa: number;
-  pages: number;
-  segments: readonly Segment[] | null;
-  plan: PagePlan | null;
-  into: Uint8Array | null;
-  resolve: (r: ScsiCommandResult) => void;
-  reject: (e: Error) => void;
-  request: number;
+  gpa = 0;
+  pages = 0;
+  segments: readonly Segment[] | null = null;
+  plan: PagePlan | null = null;
+  into: Uint8Array | null = null;
+  resolve: (r: ScsiCommandResult) => void = noop;
+  reject: (e: Error) => void = noop;
+  request = 0;
   /**
    * A block command (read / write / flush): its result is checked as checked() does under this
    * name and the promise resolves with the read data (`data`) or nothing; null: the promise
    * resolves with the result as it is. UNIT ATTENTION is sent again up to `tries` more times.
    */
-  what: string | null;
-  tries: number;
-  data: boolean;
-  o: ScsiCommandOptions;
+  what: string | null = null;
+  tries = 0;
+  data = false;
+  /** The command's options (a copy of the caller's, in the record's own object). */
+  readonly o: ScsiCommandOptions = { data: undefined, length: undefined, into: undefined, segments: undefined, direction: undefined };
+  readonly ownCdb = new Uint8Array(16);
+  /** The plan of a list that obeys the page-list rule as it is (its pages refilled per command). */
+  readonly rulePlan: PagePlan = { byteOffset: 0, byteCount: 0, pages: [], copies: [], bouncedBytes: 0, bounceEntries: [], pageSize: PAGE };
 }
+
+const EMPTY = new Uint8Array(0);
+const noop = () => {};
 
 export class StorvscDriver {
   version = 0;
@@ -270,13 +282,36 @@ export class StorvscDriver {
     const direction = length === 0 ? SRB_DIRECTION.none : write ? SRB_DIRECTION.write : SRB_DIRECTION.read;
     let channel = this.channels[this.nextChannel++ % this.channels.length]!;
     if (channel.state !== 'open') channel = this.channel; // a sub-channel closed or rescinded: the primary serves
-    const c: Command = {
-      channel, target, lun, cdb, length, direction, gpa: 0, pages: 0, segments, plan: null, into: o.into ?? null, resolve, reject, request: this.requests++,
-      what: null, tries: 0, data: false, o,
-    };
+    const c = this.spare.pop() ?? new Command();
+    c.channel = channel;
+    c.target = target;
+    c.lun = lun;
+    if (cdb === this.cdbScratch) {
+      // A block command's CDB, built in the driver's scratch: the record keeps its own copy.
+      c.ownCdb.set(cdb);
+      c.cdb = c.ownCdb;
+    } else c.cdb = cdb;
+    c.length = length;
+    c.direction = direction;
+    c.gpa = c.pages = 0;
+    c.segments = segments;
+    c.plan = null;
+    c.into = o.into ?? null;
+    c.resolve = resolve;
+    c.reject = reject;
+    c.request = this.requests++;
+    c.what = null;
+    c.tries = 0;
+    c.data = false;
+    const co = c.o;
+    co.data = o.data;
+    co.length = o.length;
+    co.into = o.into;
+    co.segments = o.segments;
+    co.direction = o.direction;
     this.encode(c); // checks the CDB now; send() uses it while no other command was encoded meanwhile
     const core = this.bus.core;
-    if (segments !== null && length > 0 && (c.plan = obeysRule(segments, length, core.guestBytes)) !== null) {
+    if (segments !== null && length > 0 && (c.plan = obeysRule(segments, length, core.guestBytes, c.rulePlan)) !== null) {
       // Already a valid page list: the caller's pages are the buffer, nothing to plan or bounce.
     } else if (segments !== null && length > 0) {
       c.pages = Math.ceil(length / PAGE) + 1;
@@ -420,22 +455,25 @@ export class StorvscDriver {
       else if (c.segments === null) {
         const at = core.guestBase + c.gpa;
         r.data = c.into !== null ? (n === c.into.length ? c.into : c.into.subarray(0, n)) : core.u8.slice(at, at + n);
-        if (c.into !== null) c.into.set(core.u8.subarray(at, at + n));
+        if (c.into !== null) c.into.set(this.views.get(core, at, n));
       }
     }
     this.settle(c);
     if (c.tries > 0 && r.status === SCSI_STATUS.checkCondition && r.sense.length > 2 && (r.sense[2]! & 0xf) === SENSE_KEY.unitAttention) {
+      // Sent again as a new command; this record stays with it (the retry reads its CDB and options).
       this.issue(c.target, c.lun, c.cdb, c.o, c.what, c.tries - 1, c.data).then(c.resolve as (v: unknown) => void, c.reject);
       return;
     }
-    if (c.what === null) return c.resolve(r);
+    const { resolve, reject, what, data } = c;
+    this.recycle(c);
+    if (what === null) return resolve(r);
     let ok: ScsiCommandResult;
     try {
-      ok = checked(r, c.what);
+      ok = checked(r, what);
     } catch (e) {
-      return c.reject(e as Error);
+      return reject(e as Error);
     }
-    (c.resolve as (v: unknown) => void)(c.data ? ok.data : undefined);
+    (resolve as (v: unknown) => void)(data ? ok.data : undefined);
   }
 
   private finish(c: Command, e: Error, leak: boolean): void {
@@ -444,14 +482,16 @@ export class StorvscDriver {
       c.pages = 0;
     }
     this.settle(c);
-    c.reject(e);
+    const reject = c.reject;
+    this.recycle(c);
+    reject(e);
   }
 
   private settle(c: Command): void {
     if (c.pages > 0) this.release(c);
     c.pages = 0;
     this.outstanding--;
-    if (this.outstanding === 0) for (const w of this.idle.splice(0)) w();
+    if (this.outstanding === 0 && this.idle.length > 0) for (const w of this.idle.splice(0)) w();
   }
 
   private stagingPages(pages: number): number {
@@ -563,9 +603,37 @@ export class StorvscDriver {
     return this.issue<T>(target, lun, cdb, o, what, 3, data);
   }
 
+  /** A block command's CDB and options are put together here; command() copies both into its record. */
+  private readonly cdbScratch = new Uint8Array(16);
+  private readonly optionsScratch: ScsiCommandOptions = { data: undefined, length: undefined, into: undefined, segments: undefined, direction: undefined };
+  private blockOptions(): ScsiCommandOptions {
+    const o = this.optionsScratch;
+    o.data = o.into = o.segments = o.direction = o.length = undefined;
+    return o;
+  }
+
+  /** Views of the staging runs reads are copied out of. */
+  private readonly views = new CoreViews();
+
+  /** Command records done with, for the next commands. */
+  private readonly spare: Command[] = [];
+  /** Gives a finished command's record back (not while a tap or a retry may still look at it). */
+  private recycle(c: Command): void {
+    if (this.points !== null) return;
+    if (this.encoded === c) this.encoded = null;
+    c.resolve = c.reject = noop;
+    c.into = null;
+    c.segments = null;
+    c.o.data = c.o.into = c.o.segments = undefined;
+    if (this.spare.length < 1024) this.spare.push(c);
+  }
+
   /** The block size of (target, lun) as discovered (512 for a LUN discover() did not see). */
   private blockSize(target: number, lun: number): number {
-    for (const d of this.disks) if (d.target === target && d.lun === lun && d.blockSize > 0) return d.blockSize;
+    for (let i = 0; i < this.disks.length; i++) {
+      const d = this.disks[i]!;
+      if (d.target === target && d.lun === lun && d.blockSize > 0) return d.blockSize;
+    }
     return 512;
   }
 
@@ -578,13 +646,18 @@ export class StorvscDriver {
   read(target: number, lun: number, lba: number, blocks: number, to?: Uint8Array | readonly Segment[]): Promise<Uint8Array | void> {
     try {
       const bytes = blocks * this.blockSize(target, lun);
-      const cdb = rw16(0x88, lba, blocks);
+      const cdb = rw16(this.cdbScratch, 0x88, lba, blocks);
+      const o = this.blockOptions();
       if (Array.isArray(to)) {
         const segments = to as readonly Segment[];
         if (segmentBytes(segments) !== bytes) throw new SgringError('InvalidArgument', `the segments hold ${segmentBytes(segments)} bytes; ${blocks} blocks are ${bytes}`);
-        return this.block(target, lun, cdb, { segments, direction: 'read' }, 'READ (16)', false);
+        o.segments = segments;
+        o.direction = 'read';
+        return this.block(target, lun, cdb, o, 'READ (16)', false);
       }
-      return this.block(target, lun, cdb, to ? { length: bytes, into: to as Uint8Array } : { length: bytes }, 'READ (16)', true);
+      o.length = bytes;
+      o.into = to as Uint8Array | undefined;
+      return this.block(target, lun, cdb, o, 'READ (16)', true);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -596,16 +669,19 @@ export class StorvscDriver {
   write(target: number, lun: number, lba: number, a: Uint8Array | number, segments?: readonly Segment[]): Promise<void> {
     try {
       const bs = this.blockSize(target, lun);
-      let o: ScsiCommandOptions;
+      const o = this.blockOptions();
       let blocks: number;
       if (typeof a === 'number') {
         if (!Array.isArray(segments) || segmentBytes(segments) !== a * bs) throw new SgringError('InvalidArgument', `write(target, lun, lba, blocks, segments): the segments must hold ${a} blocks of ${bs} bytes`);
-        [o, blocks] = [{ segments, direction: 'write' }, a];
+        o.segments = segments;
+        o.direction = 'write';
+        blocks = a;
       } else {
         if (!(a instanceof Uint8Array) || a.length % bs !== 0) throw new SgringError('InvalidArgument', `write: data must be a Uint8Array of whole ${bs}-byte blocks`);
-        [o, blocks] = [{ data: a }, a.length / bs];
+        o.data = a;
+        blocks = a.length / bs;
       }
-      return this.block(target, lun, rw16(0x8a, lba, blocks), o, 'WRITE (16)', false);
+      return this.block(target, lun, rw16(this.cdbScratch, 0x8a, lba, blocks), o, 'WRITE (16)', false);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -631,23 +707,29 @@ export class StorvscDriver {
  * mid-page, only the last may end mid-page — as a plan that bounces nothing; null when they do
  * not (or are not plain in-range numbers): planPageList then decides.
  */
-function obeysRule(segments: readonly Segment[], length: number, guestBytes: number): PagePlan | null {
+function obeysRule(segments: readonly Segment[], length: number, guestBytes: number, plan: PagePlan): PagePlan | null {
   const n = segments.length;
   if (n > 64) return null;
-  const pages: number[] = [];
+  const pages = plan.pages as number[];
+  let k = 0;
   for (let i = 0; i < n; i++) {
-    const { addr, len } = segments[i]!;
+    const g = segments[i]!;
+    const addr = g.addr;
+    const len = g.len;
     if (!Number.isSafeInteger(addr) || addr < 0 || !Number.isInteger(len) || len <= 0 || addr + len > guestBytes) return null;
     if ((i > 0 && addr % PAGE !== 0) || (i < n - 1 && (addr + len) % PAGE !== 0)) return null;
-    for (let f = Math.floor(addr / PAGE), last = Math.floor((addr + len - 1) / PAGE); f <= last; f++) pages.push(f);
+    for (let f = Math.floor(addr / PAGE), last = Math.floor((addr + len - 1) / PAGE); f <= last; f++) pages[k++] = f;
   }
-  return { byteOffset: segments[0]!.addr % PAGE, byteCount: length, pages, copies: [], bouncedBytes: 0, bounceEntries: [], pageSize: PAGE };
+  if (pages.length !== k) pages.length = k;
+  plan.byteOffset = segments[0]!.addr % PAGE;
+  plan.byteCount = length;
+  return plan;
 }
 
 const segmentBytes = (segments: readonly Segment[]): number => {
   if (!Array.isArray(segments)) throw new SgringError('InvalidArgument', 'segments must be an array of { addr, len }');
   let n = 0;
-  for (const s of segments) n += s?.len;
+  for (let i = 0; i < segments.length; i++) n += segments[i]?.len as number; // indexed: for-of allocates an iterator
   return n;
 };
 
@@ -659,11 +741,12 @@ function tapResult(status: number, c: Command): ScsiCommandResult {
   return { status: scsiStatus, srbStatus: SRB_STATUS.error | (sense.length > 0 ? SRB_STATUS.autosenseValid : 0), sense, transferred: 0, data: null };
 }
 
-function rw16(op: number, lba: number, blocks: number): Uint8Array {
+/** READ (16) / WRITE (16) into `c` (16 bytes, overwritten whole). */
+function rw16(c: Uint8Array, op: number, lba: number, blocks: number): Uint8Array {
   if (!Number.isSafeInteger(lba) || lba < 0 || !Number.isInteger(blocks) || blocks < 0 || blocks > 0xffffffff) {
     throw new SgringError('InvalidArgument', `lba ${lba} and blocks ${blocks} must be non-negative integers (blocks a u32)`);
   }
-  const c = new Uint8Array(16);
+  c.fill(0);
   c[0] = op;
   const hi = Math.floor(lba / 0x1_0000_0000);
   for (let i = 0; i < 4; i++) {
