@@ -34,6 +34,8 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
   private readonly view: ReceivedPacket;
   /** The view's GPA ranges, refilled per packet (decodeGpaRanges' options naming them). */
   private readonly gpaDecode: { into: GpaDecodeResult } = { into: { ranges: [], segments: [], bytes: 0 } };
+  /** Where the GPA ranges of the packet being delivered lie (read buffer offsets), refilled per packet. */
+  private readonly gpaRegion = { ptr: 0, len: 0 };
   /** The transfer-page fields of the packet being delivered, refilled per packet. */
   private readonly transferDecode: TransferPages = { pageSetId: 0, senderOwns: false, ranges: [] };
   private pendAt = 0;
@@ -204,7 +206,12 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
     }
     if (descriptor) {
       try {
-        if (type === K.PKT_TYPE_GPA) v.gpa = decodeGpaRanges(this.core, { ptr: at + K.GPA_DIRECT_PREFIX_SIZE, len: hb - K.GPA_DIRECT_PREFIX_SIZE }, this.core.u32[(at + K.GPA_DIRECT_OFF_RANGE_COUNT) >> 2]!, this.gpaDecode);
+        if (type === K.PKT_TYPE_GPA) {
+          const region = this.gpaRegion;
+          region.ptr = at + K.GPA_DIRECT_PREFIX_SIZE;
+          region.len = hb - K.GPA_DIRECT_PREFIX_SIZE;
+          v.gpa = decodeGpaRanges(this.core, region, this.core.u32[(at + K.GPA_DIRECT_OFF_RANGE_COUNT) >> 2]!, this.gpaDecode);
+        }
         else v.transferPages = parseTransferFields(this.core.dv, at, hb, this.transferDecode);
       } catch (e) {
         if (!(e instanceof SgringError)) throw e;

@@ -151,20 +151,33 @@ export class ScsiDisk {
     }
     if (blocks * this.backend.blockSize !== bytes || bytes === 0) return null;
     this.counters.commands++;
+    let r: void | Promise<void>;
     try {
-      const r = read ? this.backend.read(lba, blocks, ptr) : this.backend.write(lba, blocks, ptr);
-      return r instanceof Promise ? r.then(() => this.moved(read, blocks), (e) => this.ioFailed(e, read, lba)) : this.moved(read, blocks);
+      r = read ? this.backend.read(lba, blocks, ptr) : this.backend.write(lba, blocks, ptr);
     } catch (e) {
       return this.ioFailed(e, read, lba);
     }
+    return r instanceof Promise ? this.movedLater(r, read, lba, blocks) : this.moved(read, blocks, this.good);
   }
 
-  /** GOOD for a transfer() of `blocks` blocks. */
-  private moved(read: boolean, blocks: number): ScsiResult {
+  /**
+   * A synchronous GOOD is written into this one object, which the caller reads before its next
+   * transfer() (no object per command); an asynchronous one gets its own.
+   */
+  private readonly good: ScsiResult = { status: SCSI_STATUS.good, sense: null, data: null, transferred: 0 };
+
+  // Apart from transfer(): its closures would make every call allocate a context.
+  private movedLater(r: Promise<void>, read: boolean, lba: number, blocks: number): Promise<ScsiResult> {
+    return r.then(() => this.moved(read, blocks, { status: SCSI_STATUS.good, sense: null, data: null, transferred: 0 }), (e) => this.ioFailed(e, read, lba));
+  }
+
+  /** GOOD for a transfer() of `blocks` blocks, in `into`. */
+  private moved(read: boolean, blocks: number, into: ScsiResult): ScsiResult {
     this.lastSense = null;
     if (read) this.counters.readBlocks += blocks;
     else this.counters.writtenBlocks += blocks;
-    return { status: SCSI_STATUS.good, sense: null, data: null, transferred: blocks * this.backend.blockSize };
+    into.transferred = blocks * this.backend.blockSize;
+    return into;
   }
 
   /** CHECK CONDITION for a backend's failure in transfer(). */

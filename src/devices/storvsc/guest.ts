@@ -415,7 +415,8 @@ export class StorvscDriver {
     const tapped = this.points !== null && this.points.complete.taps !== null;
     let r: ScsiCommandResult;
     try {
-      const reply = decodeCompleteIo(p!.payload(), c.length, this.reply); // MessageTooShort for a reply without an SRB
+      // Read where it lies in the channel's read buffer (no view); MessageTooShort for a reply without an SRB.
+      const reply = decodeCompleteIo(p!.core.u8, c.length, this.reply, p!.offset, p!.length);
       if (reply.operation !== VSTOR_OP.completeIo) throw new SgringError('HostRefused', `storvsp answered an SRB with operation ${reply.operation}`);
       // A block command's result stays inside the driver (completed() reads it and lets it go): one object serves them all.
       r = c.what !== null && !tapped ? this.result : { status: 0, srbStatus: 0, sense: reply.sense, transferred: 0, data: null };

@@ -132,17 +132,24 @@ export class StorvspDevice {
   }
 
   private handle(ch: HostChannel, st: ChannelState, p: ReceivedPacket): void {
-    const msg = p.payload();
     const lo = p.transactionIdLo;
     const hi = p.transactionIdHi;
     const wanted = p.completionRequested; // read now: the packet view is reused before an async answer
     this.perChannel.set(ch.offer.relid, (this.perChannel.get(ch.offer.relid) ?? 0) + 1);
-    // The fast path first: a READ or WRITE of one GPA range, after initialisation, with no tap.
-    if (wanted && p.gpa !== null && st.initialized && msg.length >= 12 && msg[0] === VSTOR_OP.executeSrb && (msg[1]! | msg[2]! | msg[3]!) === 0 &&
-        p.gpa.ranges.length === 1 && p.gpa.bytes === p.headerBytes - GPA_DIRECT_PREFIX_SIZE && this.direct(st, msg, p.gpa, lo, hi, ch)) {
+    // The fast path first: a READ or WRITE of one GPA range, after initialisation, with no tap,
+    // read where the message lies in the channel's read buffer (no view of it).
+    const u8 = ch.core.u8;
+    const at = p.offset;
+    if (wanted && p.gpa !== null && st.initialized && p.length >= 12 && u8[at] === VSTOR_OP.executeSrb && (u8[at + 1]! | u8[at + 2]! | u8[at + 3]!) === 0 &&
+        p.gpa.ranges.length === 1 && p.gpa.bytes === p.headerBytes - GPA_DIRECT_PREFIX_SIZE && this.direct(st, u8, at, p.length, p.gpa, lo, hi, ch)) {
       this.counters.requests++;
       return;
     }
+    this.general(ch, st, p, p.payload(), lo, hi, wanted);
+  }
+
+  // Apart from handle(): its closures would make every call, the fast path's too, allocate a context.
+  private general(ch: HostChannel, st: ChannelState, p: ReceivedPacket, msg: Uint8Array, lo: number, hi: number, wanted: boolean): void {
     const answer = (payload: Uint8Array) => {
       if (!wanted) return;
       ch.completeId(lo, hi, payload);
@@ -208,9 +215,9 @@ export class StorvspDevice {
    * copy), and a synchronous disk's answer goes out in the same poll as its request. False when
    * the command needs the general path (which also answers every refusal and fault).
    */
-  private direct(st: ChannelState, msg: Uint8Array, gpa: GpaDecodeResult, lo: number, hi: number, ch: HostChannel): boolean {
+  private direct(st: ChannelState, u8: Uint8Array, at: number, len: number, gpa: GpaDecodeResult, lo: number, hi: number, ch: HostChannel): boolean {
     if (gpa.segments.length !== 1 || anyTap(this.points)) return false;
-    const req = decodeExecuteSrb(msg, st.version, this.request);
+    const req = decodeExecuteSrb(u8, st.version, this.request, at, len);
     if ('invalid' in req) return false;
     const op = req.cdb[0]!;
     const length = req.dataTransferLength;
@@ -233,12 +240,16 @@ export class StorvspDevice {
       ch.completeId(lo, hi, this.completion(req, r, r.status === SCSI_STATUS.good ? length : 0, st.version, this.reply));
       return true;
     }
-    const kept = { ...req }; // this.request serves the next packet meanwhile
+    this.answerLater(r, { ...req }, lo, hi, ch, length, st.version); // this.request serves the next packet meanwhile
+    return true;
+  }
+
+  // Apart from direct(): its closures would make every call allocate a context.
+  private answerLater(r: Promise<ScsiResult>, req: SrbRequest, lo: number, hi: number, ch: HostChannel, length: number, version: number): void {
     void r.then((res) => {
-      ch.completeId(lo, hi, this.completion(kept, res, res.status === SCSI_STATUS.good ? length : 0, st.version, this.reply));
+      ch.completeId(lo, hi, this.completion(req, res, res.status === SCSI_STATUS.good ? length : 0, version, this.reply));
       ch.flush();
     }).catch(() => this.counters.replyFailed++); // the channel closed or broke meanwhile
-    return true;
   }
   /** The fast path's EXECUTE_SRB, decoded into the same object each time. */
   private readonly request: SrbRequest = { port: 0, path: 0, target: 0, lun: 0, cdb: new Uint8Array(0), direction: 0, dataTransferLength: 0 };
@@ -248,10 +259,16 @@ export class StorvspDevice {
    * (into `into` when given: a buffer the caller hands to completeId at once).
    */
   private completion(req: SrbRequest, r: ScsiResult, moved: number, version: number, into?: Uint8Array): Uint8Array {
-    if (r.status === SCSI_STATUS.good) return encodeCompleteIo(req, { srbStatus: SRB_STATUS.success, scsiStatus: SCSI_STATUS.good, dataTransferLength: moved, sense: EMPTY }, version, 0, into);
+    if (r.status === SCSI_STATUS.good) {
+      const good = this.goodReply; // encoded at once: one object serves every success
+      good.dataTransferLength = moved;
+      return encodeCompleteIo(req, good, version, 0, into);
+    }
     this.counters.failed++;
     return encodeCompleteIo(req, { srbStatus: SRB_STATUS.error, scsiStatus: r.status, dataTransferLength: 0, sense: r.sense ?? EMPTY }, version, 0, into);
   }
+
+  private readonly goodReply = { srbStatus: SRB_STATUS.success, scsiStatus: SCSI_STATUS.good, dataTransferLength: 0, sense: EMPTY };
 
   private lunsOf(target: number): number[] {
     return [...this.disks.keys()].filter((k) => k >> 8 === target).map((k) => k & 0xff).sort((a, b) => a - b);

@@ -162,33 +162,43 @@ export function encodeExecuteSrb(r: SrbRequest, version: number = VSTOR_VERSION.
 /**
  * The host's reading of an EXECUTE_SRB: the request, or a reason to answer INVALID REQUEST
  * (a packet shorter than the negotiated size, an SRB length that is neither size, a CDB length
- * above 16 or zero, an unknown direction). The CDB is a view of `bytes`.
+ * above 16 or zero, an unknown direction). The CDB is a view of `bytes`, or with `into` a copy in
+ * its own buffer. The message is `len` bytes at `at` of `bytes` (a channel's read buffer in core
+ * memory, without a view of it), or all of `bytes`.
  */
-export function decodeExecuteSrb(bytes: Uint8Array, version: number = VSTOR_VERSION.win10, into?: SrbRequest): SrbRequest | { invalid: string } {
+export function decodeExecuteSrb(bytes: Uint8Array, version: number = VSTOR_VERSION.win10, into?: SrbRequest, at = 0, len = bytes.length - at): SrbRequest | { invalid: string } {
   const need = vstorPacketBytes(version);
-  if (bytes.length < need) return { invalid: `${bytes.length} bytes, a vstor packet of this version is ${need}` };
-  const srbLength = get16(bytes, SRB_AT);
+  if (len < need) return { invalid: `${len} bytes, a vstor packet of this version is ${need}` };
+  const b = at + SRB_AT; // the SRB: every field below is read from it once
+  const srbLength = get16(bytes, b);
   if (srbLength !== SRB_BYTES && srbLength !== SRB_BYTES_PRE_WIN8) return { invalid: `SRB length ${srbLength}` };
-  const cdbLength = bytes[SRB_AT + 8]!;
+  const cdbLength = bytes[b + 8]!;
   if (cdbLength === 0 || cdbLength > 16) return { invalid: `CDB length ${cdbLength}` };
-  const direction = bytes[SRB_AT + 10]!;
+  const direction = bytes[b + 10]!;
   if (direction > 2) return { invalid: `data_in ${direction}` };
   // `into` (a request the caller reuses) is filled whole, so nothing of an earlier packet stays in it.
   const r: SrbRequest = into ?? { port: 0, path: 0, target: 0, lun: 0, cdb: EMPTY, direction: 0, dataTransferLength: 0 };
-  r.port = bytes[SRB_AT + 4]!;
-  r.path = bytes[SRB_AT + 5]!;
-  r.target = bytes[SRB_AT + 6]!;
-  r.lun = bytes[SRB_AT + 7]!;
-  r.cdb = bytes.subarray(SRB_AT + 16, SRB_AT + 16 + cdbLength);
-  r.senseInfoLength = bytes[SRB_AT + 9]!;
+  r.port = bytes[b + 4]!;
+  r.path = bytes[b + 5]!;
+  r.target = bytes[b + 6]!;
+  r.lun = bytes[b + 7]!;
+  if (into) {
+    // A private copy in the request's own CDB buffer (kept while the length repeats): the packet's
+    // bytes may change after this (P3), and a view of them would be an object per request.
+    let cdb = into.cdb;
+    if (cdb.length !== cdbLength || cdb.buffer === bytes.buffer) cdb = new Uint8Array(cdbLength);
+    for (let i = 0; i < cdbLength; i++) cdb[i] = bytes[b + 16 + i]!;
+    r.cdb = cdb;
+  } else r.cdb = bytes.subarray(b + 16, b + 16 + cdbLength);
+  r.senseInfoLength = bytes[b + 9]!;
   r.direction = direction;
-  r.dataTransferLength = get32(bytes, SRB_AT + 12);
+  r.dataTransferLength = get32(bytes, b + 12);
   const win8 = isWin8(version) && srbLength === SRB_BYTES;
   if (win8 || into) {
-    r.queueTag = win8 ? bytes[SRB_AT + 38]! : undefined;
-    r.queueAction = win8 ? bytes[SRB_AT + 39]! : undefined;
-    r.srbFlags = win8 ? get32(bytes, SRB_AT + 40) : undefined;
-    r.timeoutSeconds = win8 ? get32(bytes, SRB_AT + 44) : undefined;
+    r.queueTag = win8 ? bytes[b + 38]! : undefined;
+    r.queueAction = win8 ? bytes[b + 39]! : undefined;
+    r.srbFlags = win8 ? get32(bytes, b + 40) : undefined;
+    r.timeoutSeconds = win8 ? get32(bytes, b + 44) : undefined;
   }
   return r;
 }
@@ -222,28 +232,30 @@ export function encodeCompleteIo(req: Pick<SrbRequest, 'port' | 'path' | 'target
  * hardened guest does: sense length at most 20 [H34], sense only with CHECK CONDITION and
  * autosense-valid [H35], bytes moved at most the request [H36], and none at all for an SRB
  * failure other than DATA OVERRUN [H37]. Throws MessageTooShort for a packet without an SRB.
+ * The message is `len` bytes at `at` of `bytes`, or all of `bytes`.
  */
-export function decodeCompleteIo(bytes: Uint8Array, requested: number, into?: VstorHeader & SrbReply): VstorHeader & SrbReply {
-  if (bytes.length < VSTOR_PACKET_BYTES_PRE_WIN8) {
-    decodeVstorHeader(bytes);
-    throw new SgringError('MessageTooShort', `a COMPLETE_IO of ${bytes.length} bytes has no SRB`);
+export function decodeCompleteIo(bytes: Uint8Array, requested: number, into?: VstorHeader & SrbReply, at = 0, len = bytes.length - at): VstorHeader & SrbReply {
+  if (len < VSTOR_PACKET_BYTES_PRE_WIN8) {
+    decodeVstorHeader(bytes.subarray(at, at + len));
+    throw new SgringError('MessageTooShort', `a COMPLETE_IO of ${len} bytes has no SRB`);
   }
-  const srbStatus = bytes[SRB_AT + 2]!;
-  const scsiStatus = bytes[SRB_AT + 3]!;
-  const senseRoom = Math.min(SENSE_BYTES, bytes.length - (SRB_AT + 16));
-  const senseLength = Math.min(bytes[SRB_AT + 9]!, senseRoom);
+  const b = at + SRB_AT;
+  const srbStatus = bytes[b + 2]!;
+  const scsiStatus = bytes[b + 3]!;
+  const senseRoom = Math.min(SENSE_BYTES, len - (SRB_AT + 16));
+  const senseLength = Math.min(bytes[b + 9]!, senseRoom);
   const withSense = scsiStatus === 0x02 && (srbStatus & SRB_STATUS.autosenseValid) !== 0;
   const result = srbStatus & 0x3f;
-  let moved = Math.min(get32(bytes, SRB_AT + 12), requested);
+  let moved = Math.min(get32(bytes, b + 12), requested);
   if (result !== SRB_STATUS.success && result !== SRB_STATUS.dataOverrun) moved = 0;
   const r = into ?? { operation: 0, flags: 0, status: 0, srbStatus: 0, scsiStatus: 0, dataTransferLength: 0, sense: EMPTY };
-  r.operation = get32(bytes, 0);
-  r.flags = get32(bytes, 4);
-  r.status = get32(bytes, 8);
+  r.operation = get32(bytes, at);
+  r.flags = get32(bytes, at + 4);
+  r.status = get32(bytes, at + 8);
   r.srbStatus = srbStatus;
   r.scsiStatus = scsiStatus;
   r.dataTransferLength = moved;
-  r.sense = withSense ? bytes.slice(SRB_AT + 16, SRB_AT + 16 + senseLength) : EMPTY;
+  r.sense = withSense ? bytes.slice(b + 16, b + 16 + senseLength) : EMPTY;
   return r;
 }
 
