@@ -10,7 +10,7 @@
 
 import { Worker } from 'node:worker_threads';
 import { GuestBus, HostBus, IommuDomain, loadCoreSync, MemoryDisk, MessageTransport, pageAllocator, StorvscDriver, StorvspDevice } from '../../dist/index.mjs';
-import { copyLimit, iops, streamCopyLimit } from '../lib/io.mjs';
+import { copyLimit, heapPerIo, iops, streamCopyLimit } from '../lib/io.mjs';
 import { makeCase } from '../lib/timing.mjs';
 
 const SUITE = 'storvsc';
@@ -45,12 +45,16 @@ async function rig({ blocks = BLOCKS, threads = 1, cpus = 1 } = {}) {
   return { hba, core, pages, close: async () => (await hba.detach(), await stop()) };
 }
 
-/** `iops` of the driver's READ (16) / WRITE (16) on target 0, LUN 0 (reads into one reused buffer, or into `segments`). */
+/** One READ (16) / WRITE (16) of the driver on target 0, LUN 0 (reads into one reused buffer, or into `segments`). */
+function ioFn(hba, op, bytes, segments) {
+  const buf = new Uint8Array(bytes);
+  const blocks = bytes / 512;
+  return op === 'write' ? (lba) => hba.write(0, 0, lba, buf) : segments ? (lba) => hba.read(0, 0, lba, blocks, segments) : (lba) => hba.read(0, 0, lba, blocks, buf);
+}
+
+/** `iops` of the driver's reads or writes. */
 function run(hba, op, o, segments) {
-  const buf = new Uint8Array(o.bytes);
-  const blocks = o.bytes / 512;
-  const one = op === 'write' ? (lba) => hba.write(0, 0, lba, buf) : segments ? (lba) => hba.read(0, 0, lba, blocks, segments) : (lba) => hba.read(0, 0, lba, blocks, buf);
-  return iops(one, { diskBlocks: BLOCKS, ...o });
+  return iops(ioFn(hba, op, o.bytes, segments), { diskBlocks: BLOCKS, ...o });
 }
 
 export default {
@@ -59,6 +63,7 @@ export default {
     { label: '4 KiB random read, QD 32, one thread, IOPS (target 500 k)', of: { suite: SUITE, name: '4 KiB random read, QD 32', engine: 'wasm', payloadBytes: 4096 } },
     { label: '4 KiB random read, QD 32, host in a worker, IOPS', of: { suite: SUITE, name: '4 KiB random read, QD 32, two threads', engine: 'wasm', payloadBytes: 4096 } },
     { label: '4 KiB random read, QD 1, IOPS', of: { suite: SUITE, name: '4 KiB random read, QD 1', engine: 'wasm', payloadBytes: 4096 } },
+    { label: '4 KiB random read, QD 32, heap bytes per I/O (a promise round trip alone: ~565, see nvme)', of: { suite: SUITE, name: '4 KiB random read, QD 32', engine: 'wasm', payloadBytes: 4096 }, heap: true },
     { label: '64 KiB sequential read into guest segments (one copy) / streaming copy limit (target 0.6)', of: { suite: SUITE, name: '64 KiB sequential read into guest segments, QD 8', engine: 'wasm', payloadBytes: 65536 }, over: { suite: SUITE, name: '64 KiB sequential read, QD 8', engine: 'copy-limit, streaming', payloadBytes: 65536 } },
     { label: '64 KiB sequential read into guest segments (one copy) / in-cache copy limit', of: { suite: SUITE, name: '64 KiB sequential read into guest segments, QD 8', engine: 'wasm', payloadBytes: 65536 }, over: { suite: SUITE, name: '64 KiB sequential read, QD 8', engine: 'copy-limit', payloadBytes: 65536 } },
     { label: '64 KiB sequential read into a buffer (two copies), wasm / copy limit', of: { suite: SUITE, name: '64 KiB sequential read, QD 8', engine: 'wasm', payloadBytes: 65536 }, over: { suite: SUITE, name: '64 KiB sequential read, QD 8', engine: 'copy-limit', payloadBytes: 65536 } },
@@ -67,14 +72,14 @@ export default {
   async run(ctx) {
     const ms = ctx.quick ? 400 : 2000;
     const rows = [];
-    const add = (name, bytes, rate, engine = 'wasm') => {
-      rows.push(makeCase({ suite: SUITE, name, engine, payloadBytes: bytes }, rate));
-      ctx.log(`  ${name} (${engine}): ${(rate / 1e3).toFixed(1)} k/s, ${((rate * bytes) / 1e6).toFixed(1)} MB/s`);
+    const add = (name, bytes, rate, engine = 'wasm', heapBytesPerOp = undefined) => {
+      rows.push({ ...makeCase({ suite: SUITE, name, engine, payloadBytes: bytes }, rate), ...(heapBytesPerOp === undefined ? {} : { heapBytesPerOp }) });
+      ctx.log(`  ${name} (${engine}): ${(rate / 1e3).toFixed(1)} k/s, ${((rate * bytes) / 1e6).toFixed(1)} MB/s${heapBytesPerOp === undefined ? '' : `, ${Math.round(heapBytesPerOp)} heap B/I/O`}`);
     };
     const one = await rig();
     const { hba, pages } = one;
     add('4 KiB random read, QD 1', 4096, await run(hba, 'read', { depth: 1, bytes: 4096, ms }));
-    add('4 KiB random read, QD 32', 4096, await run(hba, 'read', { depth: 32, bytes: 4096, ms }));
+    add('4 KiB random read, QD 32', 4096, await run(hba, 'read', { depth: 32, bytes: 4096, ms }), 'wasm', await heapPerIo(ioFn(hba, 'read', 4096), { depth: 32, bytes: 4096, diskBlocks: BLOCKS }));
     add('4 KiB random write, QD 1', 4096, await run(hba, 'write', { depth: 1, bytes: 4096, ms }));
     add('4 KiB random write, QD 32', 4096, await run(hba, 'write', { depth: 32, bytes: 4096, ms }));
     // Into guest segments: a page-aligned list goes out as it is; two half pages break the rule and are bounced.
