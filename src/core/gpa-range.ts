@@ -79,7 +79,7 @@ function stageSegments(core: Core, segments: readonly Segment[], ptr: number): v
   for (let i = 0; i < segments.length; i++) {
     const { addr, len } = segments[i]!;
     const w = (ptr >>> 2) + i * 4;
-    u32[w] = addr % TWO32;
+    u32[w] = addr; // a Uint32Array store keeps the low 32 bits
     u32[w + 1] = Math.floor(addr / TWO32);
     u32[w + 2] = len;
     u32[w + 3] = 0;
@@ -152,7 +152,7 @@ export function encodeGpaRange(core: Core, input: readonly Segment[] | GpaRange,
   const u32 = core.u32;
   pfns.forEach((p, i) => {
     if (!Number.isSafeInteger(p) || p < 0) throw new SgringError('InvalidArgument', `GPA range: pfn ${i} (${p}) is not a non-negative safe integer`);
-    u32[(src >>> 2) + 2 * i] = p % TWO32;
+    u32[(src >>> 2) + 2 * i] = p;
     u32[(src >>> 2) + 2 * i + 1] = Math.floor(p / TWO32);
   });
   let [out, outCap] = [src + 8 * pfns.length, cap];

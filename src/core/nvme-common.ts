@@ -111,7 +111,7 @@ export function splitAddress(a: NvmeAddress, what: string): [number, number] {
     return [Number(a & 0xffffffffn), Number(a >> 32n)];
   }
   if (!Number.isSafeInteger(a) || a < 0) throw new SgringError('InvalidArgument', `${what} ${a} is not a non-negative safe integer (use a bigint)`);
-  return [a % TWO32, Math.floor(a / TWO32)];
+  return [a >>> 0, Math.floor(a / TWO32)];
 }
 
 export function checkLength(length: unknown, what = 'length'): number {
@@ -306,14 +306,14 @@ export function buildPrpInto(core: Core, r: ResolvedOptions, addr: number, lengt
     const a = i === 0 ? addr : pages === null ? addr - (addr % r.mps) + i * r.mps : pages[i - 1]!;
     const len = i === 0 ? first : Math.min(left, r.mps);
     const w = segs + 4 * i;
-    u32[w] = a % TWO32;
+    u32[w] = a; // a Uint32Array store keeps the low 32 bits
     u32[w + 1] = Math.floor(a / TWO32);
     u32[w + 2] = len;
     u32[w + 3] = 0;
     left -= len;
   }
   for (let i = 0; i < listPages.length; i++) {
-    u32[pool + 2 * i] = listPages[i]! % TWO32;
+    u32[pool + 2 * i] = listPages[i]!;
     u32[pool + 2 * i + 1] = Math.floor(listPages[i]! / TWO32);
   }
   writeConfig(core, ws, r);

@@ -107,7 +107,7 @@ function scratch(core: Core, segs: number, pool: number, out: number): Scratch {
 }
 
 function setU64(u32: Uint32Array, at: number, v: number): void {
-  u32[at >> 2] = v % TWO32;
+  u32[at >> 2] = v; // a Uint32Array store keeps the low 32 bits
   u32[(at >> 2) + 1] = Math.floor(v / TWO32);
 }
 

@@ -12,7 +12,7 @@ export function splitTid(tid: TransactionId | undefined, out: { lo: number; hi: 
     out.hi = 0;
   } else if (typeof tid === 'number') {
     if (!Number.isSafeInteger(tid) || tid < 0) throw new SgringError('InvalidArgument', `transactionId ${tid} is not a u64`);
-    out.lo = tid % TWO32;
+    out.lo = tid >>> 0; // the low 32 bits (a double's % is a library call)
     out.hi = Math.floor(tid / TWO32);
   } else {
     if (tid < 0n || tid > 0xffff_ffff_ffff_ffffn) throw new SgringError('InvalidArgument', `transactionId ${tid} is not a u64`);

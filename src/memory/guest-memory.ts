@@ -103,7 +103,7 @@ export function stage(core: Core, segments: readonly Segment[], bufBytes: number
   for (let i = 0; i < n; i++) {
     const { addr, len } = segments[i]!;
     const w = (segs >>> 2) + 4 * i;
-    u32[w] = addr % TWO32;
+    u32[w] = addr; // a Uint32Array store keeps the low 32 bits
     u32[w + 1] = Math.floor(addr / TWO32);
     u32[w + 2] = len;
     u32[w + 3] = 0;

@@ -803,7 +803,7 @@ function put64(b: Uint8Array, at: number, v: number | bigint): void {
     put32(b, at, Number(v & 0xffff_ffffn));
     put32(b, at + 4, Number((v >> 32n) & 0xffff_ffffn));
   } else {
-    put32(b, at, v % 0x1_0000_0000);
+    put32(b, at, v); // its byte stores keep the low 32 bits (a double's % is a library call)
     put32(b, at + 4, Math.floor(v / 0x1_0000_0000));
   }
 }

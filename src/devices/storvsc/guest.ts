@@ -148,7 +148,7 @@ export class StorvscDriver {
   private detaching = false;
   private readonly idle: (() => void)[] = [];
   private requests = 1;
-  private scratch = new DataView(new ArrayBuffer(8 + 8 * 18));
+  private scratch = new Uint32Array(2 + 2 * 18);
   /** The EXECUTE_SRB being sent (copied into the ring by the send). */
   private readonly srb = new Uint8Array(VSTOR_PACKET_BYTES);
   private readonly taps: TapRegistry | null;
@@ -512,18 +512,19 @@ export class StorvscDriver {
   private range(byteCount: number, byteOffset: number, pfns: readonly number[] | null, firstPfn = 0): Uint8Array {
     const n = pfns !== null ? pfns.length : Math.ceil((byteOffset + byteCount) / PAGE);
     if (this.scratch.byteLength < 8 + 8 * n) {
-      this.scratch = new DataView(new ArrayBuffer(8 + 8 * n));
+      this.scratch = new Uint32Array(2 + 2 * n);
       this.rangeViews = [];
     }
-    const dv = this.scratch;
-    dv.setUint32(0, byteCount, true);
-    dv.setUint32(4, byteOffset, true);
+    // Little-endian words (every platform JavaScript runs on is little-endian, as the ring is).
+    const w = this.scratch;
+    w[0] = byteCount;
+    w[1] = byteOffset;
     for (let i = 0; i < n; i++) {
       const pfn = pfns !== null ? pfns[i]! : firstPfn + i;
-      dv.setUint32(8 + 8 * i, pfn % 0x1_0000_0000, true);
-      dv.setUint32(12 + 8 * i, Math.floor(pfn / 0x1_0000_0000), true);
+      w[2 + 2 * i] = pfn; // a Uint32Array store keeps the low 32 bits
+      w[3 + 2 * i] = pfn > 0xffff_ffff ? Math.floor(pfn / 0x1_0000_0000) : 0;
     }
-    return (this.rangeViews[n] ??= new Uint8Array(dv.buffer, 0, 8 + 8 * n));
+    return (this.rangeViews[n] ??= new Uint8Array(w.buffer, 0, 8 + 8 * n));
   }
   /** Views of the range buffer by PFN count. */
   private rangeViews: Uint8Array[] = [];
