@@ -409,29 +409,21 @@ export class NetvscDriver {
       const section = this.freeSections.pop();
       if (section === undefined) return this.busy();
       writeRndisPacketFast(core.u8, core.u32, core.guestBase + this.sendGpa + section * this.sendSection, frame.length, info, frame);
-      const m = this.nvsp;
-      writeU32LE(m, 8, section);
-      writeU32LE(m, 12, bytes);
-      if (this.laneFor(frame).request(m, section) === 0) {
-        this.freeSections.push(section);
-        return this.busy();
-      }
-      this.counters.txChimney++;
-    } else {
-      const pages = Math.ceil(bytes / PAGE);
-      const gpa = this.staging.get(pages)?.pop() ?? this.opts.allocPages(pages);
-      writeRndisPacket(core.u8, core.guestBase + gpa, frame.length, info, frame);
-      const range = new Uint8Array(8 + 8 * pages);
-      writeU32LE(range, 0, bytes);
-      for (let i = 0; i < pages; i++) writeU32LE(range, 8 + 8 * i, gpa / PAGE + i);
-      this.pageSends.set(gpa, pages);
-      if (this.laneFor(frame).requestGpa({ rangeBytes: range, rangeCount: 1 }, PAGE_BUFFER_SEND, -1 - gpa / PAGE) === 0) {
-        this.pageSends.delete(gpa);
-        this.release(pages, gpa);
-        return this.busy();
-      }
-      this.counters.txPageBuffer++;
+      return this.sendSectionOf(this.laneFor(frame), section, bytes, 1, frame.length);
     }
+    const pages = Math.ceil(bytes / PAGE);
+    const gpa = this.staging.get(pages)?.pop() ?? this.opts.allocPages(pages);
+    writeRndisPacket(core.u8, core.guestBase + gpa, frame.length, info, frame);
+    const range = new Uint8Array(8 + 8 * pages);
+    writeU32LE(range, 0, bytes);
+    for (let i = 0; i < pages; i++) writeU32LE(range, 8 + 8 * i, gpa / PAGE + i);
+    this.pageSends.set(gpa, pages);
+    if (this.laneFor(frame).requestGpa({ rangeBytes: range, rangeCount: 1 }, PAGE_BUFFER_SEND, -1 - gpa / PAGE) === 0) {
+      this.pageSends.delete(gpa);
+      this.release(pages, gpa);
+      return this.busy();
+    }
+    this.counters.txPageBuffer++;
     this.counters.txFrames++;
     this.counters.txBytes += frame.length;
     return true;

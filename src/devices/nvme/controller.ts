@@ -431,10 +431,11 @@ export class NvmeController implements ControllerContext {
   /**
    * Reads and writes on a synchronous namespace whose PRPs need at most one list page, straight
    * from the SQ slot to the CQ slot: the blocks move in place between the disk and guest memory
-   * (one backend call per run of adjacent pages), with no command record, walk or result object. Each field is read from
-   * the slot once; the lane runs a command only when every check passes, and stops at the first
-   * one that is anything else (another opcode, a PRP list, a field out of range, a page not
-   * granted...), which the general path then fetches and answers. Returns the commands it ran.
+   * (one backend call per run of adjacent pages), with no command record, walk or result object.
+   * Each field is read from the slot once; the lane runs a command only when every check passes,
+   * and stops at the first one that is anything else (another opcode, a list that chains, a field
+   * out of range, a page not granted...), which the general path then fetches and answers.
+   * Returns the commands it ran.
    */
   private fastLane(sq: SubmissionQueue, cq: CompletionQueue, budget: number): number {
     const dma = this.dma as IommuDomain;
