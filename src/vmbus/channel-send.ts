@@ -17,7 +17,7 @@ import { SgringError } from '../engine/errors';
 import type { VmbusRing } from '../core/vmbus-ring';
 import { joinTid, splitTid, type TransactionId } from '../core/tid';
 import type { Doorbell } from '../sync/doorbell';
-import { descriptorBytes, writePacketHeader, writeTransferFields, type GpaDescriptor, type TransferPages } from './packets';
+import { descriptorBytes, transferDescriptorBytes, writePacketHeader, writeTransferFields, type GpaDescriptor, type TransferPages } from './packets';
 import { Outbox } from './outbox';
 import type { ReceivedPacket } from './received-packet';
 import { InFlightSet, TransactionTable } from './transactions';
@@ -145,10 +145,11 @@ export class ChannelSender<C = unknown> {
   }
 
   /**
-   * issue() for the requests of every device's data path, in-band or GPA-direct (`gpa`, its
-   * descriptor `hb` bytes): inlined, with one fill function, so no closure is made per request.
+   * issue() for the requests of every device's data path, in-band, GPA-direct (`gpa`) or transfer
+   * pages (`xfer`), the descriptor `hb` bytes: inlined, with one fill function per kind, so no
+   * closure is made per request.
    */
-  private requestPacket(context: C | undefined, message: Uint8Array, gpa: GpaDescriptor | null, hb: number): number {
+  private requestPacket(context: C | undefined, message: Uint8Array, gpa: GpaDescriptor | null, hb: number, xfer: TransferPages | null = null): number {
     if (this._state !== 'open') this.usable();
     const t = this.transactions;
     const id = t.alloc(context as C);
@@ -158,15 +159,17 @@ export class ChannelSender<C = unknown> {
     }
     let ok: boolean;
     this.gpaToSend = gpa;
+    this.xferToSend = xfer;
     try {
-      ok = gpa === null
-        ? this.sendInline(message, K.PKT_TYPE_INBAND, K.PKT_FLAG_COMPLETION_REQUESTED, id, t.generation(id))
-        : this.sendRaw(K.PKT_TYPE_GPA, hb, message, K.PKT_FLAG_COMPLETION_REQUESTED, id, t.generation(id), this.fillGpa);
+      if (gpa !== null) ok = this.sendRaw(K.PKT_TYPE_GPA, hb, message, K.PKT_FLAG_COMPLETION_REQUESTED, id, t.generation(id), this.fillGpa);
+      else if (xfer !== null) ok = this.sendRaw(K.PKT_TYPE_RXBUF, hb, message, K.PKT_FLAG_COMPLETION_REQUESTED, id, t.generation(id), this.fillXfer);
+      else ok = this.sendInline(message, K.PKT_TYPE_INBAND, K.PKT_FLAG_COMPLETION_REQUESTED, id, t.generation(id));
     } catch (e) {
       t.unalloc(id);
       this.fault(e);
     } finally {
       this.gpaToSend = null;
+      this.xferToSend = null;
     }
     if (ok) return id;
     t.unalloc(id);
@@ -181,11 +184,13 @@ export class ChannelSender<C = unknown> {
     this.core.u8.set(gpa.rangeBytes, at + K.GPA_DIRECT_PREFIX_SIZE); // dv is core memory's
   };
 
+  /** The transfer pages requestPacket is sending, for fillXfer. */
+  private xferToSend: TransferPages | null = null;
+  private readonly fillXfer = (dv: DataView, at: number): void => writeTransferFields(dv, at, this.xferToSend!);
+
   /** Sends a transfer-page packet (spec §2.6) that the peer must complete; returns its id or 0. */
   requestTransferPages(xfer: TransferPages, message: Uint8Array, context?: C): number {
-    const hb = descriptorBytes({ transferPages: xfer });
-    return this.issue(context as C, (lo, hi) => this.sendRaw(K.PKT_TYPE_RXBUF, hb, message, K.PKT_FLAG_COMPLETION_REQUESTED, lo, hi,
-      (dv, at) => writeTransferFields(dv, at, xfer)));
+    return this.requestPacket(context, message, null, transferDescriptorBytes(xfer), xfer);
   }
 
   /** Sends an in-band packet that wants no completion (transaction id 0 unless given). False when full. */

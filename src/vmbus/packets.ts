@@ -122,11 +122,13 @@ export function encodeGpaDirectPacket(p: { gpa: GpaDescriptor; message: Uint8Arr
 }
 
 function checkXfer(x: TransferPages): void {
-  if (!x || !Number.isInteger(x.pageSetId) || x.pageSetId < 0 || x.pageSetId > 0xffff || !Array.isArray(x.ranges) ||
-      x.ranges.some((r) => !Number.isInteger(r?.byteCount) || !Number.isInteger(r?.byteOffset) ||
-        r.byteCount < 0 || r.byteCount > 0xffffffff || r.byteOffset < 0 || r.byteOffset > 0xffffffff)) {
-    throw new SgringError('InvalidArgument', 'transfer pages: pageSetId must be a u16 and every range { byteCount, byteOffset } a pair of u32');
+  let ok = !!x && Number.isInteger(x.pageSetId) && x.pageSetId >= 0 && x.pageSetId <= 0xffff && Array.isArray(x.ranges);
+  // An indexed loop: a device sends one of these per batch of frames, and a callback costs per range.
+  for (let i = 0; ok && i < x.ranges.length; i++) {
+    const r = x.ranges[i];
+    ok = Number.isInteger(r?.byteCount) && Number.isInteger(r?.byteOffset) && r!.byteCount >= 0 && r!.byteCount <= 0xffffffff && r!.byteOffset >= 0 && r!.byteOffset <= 0xffffffff;
   }
+  if (!ok) throw new SgringError('InvalidArgument', 'transfer pages: pageSetId must be a u16 and every range { byteCount, byteOffset } a pair of u32');
 }
 
 /** Writes the transfer-page fields after the header (range images at `at + 24`). */
@@ -155,11 +157,14 @@ export function descriptorBytes(d: { gpa?: GpaDescriptor; transferPages?: Transf
     checkGpa(d.gpa);
     return K.GPA_DIRECT_PREFIX_SIZE + d.gpa.rangeBytes.length;
   }
-  if (d.transferPages) {
-    checkXfer(d.transferPages);
-    return K.XFER_PREFIX_SIZE + K.XFER_RANGE_SIZE * d.transferPages.ranges.length;
-  }
+  if (d.transferPages) return transferDescriptorBytes(d.transferPages);
   return K.PKT_HEADER_SIZE;
+}
+
+/** descriptorBytes of a transfer-page packet (checked). */
+export function transferDescriptorBytes(x: TransferPages): number {
+  checkXfer(x);
+  return K.XFER_PREFIX_SIZE + K.XFER_RANGE_SIZE * x.ranges.length;
 }
 
 /**
