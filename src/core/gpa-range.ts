@@ -206,22 +206,26 @@ export function gpaDirectPacketSize(rangeBytes: number, messageBytes: number): {
  * (checklist behaviour E) naming the range and its byte offset: GpaRangeCountZero,
  * GpaRangeTooSmall, GpaEmptyByteCount, GpaOffsetTooLarge, GpaOverflow, GpaPfnTooLarge.
  * `into`: a result to refill, its arrays and objects reused (a packet reader's per-packet view).
+ * `private`: the input region is already a private copy nobody else writes (a channel end's read
+ * buffer): it is parsed where it lies, not copied again.
  */
-export function decodeGpaRanges(core: Core, input: Uint8Array | Region, rangeCount: number, opts: { perPage?: boolean; into?: GpaDecodeResult } = {}): GpaDecodeResult {
+export function decodeGpaRanges(core: Core, input: Uint8Array | Region, rangeCount: number, opts: { perPage?: boolean; into?: GpaDecodeResult; private?: boolean } = {}): GpaDecodeResult {
   if (!Number.isInteger(rangeCount) || rangeCount < 0 || rangeCount > 0xffffffff) {
     throw new SgringError('InvalidArgument', `rangeCount ${rangeCount} is not a u32`);
   }
-  const len = input instanceof Uint8Array ? input.length : input.len;
-  if (!(input instanceof Uint8Array)) core.checkRange(input.ptr, input.len);
+  const bytes = input instanceof Uint8Array;
+  const len = bytes ? input.length : input.len;
+  if (!bytes) core.checkRange(input.ptr, input.len);
+  const inPlace = !bytes && opts.private === true && input.ptr % 4 === 0;
   // Every PFN is at least 8 bytes, so len/8 segments always suffice.
   const cap = Math.max(1, Math.floor(len / 8));
-  const base = scratch(core, PL_RES_SIZE + cap * SEG_SIZE + len);
+  const base = scratch(core, PL_RES_SIZE + cap * SEG_SIZE + (inPlace ? 0 : len));
   const res = base;
   const out = base + PL_RES_SIZE;
-  const src = out + cap * SEG_SIZE;
+  const src = inPlace ? input.ptr : out + cap * SEG_SIZE;
   const u8 = core.u8;
-  if (input instanceof Uint8Array) u8.set(input, src);
-  else u8.copyWithin(src, input.ptr, input.ptr + len);
+  if (bytes) u8.set(input, src);
+  else if (!inPlace) u8.copyWithin(src, input.ptr, input.ptr + len);
   const st = core.fn.gpaDecode(src, len, rangeCount, opts.perPage ? GPA_DECODE_PER_PAGE : 0, out, cap, res);
   if (st < 0) {
     const range = resField(core, res, PL_RES_INDEX);

@@ -33,7 +33,8 @@ export class ChannelEnd<C = unknown> extends ChannelSender<C> {
   private rb: ReadBatch;
   private readonly view: ReceivedPacket;
   /** The view's GPA ranges, refilled per packet (decodeGpaRanges' options naming them). */
-  private readonly gpaDecode: { into: GpaDecodeResult } = { into: { ranges: [], segments: [], bytes: 0 } };
+  // The read buffer is the end's private copy of the packet (P3): its ranges are decoded where they lie.
+  private readonly gpaDecode: { into: GpaDecodeResult; private: true } = { into: { ranges: [], segments: [], bytes: 0 }, private: true };
   /** Where the GPA ranges of the packet being delivered lie (read buffer offsets), refilled per packet. */
   private readonly gpaRegion = { ptr: 0, len: 0 };
   /** The transfer-page fields of the packet being delivered, refilled per packet. */

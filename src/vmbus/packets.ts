@@ -136,10 +136,11 @@ export function writeTransferFields(dv: DataView, at: number, x: TransferPages):
   dv.setUint16(at + K.XFER_OFF_PAGESET_ID, x.pageSetId, true);
   dv.setUint8(at + K.XFER_OFF_SENDER_OWNS, x.senderOwns ? 1 : 0);
   dv.setUint32(at + K.XFER_OFF_RANGE_COUNT, x.ranges.length, true);
-  x.ranges.forEach((r, i) => {
+  for (let i = 0; i < x.ranges.length; i++) {
+    const r = x.ranges[i]!;
     dv.setUint32(at + K.XFER_PREFIX_SIZE + i * K.XFER_RANGE_SIZE, r.byteCount, true);
     dv.setUint32(at + K.XFER_PREFIX_SIZE + i * K.XFER_RANGE_SIZE + 4, r.byteOffset, true);
-  });
+  }
 }
 
 /** Transfer-page packet (spec §2.6, "RXBUF"): ranges into the receiver's buffer, then the message. flags default 1. */
