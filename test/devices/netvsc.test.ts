@@ -350,6 +350,17 @@ describe('netvsc taps', () => {
     expect([...got[0]!].filter((x, i) => x !== sent[i]).length).toBe(1);
     expect(sent[20]).toBe((20 * 13 + 4) & 0xff); // the caller's frame untouched
     c.detach();
+    // sendBurst with a tap on netvsc:tx:submit: each frame goes through it as send() sends it.
+    const seen: number[] = [];
+    const t = taps.attach('netvsc:tx:submit', (ctx) => {
+      seen.push(ctx.data![0]![20]!);
+      if (seen.length % 2 === 0) ctx.drop();
+    });
+    got.length = 0;
+    expect(a.sendBurst(Array.from({ length: 6 }, (_, i) => frame(b.mac, a.mac, 80, i)))).toBe(6);
+    settle(() => got.length >= 3);
+    expect([seen.length, got.map((f) => f[20])]).toEqual([6, [0, 2, 4].map((i) => (20 * 13 + i) & 0xff)]);
+    t.detach();
     await a.detach();
     await b.detach();
     expect(taps.stages()).toEqual([]);
