@@ -57,29 +57,41 @@ async function rigThreads() {
   };
 }
 
-/** Frames per second A -> B of `bytes`-byte frames over `ms`: one send() each, or sendBurst() of `burst` frames. */
-async function run({ a, b, host, guest, pump: wait }, bytes, ms, burst = 0) {
+/**
+ * A round of sending A -> B about 256 `bytes`-byte frames through send sections: one send() each,
+ * or sendBurst() of `burst` frames; a round ends early when A has no room.
+ */
+function sender({ a, b }, bytes, burst) {
   const f = new Uint8Array(bytes).fill(7);
   f.set(b.mac, 0);
   f.set(a.mac, 6);
+  const frames = Array.from({ length: burst }, () => f);
+  return burst > 0
+    ? () => {
+      for (let i = 0; i < 256 / burst; i++) if (a.sendBurst(frames) < burst) break;
+    }
+    : () => {
+      for (let i = 0; i < 256; i++) if (!a.send(f)) break;
+    };
+}
+
+/** Frames per second A -> B of `bytes`-byte frames over `ms`: one send() each, or sendBurst() of `burst` frames. */
+async function run(rig, bytes, ms, burst = 0) {
+  const { b, host, guest, pump: wait } = rig;
+  const send = sender(rig, bytes, burst);
   let received = 0;
   b.onReceive = () => received++;
   const pump = wait ?? (() => {
     host.poll();
     guest.poll();
   });
-  for (let i = 0; i < 2000; i++) if (!a.send(f)) await pump(); // warm up
+  for (let i = 0; i < 8; i++) (send(), await pump()); // warm up
   for (let i = 0; i < 50; i++) await pump();
   received = 0;
   const t0 = performance.now();
   let t = t0;
-  const frames = Array.from({ length: burst }, () => f);
   while (t - t0 < ms) {
-    if (burst > 0) {
-      for (let i = 0; i < 256 / burst; i++) if (a.sendBurst(frames) < burst) break;
-    } else {
-      for (let i = 0; i < 256; i++) if (!a.send(f)) break;
-    }
+    send();
     await pump();
     t = performance.now();
   }
@@ -87,18 +99,15 @@ async function run({ a, b, host, guest, pump: wait }, bytes, ms, burst = 0) {
 }
 
 /** Heap bytes per frame A -> B in steady state (frames through send sections, one send() each or in bursts). */
-async function heapPerFrame({ a, b, host, guest }, bytes, burst = 0) {
-  const f = new Uint8Array(bytes).fill(7);
-  f.set(b.mac, 0);
-  f.set(a.mac, 6);
-  const frames = Array.from({ length: burst }, () => f);
+async function heapPerFrame(rig, bytes, burst = 0) {
+  const { b, host, guest } = rig;
+  const send = sender(rig, bytes, burst);
   let received = 0;
   b.onReceive = () => received++;
   return heapPerOp(() => {
     const start = received;
     for (let round = 0; round < 8; round++) {
-      if (burst > 0) for (let i = 0; i < 256 / burst; i++) a.sendBurst(frames);
-      else for (let i = 0; i < 256; i++) if (!a.send(f)) break;
+      send();
       host.poll();
       guest.poll();
     }

@@ -317,6 +317,12 @@ export class NetvspDevice {
       lane.batch.n = 0;
       lane.backlog.length = 0;
       if (!sub) this.offeredSubChannels = 0;
+      if (this.lanes.length === 0 && this.scratchPtr >= 0) {
+        // The adapter's last channel: its send-section copy goes back to core memory.
+        ch.core.free(this.scratchPtr);
+        this.scratchPtr = -1;
+        this.scratchBytes = 0;
+      }
     };
   }
 

@@ -115,7 +115,7 @@ class Command {
   tries = 0;
   data = false;
   /** The command's options (a copy of the caller's, in the record's own object). */
-  readonly o: ScsiCommandOptions = { data: undefined, length: undefined, into: undefined, segments: undefined, direction: undefined };
+  readonly o: ScsiCommandOptions = setOptions({});
   readonly ownCdb = new Uint8Array(16);
   /** The plan of a list that obeys the page-list rule as it is (its pages refilled per command). */
   readonly rulePlan: PagePlan = { byteOffset: 0, byteCount: 0, pages: [], copies: [], bouncedBytes: 0, bounceEntries: [], pageSize: PAGE };
@@ -123,6 +123,16 @@ class Command {
 
 const EMPTY = new Uint8Array(0);
 const noop = () => {};
+
+/** Fills `to` with every field of `from` (all undefined without it), in one shape; returns `to`. */
+function setOptions(to: ScsiCommandOptions, from: ScsiCommandOptions = {}): ScsiCommandOptions {
+  to.data = from.data;
+  to.length = from.length;
+  to.into = from.into;
+  to.segments = from.segments;
+  to.direction = from.direction;
+  return to;
+}
 
 export class StorvscDriver {
   version = 0;
@@ -303,12 +313,7 @@ export class StorvscDriver {
     c.what = null;
     c.tries = 0;
     c.data = false;
-    const co = c.o;
-    co.data = o.data;
-    co.length = o.length;
-    co.into = o.into;
-    co.segments = o.segments;
-    co.direction = o.direction;
+    setOptions(c.o, o);
     this.encode(c); // checks the CDB now; send() uses it while no other command was encoded meanwhile
     const core = this.bus.core;
     if (segments !== null && length > 0 && (c.plan = obeysRule(segments, length, core.guestBytes, c.rulePlan)) !== null) {
@@ -607,11 +612,9 @@ export class StorvscDriver {
 
   /** A block command's CDB and options are put together here; command() copies both into its record. */
   private readonly cdbScratch = new Uint8Array(16);
-  private readonly optionsScratch: ScsiCommandOptions = { data: undefined, length: undefined, into: undefined, segments: undefined, direction: undefined };
+  private readonly optionsScratch: ScsiCommandOptions = setOptions({});
   private blockOptions(): ScsiCommandOptions {
-    const o = this.optionsScratch;
-    o.data = o.into = o.segments = o.direction = o.length = undefined;
-    return o;
+    return setOptions(this.optionsScratch);
   }
 
   /** Views of the staging runs reads are copied out of. */
@@ -626,7 +629,7 @@ export class StorvscDriver {
     c.resolve = c.reject = noop;
     c.into = null;
     c.segments = null;
-    c.o.data = c.o.into = c.o.segments = undefined;
+    setOptions(c.o); // lets go of the caller's buffers
     if (this.spare.length < 1024) this.spare.push(c);
   }
 
