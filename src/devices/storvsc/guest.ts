@@ -116,7 +116,7 @@ class Command {
   data = false;
   /** The command's options (a copy of the caller's, in the record's own object). */
   readonly o: ScsiCommandOptions = setOptions({});
-  readonly ownCdb = new Uint8Array(16);
+  ownCdb = new Uint8Array(16);
   /** The plan of a list that obeys the page-list rule as it is (its pages refilled per command). */
   readonly rulePlan: PagePlan = { byteOffset: 0, byteCount: 0, pages: [], copies: [], bouncedBytes: 0, bounceEntries: [], pageSize: PAGE };
 }
@@ -297,9 +297,10 @@ export class StorvscDriver {
     c.target = target;
     c.lun = lun;
     if (cdb === this.cdbScratch) {
-      // A block command's CDB, built in the driver's scratch: the record keeps its own copy.
-      c.ownCdb.set(cdb);
-      c.cdb = c.ownCdb;
+      // A block command's CDB, built in the driver's scratch: the record takes that buffer, and
+      // its own becomes the scratch (a swap, not a copy).
+      this.cdbScratch = c.ownCdb;
+      c.ownCdb = c.cdb = cdb;
     } else c.cdb = cdb;
     c.length = length;
     c.direction = direction;
@@ -611,7 +612,7 @@ export class StorvscDriver {
   }
 
   /** A block command's CDB and options are put together here; command() copies both into its record. */
-  private readonly cdbScratch = new Uint8Array(16);
+  private cdbScratch = new Uint8Array(16);
   private readonly optionsScratch: ScsiCommandOptions = setOptions({});
   private blockOptions(): ScsiCommandOptions {
     return setOptions(this.optionsScratch);
@@ -751,14 +752,23 @@ function rw16(c: Uint8Array, op: number, lba: number, blocks: number): Uint8Arra
   if (!Number.isSafeInteger(lba) || lba < 0 || !Number.isInteger(blocks) || blocks < 0 || blocks > 0xffffffff) {
     throw new SgringError('InvalidArgument', `lba ${lba} and blocks ${blocks} must be non-negative integers (blocks a u32)`);
   }
-  c.fill(0);
-  c[0] = op;
   const hi = Math.floor(lba / 0x1_0000_0000);
-  for (let i = 0; i < 4; i++) {
-    c[2 + i] = hi >>> (24 - 8 * i);
-    c[6 + i] = lba >>> (24 - 8 * i);
-    c[10 + i] = blocks >>> (24 - 8 * i);
-  }
+  const lo = lba >>> 0;
+  c[0] = op;
+  c[1] = 0;
+  c[2] = hi >>> 24;
+  c[3] = hi >>> 16;
+  c[4] = hi >>> 8;
+  c[5] = hi;
+  c[6] = lo >>> 24;
+  c[7] = lo >>> 16;
+  c[8] = lo >>> 8;
+  c[9] = lo;
+  c[10] = blocks >>> 24;
+  c[11] = blocks >>> 16;
+  c[12] = blocks >>> 8;
+  c[13] = blocks;
+  c[14] = c[15] = 0;
   return c;
 }
 

@@ -73,8 +73,8 @@ export class StorvspDevice {
   /** The primary channel's negotiated state, shared by its sub-channels (they skip initialisation). */
   private primary: ChannelState | null = null;
   private offeredSubChannels = 0;
-  /** Requests served per channel relid (the multi-channel spread shows here). */
-  readonly perChannel = new Map<number, number>();
+  /** Requests served per channel (the multi-channel spread shows here): counted in a record per channel, not a map per request. */
+  private readonly served: { relid: number; n: number }[] = [];
   private readonly dma: DmaDomain;
   private readonly versions: number[];
   private readonly maxTransferBytes: number;
@@ -111,11 +111,23 @@ export class StorvspDevice {
     return { classId: 'storage', ...(this.instanceId ? { instanceId: this.instanceId } : {}), onOpen: (ch) => this.attach(ch) };
   }
 
+  /** Requests served per channel relid so far, in the order the channels opened. */
+  get perChannel(): Map<number, number> {
+    const m = new Map<number, number>();
+    for (const s of this.served) m.set(s.relid, (m.get(s.relid) ?? 0) + s.n);
+    return m;
+  }
+
   private attach(ch: HostChannel): void {
     const sub = ch.offer.subChannelIndex > 0 && this.primary !== null;
     const st: ChannelState = sub ? this.primary! : { version: 0, initialized: false };
     if (!sub) this.primary = st;
-    ch.onPacket = (p) => this.handle(ch, st, p);
+    const served = { relid: ch.offer.relid, n: 0 };
+    this.served.push(served);
+    ch.onPacket = (p) => {
+      served.n++;
+      this.handle(ch, st, p);
+    };
     // A GPA range the channel could not read (a PFN count that does not match its bytes, an
     // offset past the page...): INVALID REQUEST for that command, as for a list with holes.
     ch.onBadPacket = (p) => {
@@ -135,7 +147,6 @@ export class StorvspDevice {
     const lo = p.transactionIdLo;
     const hi = p.transactionIdHi;
     const wanted = p.completionRequested; // read now: the packet view is reused before an async answer
-    this.perChannel.set(ch.offer.relid, (this.perChannel.get(ch.offer.relid) ?? 0) + 1);
     // The fast path first: a READ or WRITE of one GPA range, after initialisation, with no tap,
     // read where the message lies in the channel's read buffer (no view of it).
     const u8 = ch.core.u8;
