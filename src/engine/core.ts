@@ -135,6 +135,9 @@ export class Core {
 
   /** Throws InvalidArgument unless [ptr, ptr+len) lies inside core memory. */
   checkRange(ptr: number, len: number): void {
+    // The views' length first (never more than the memory): only a range past it asks the memory.
+    const known = this._u8.length;
+    if (Number.isSafeInteger(ptr) && Number.isSafeInteger(len) && ptr >= 0 && len >= 0 && len <= known && ptr <= known - len) return;
     const size = this.byteLength;
     if (!(Number.isInteger(ptr) && Number.isInteger(len) && ptr >= 0 && len >= 0 && len <= size && ptr <= size - len)) {
       throw new SgringError('InvalidArgument', `range [${ptr}, +${len}) is outside core memory (${size} bytes)`);

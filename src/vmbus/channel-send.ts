@@ -314,7 +314,12 @@ export class ChannelSender<C = unknown> {
     if (total > K.PKT_MAX_BYTES) throw new SgringError('InvalidMessageLength', `a ${total}-byte packet exceeds len8's u16`);
     const at = fit(this.core, this.scratch, total, 4096);
     const u8 = this.core.u8;
-    u8.fill(0, at, at + total); // reserved fields and padding go out as zeros (P10)
+    // Reserved fields and padding go out as zeros (P10): the header and the descriptor's fill
+    // write every other byte before the message, the message the rest but the tail padding.
+    const u32 = this.core.u32;
+    u32[(at + 16) >>> 2] = 0; // GPA-direct: reserved; transfer pages: the reserved byte at 19
+    u32[(at + 20) >>> 2] = 0;
+    for (let i = at + headerBytes + message.length; i < at + total; i++) u8[i] = 0;
     const dv = this.core.dv;
     writePacketHeader(dv, at, type, headerBytes, total, flags, lo, hi);
     fill(dv, at);

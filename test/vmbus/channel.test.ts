@@ -3,7 +3,7 @@
 // flow control, staged completions, every packet kind, and hostile packets in a live channel.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { constants as K, encodeGpaPageList, type GuestChannel, type HostChannel, type ReceivedPacket } from '../../src/index';
+import { constants as K, encodeGpaDirectPacket, encodeGpaPageList, encodeTransferPagePacket, type GuestChannel, type HostChannel, type ReceivedPacket } from '../../src/index';
 import { check } from '../util/fc';
 import { echoPair, expectCode, hex, unhex } from './helpers';
 import { RawRing } from './mock';
@@ -405,5 +405,22 @@ describe('channel end misc', () => {
     expect(big.stats.outFull).toBe(1);
     expectCode(() => big.request(new Uint8Array(5000)), 'InvalidMessageLength');
     expect(big.transactions.outstanding).toBe(3);
+  });
+
+  it('descriptor packets leave the sender with zero reserved bytes and padding even after a longer packet (P10): the same image as the encoders', async () => {
+    const { ch, hostCh } = await channelPair({ echo: false });
+    const images: Uint8Array[] = [];
+    hostCh.onPacket = (p) => images.push(p.core.u8.slice(p.start, p.start + p.totalBytes));
+    const rangeBytes = encodeGpaPageList(ch.core, [{ addr: 0x5000, len: 4096 }]).bytes;
+    // A long packet of 0xff bytes first: whatever it leaves behind must not reach the next ones.
+    expect(ch.requestGpa({ rangeBytes, rangeCount: 1 }, new Uint8Array(300).fill(0xff), 1)).toBeGreaterThan(0);
+    const gpaId = ch.requestGpa({ rangeBytes, rangeCount: 1 }, Uint8Array.of(1, 2, 3), 2);
+    const xfer = { pageSetId: 7, senderOwns: true, ranges: [{ byteOffset: 8, byteCount: 100 }] };
+    const xferId = ch.requestTransferPages(xfer, Uint8Array.of(9), 3);
+    hostCh.poll();
+    expect(images.length).toBe(3);
+    const tid = (id: number) => BigInt(ch.transactions.transactionId(id));
+    expect(hex(images[1]!)).toBe(hex(encodeGpaDirectPacket({ gpa: { rangeBytes, rangeCount: 1 }, message: Uint8Array.of(1, 2, 3), transactionId: tid(gpaId) })));
+    expect(hex(images[2]!)).toBe(hex(encodeTransferPagePacket({ transferPages: xfer, message: Uint8Array.of(9), transactionId: tid(xferId) })));
   });
 });

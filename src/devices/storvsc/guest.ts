@@ -116,7 +116,7 @@ class Command {
   data = false;
   /** The command's options (a copy of the caller's, in the record's own object). */
   readonly o: ScsiCommandOptions = setOptions({});
-  ownCdb = new Uint8Array(16);
+  ownCdb: Uint8Array = new Uint8Array(16);
   /** The plan of a list that obeys the page-list rule as it is (its pages refilled per command). */
   readonly rulePlan: PagePlan = { byteOffset: 0, byteCount: 0, pages: [], copies: [], bouncedBytes: 0, bounceEntries: [], pageSize: PAGE };
 }
@@ -612,7 +612,7 @@ export class StorvscDriver {
   }
 
   /** A block command's CDB and options are put together here; command() copies both into its record. */
-  private cdbScratch = new Uint8Array(16);
+  private cdbScratch: Uint8Array = new Uint8Array(16);
   private readonly optionsScratch: ScsiCommandOptions = setOptions({});
   private blockOptions(): ScsiCommandOptions {
     return setOptions(this.optionsScratch);

@@ -62,8 +62,8 @@ interface ChannelState {
 }
 
 export class StorvspDevice {
-  /** The disks by `target * 256 + lun`. */
-  readonly disks = new Map<number, ScsiDisk>();
+  /** The disks by `target * 256 + lun` (fixed at construction). */
+  readonly disks: ReadonlyMap<number, ScsiDisk>;
   readonly counters = { requests: 0, failed: 0, replyFailed: 0, pageListRefused: 0, invalidRequests: 0, invalidLun: 0, dmaFaults: 0, unknownOperations: 0, beforeInit: 0 };
   readonly name: string;
   private readonly taps: TapRegistry | null;
@@ -89,13 +89,15 @@ export class StorvspDevice {
     this.subChannels = opts.subChannels ?? null;
     if (!opts.dma) throw new SgringError('InvalidArgument', 'StorvspDevice needs the DMA domain (opts.dma)');
     if (!Array.isArray(opts.targets) || opts.targets.length === 0) throw new SgringError('InvalidArgument', 'StorvspDevice needs targets: [{ target, lun, backend }, ...]');
+    const disks = new Map<number, ScsiDisk>();
+    this.disks = disks;
     for (const t of opts.targets) {
       if (!Number.isInteger(t.target) || t.target < 0 || t.target > 255 || !Number.isInteger(t.lun) || t.lun < 0 || t.lun > 255) {
         throw new SgringError('InvalidArgument', `target ${t.target} / lun ${t.lun}: each is 0..255`);
       }
       const key = t.target * 256 + t.lun;
-      if (this.disks.has(key)) throw new SgringError('InvalidArgument', `target ${t.target} lun ${t.lun} given twice`);
-      this.disks.set(key, t.backend instanceof ScsiDisk ? t.backend : new ScsiDisk(t.backend));
+      if (disks.has(key)) throw new SgringError('InvalidArgument', `target ${t.target} lun ${t.lun} given twice`);
+      disks.set(key, t.backend instanceof ScsiDisk ? t.backend : new ScsiDisk(t.backend));
     }
     this.dma = opts.dma;
     this.versions = opts.versions ?? [VSTOR_VERSION.win8, VSTOR_VERSION.win8_1, VSTOR_VERSION.win10];
@@ -234,7 +236,7 @@ export class StorvspDevice {
     const length = req.dataTransferLength;
     const read = isReadOp(op);
     if (read ? req.direction !== SRB_DIRECTION.read : !isWriteOp(op) || req.direction !== SRB_DIRECTION.write) return false;
-    const disk = this.disks.get(req.target * 256 + req.lun);
+    const disk = this.diskAt(req.target * 256 + req.lun);
     if (!disk || length === 0 || length > this.maxTransferBytes || length > gpa.segments[0]!.len) return false;
     let ptr: number;
     try {
@@ -262,6 +264,17 @@ export class StorvspDevice {
       ch.flush();
     }).catch(() => this.counters.replyFailed++); // the channel closed or broke meanwhile
   }
+  /** The disk at `target * 256 + lun`: the last one asked for is kept (the disks never change after construction). */
+  private diskAt(key: number): ScsiDisk | undefined {
+    if (key !== this.lastKey) {
+      this.lastKey = key;
+      this.lastDisk = this.disks.get(key);
+    }
+    return this.lastDisk;
+  }
+  private lastKey = -1;
+  private lastDisk: ScsiDisk | undefined = undefined;
+
   /** The fast path's EXECUTE_SRB, decoded into the same object each time. */
   private readonly request: SrbRequest = { port: 0, path: 0, target: 0, lun: 0, cdb: new Uint8Array(0), direction: 0, dataTransferLength: 0 };
 
@@ -322,7 +335,7 @@ export class StorvspDevice {
       this.counters.invalidRequests++;
       return fail({ port: 0, path: 0, target: 0, lun: 0, direction: SRB_DIRECTION.none }, SRB_STATUS.invalidRequest);
     }
-    const disk = this.disks.get(req.target * 256 + req.lun);
+    const disk = this.diskAt(req.target * 256 + req.lun);
     if (!disk && !(req.cdb[0] === 0xa0 && this.lunsOf(req.target).length > 0)) {
       this.counters.invalidLun++;
       return fail(req, SRB_STATUS.invalidLun);

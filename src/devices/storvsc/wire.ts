@@ -166,6 +166,9 @@ export function encodeExecuteSrb(r: SrbRequest, version: number = VSTOR_VERSION.
  * its own buffer. The message is `len` bytes at `at` of `bytes` (a channel's read buffer in core
  * memory, without a view of it), or all of `bytes`.
  */
+/** CDB buffers decodeExecuteSrb made for an `into` request: its own, never a view of a packet (a WeakSet asks less than comparing buffers). */
+const ownCdbs = new WeakSet<Uint8Array>();
+
 export function decodeExecuteSrb(bytes: Uint8Array, version: number = VSTOR_VERSION.win10, into?: SrbRequest, at = 0, len = bytes.length - at): SrbRequest | { invalid: string } {
   const need = vstorPacketBytes(version);
   if (len < need) return { invalid: `${len} bytes, a vstor packet of this version is ${need}` };
@@ -186,7 +189,7 @@ export function decodeExecuteSrb(bytes: Uint8Array, version: number = VSTOR_VERS
     // A private copy in the request's own CDB buffer (kept while the length repeats): the packet's
     // bytes may change after this (P3), and a view of them would be an object per request.
     let cdb = into.cdb;
-    if (cdb.length !== cdbLength || cdb.buffer === bytes.buffer) cdb = new Uint8Array(cdbLength);
+    if (cdb.length !== cdbLength || !ownCdbs.has(cdb)) ownCdbs.add((cdb = new Uint8Array(cdbLength)));
     for (let i = 0; i < cdbLength; i++) cdb[i] = bytes[b + 16 + i]!;
     r.cdb = cdb;
   } else r.cdb = bytes.subarray(b + 16, b + 16 + cdbLength);
@@ -223,7 +226,7 @@ export function encodeCompleteIo(req: Pick<SrbRequest, 'port' | 'path' | 'target
   bytes[SRB_AT + 9] = sense.length;
   bytes[SRB_AT + 10] = req.direction;
   put32(bytes, SRB_AT + 12, reply.dataTransferLength);
-  bytes.set(sense, SRB_AT + 16);
+  if (sense.length > 0) bytes.set(sense, SRB_AT + 16);
   return bytes;
 }
 
