@@ -395,9 +395,13 @@ export class NvmeController implements ControllerContext {
     try {
       for (let progress = true; progress && n < budget;) {
         progress = false;
-        for (const sq of this.sqList()) {
+        const list = this.sqList();
+        const version = this.sqs.version;
+        for (let i = 0; i < list.length; i++) {
+          const sq = list[i]!;
           if (n >= budget || !this.ready) break;
-          if (!this.sqs.has(sq.id) || sqEmpty(sq)) continue;
+          // A queue deleted by a command of this round is skipped (the table's version says whether any was).
+          if ((this.sqs.version !== version && !this.sqs.has(sq.id)) || sqEmpty(sq)) continue;
           const cq = this.cqs.get(sq.cqid);
           if (!cq || cqFull(cq) || cq.held.length > 0) continue;
           if (fast && sq.id !== 0) {

@@ -15,7 +15,7 @@ import { buildSgl } from '../../core/nvme-sgl';
 import { copyFromBounce, copyToBounce, planPageList, zeroBounce, type Segment } from '../../core/pagelist';
 import type { PageAllocator } from '../../vmbus/guest-pages';
 import { capture, settle } from '../../sync/settle';
-import { putSqe, takeCqe, type HostQueuePair } from './queues';
+import { takeCqe, type HostQueuePair } from './queues';
 import { REG } from './registers';
 import { statusDnr, statusSc, statusSct } from './status';
 
@@ -134,6 +134,8 @@ interface Queue extends HostQueuePair {
   pending: (Pending | null)[];
   /** Each CID's copy of its command's SQE. */
   copies: Uint8Array[];
+  /** The copies as words (CID c at c * 16). */
+  copyWords: Uint32Array;
   /** Commands waiting for a free command id (more submitted than the queue holds), in order. */
   waiting: Pending[];
   /** SQEs written since the last doorbell. */
@@ -171,7 +173,8 @@ export class NvmeDriver {
   };
   private capTimeoutMs = 0;
   /** Where a read or write SQE is put together; issue() copies it to its CID's copy at once. */
-  private readonly build = new Uint8Array(64);
+  private readonly buildWords = new Uint32Array(16);
+  private readonly build = new Uint8Array(this.buildWords.buffer);
 
   constructor(core: Core, ctrl: NvmeRegisters, opts: NvmeDriverOptions) {
     optionNames(opts, ['allocPages', 'ioQueues', 'queueDepth', 'timeoutMs', 'retries', 'dataPointer'], 'NvmeDriver');
@@ -261,6 +264,7 @@ export class NvmeDriver {
     const q: Queue = {
       qid, sq, cq, size, tail: 0, head: 0, phase: 1, free: Array.from({ length: size - 1 }, (_, i) => size - 2 - i), pending: new Array<Pending | null>(size).fill(null), waiting: [], unrung: 0,
       copies: Array.from({ length: size }, (_, cid) => new Uint8Array(copyArea, cid * 64, 64)),
+      copyWords: new Uint32Array(copyArea),
       ringDue: false,
       ringTask: () => {
         q.ringDue = false;
@@ -352,11 +356,20 @@ export class NvmeDriver {
     const cid = q.free.pop();
     if (cid === undefined) return false;
     const sqe = q.copies[cid]!;
-    if (p.sqe !== sqe) sqe.set(p.sqe);
+    const words = q.copyWords;
+    const c = cid * 16;
+    if (p.sqe === this.build) {
+      // The common case, word by word (a small TypedArray set costs more than these stores).
+      const b = this.buildWords;
+      for (let i = 0; i < 16; i++) words[c + i] = b[i]!;
+    } else if (p.sqe !== sqe) sqe.set(p.sqe);
     p.sqe = sqe;
-    sqe[2] = cid;
-    sqe[3] = cid >>> 8;
-    putSqe(this.core.u8, this.core.guestBase, q, sqe);
+    words[c] = (words[c]! & 0xffff) | (cid << 16);
+    // Into the slot at the SQ tail (slots are 64-byte aligned in page-aligned guest RAM).
+    const u32 = this.core.u32;
+    const at = (this.core.guestBase + q.sq + q.tail * 64) >>> 2;
+    for (let i = 0; i < 16; i++) u32[at + i] = words[c + i]!;
+    q.tail = (q.tail + 1) % q.size;
     q.unrung++;
     this.armSweep();
     // The clock is as old as a sweep period at most: a deadline one period later is never early.
@@ -620,9 +633,8 @@ export class NvmeDriver {
         for (let p = i === 0 ? g.addr - (g.addr % PAGE) + PAGE : g.addr; p < g.addr + g.len; p += PAGE) (more as number[]).push(p);
       }
     }
-    const sqe = this.build.fill(0);
-    const list = this.prpCommand(sqe, opcode, ns.nsid, lba, blocks, bytes, first.addr, more);
-    return this.submitTransfer(sqe, null, 0, prpEntries(first.addr, bytes), list, false);
+    const list = this.prpCommand(opcode, ns.nsid, lba, blocks, bytes, first.addr, more);
+    return this.submitTransfer(this.build, null, 0, prpEntries(first.addr, bytes), list, false);
   }
 
   /** A segment list that breaks the PRP rule: as an SGL when the controller takes one, else bounced into PRP pages. */
@@ -692,16 +704,15 @@ export class NvmeDriver {
     const pages = Math.ceil(bytes / PAGE);
     const gpa = this.take(pages);
     const at = this.core.guestBase + gpa;
-    const sqe = this.build.fill(0);
     let list: number;
     try {
       if (opcode === NVM.write) this.core.u8.set(data.length === bytes ? data : data.subarray(0, bytes), at);
-      list = this.prpCommand(sqe, opcode, nsid, lba, blocks, bytes, gpa, null);
+      list = this.prpCommand(opcode, nsid, lba, blocks, bytes, gpa, null);
     } catch (e) {
       this.give(pages, gpa);
       throw e;
     }
-    return this.submitTransfer(sqe, data, gpa, pages, list, opcode === NVM.read, bytes);
+    return this.submitTransfer(this.build, data, gpa, pages, list, opcode === NVM.read, bytes);
   }
 
   /**
@@ -710,14 +721,32 @@ export class NvmeDriver {
    * list in a staging run of listRun(entries - 1) pages, whose address it returns (-1: none) for
    * the caller to give back.
    */
-  private prpCommand(sqe: Uint8Array, opcode: number, nsid: number, lba: number | bigint, blocks: number, bytes: number, addr: number, more: readonly number[] | null): number {
-    sqe[0] = opcode;
-    put32(sqe, 4, nsid);
-    put64(sqe, 24, addr);
-    put64(sqe, 40, lba); // CDW10-11: SLBA
-    put32(sqe, 48, blocks - 1);
+  private prpCommand(opcode: number, nsid: number, lba: number | bigint, blocks: number, bytes: number, addr: number, more: readonly number[] | null): number {
+    // Every dword of the build area is written (no fill first): CDW0 (the CID goes in at place()),
+    // NSID, CDW2-3 and MPTR zero, PRP1, PRP2, SLBA, NLB, CDW13-15 zero.
+    const w = this.buildWords;
+    w[0] = opcode;
+    w[1] = nsid;
+    w[2] = w[3] = w[4] = w[5] = 0;
+    w[6] = addr; // a Uint32Array store keeps the low 32 bits
+    w[7] = Math.floor(addr / 0x1_0000_0000);
+    w[8] = w[9] = 0;
+    if (typeof lba === 'bigint') {
+      w[10] = Number(lba & 0xffff_ffffn);
+      w[11] = Number((lba >> 32n) & 0xffff_ffffn);
+    } else {
+      w[10] = lba;
+      w[11] = Math.floor(lba / 0x1_0000_0000);
+    }
+    w[12] = blocks - 1;
+    w[13] = w[14] = w[15] = 0;
+    const sqe = this.build;
     const after = prpEntries(addr, bytes) - 1;
-    if (after === 1) put64(sqe, 32, more === null ? addr - (addr % PAGE) + PAGE : more[0]!);
+    if (after === 1) {
+      const prp2 = more === null ? addr - (addr % PAGE) + PAGE : more[0]!;
+      w[8] = prp2;
+      w[9] = Math.floor(prp2 / 0x1_0000_0000);
+    }
     if (after <= 1) return -1;
     const pages = listRun(after);
     const list = this.take(pages);
@@ -730,7 +759,7 @@ export class NvmeDriver {
         u32[at + 2 * i] = base + (i + 1) * PAGE; // guest RAM lies below 4 GiB
         u32[at + 2 * i + 1] = 0;
       }
-      put64(sqe, 32, list);
+      w[8] = list; // guest RAM lies below 4 GiB
       return list;
     }
     try {

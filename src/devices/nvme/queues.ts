@@ -108,7 +108,8 @@ function writeSlot(dma: NvmeDma, cq: CompletionQueue, cdw0: number, dw2: number,
     u32[w + 2] = dw2;
     // CID and status (with the phase) last, as one 32-bit release store: a host thread that sees
     // the new phase sees the whole entry.
-    Atomics.store(u32, w + 3, dw3 >>> 0);
+    if (dma.core.shared) Atomics.store(u32, w + 3, dw3 >>> 0);
+    else u32[w + 3] = dw3; // one thread: a plain store (Atomics.store is a call)
   }
   cq.tail = (cq.tail + 1) % cq.size;
   if (cq.tail === 0) cq.phase ^= 1;
