@@ -20,7 +20,7 @@ import {
   DMA_RES_DETAIL, DMA_RES_SIZE, E_InvalidArgument, E_OutsideGuestRam, E_IommuFault, E_DmaStale,
   E_DmaDeviceWindow, E_InvalidDomain, E_DmaOverrun,
 } from './generated/constants';
-import { ld32, memBytes, copyBytes } from './mem';
+import { ld32, memBytes, copyBytes, inMemory } from './mem';
 import { guestRange } from './guest';
 
 const MAX_LEN: u32 = 0x7fffffff;
@@ -212,4 +212,64 @@ export function dmaScatter(dom: usize, gen: u32, guestBase: usize, guestBytes: u
   if (st < 0) return st;
   move(guestBase, segs, n, buf, len, true);
   return <i32>len;
+}
+
+/**
+ * The copies of a batch of device transfers whose pages were already checked (a controller's
+ * lane collects them and moves them in one call): `count` entries at `table` of three u32s,
+ * destination, source, length. Every entry is checked before anything moves: inside memory, and
+ * no destination on the table itself (E_InvalidArgument and nothing copied otherwise). The result is that of copying the entries
+ * in order; when no destination overlaps another entry's source or destination, `chunk` > 0 moves
+ * them interleaved, `chunk` bytes of each in turn, which keeps more of the random reads of a
+ * batch in flight at once than one copy after another does.
+ */
+export function dmaCopyBatch(table: usize, count: u32, chunk: u32): i32 {
+  if (count > 0x1000000 || !inMemory(table, <usize>count * 12)) return E_InvalidArgument;
+  const size = memBytes();
+  let most: u32 = 0;
+  for (let i: u32 = 0; i < count; i++) {
+    const e = table + <usize>i * 12;
+    const len = load<u32>(e, 8);
+    const dst = load<u32>(e);
+    if (!within(size, dst, len) || !within(size, load<u32>(e, 4), len)) return E_InvalidArgument;
+    // A copy onto the table would change the entries still to be read (P5).
+    if (<usize>dst < table + <usize>count * 12 && table < <usize>dst + len) return E_InvalidArgument;
+    if (len > most) most = len;
+  }
+  if (chunk > 0 && count > 1 && count <= 64 && most > chunk && !batchOverlaps(table, count)) {
+    for (let off: u32 = 0; off < most; off += chunk) {
+      for (let i: u32 = 0; i < count; i++) {
+        const e = table + <usize>i * 12;
+        const len = load<u32>(e, 8);
+        if (off >= len) continue;
+        const n = len - off < chunk ? len - off : chunk;
+        memory.copy(<usize>load<u32>(e) + off, <usize>load<u32>(e, 4) + off, n);
+      }
+    }
+    return 0;
+  }
+  for (let i: u32 = 0; i < count; i++) {
+    const e = table + <usize>i * 12;
+    copyBytes(<usize>load<u32>(e), <usize>load<u32>(e, 4), load<u32>(e, 8));
+  }
+  return 0;
+}
+
+/** True when some entry's destination meets any entry's source or another entry's destination (then only the in-order copy gives the in-order result). */
+function batchOverlaps(table: usize, count: u32): bool {
+  for (let i: u32 = 0; i < count; i++) {
+    const a = table + <usize>i * 12;
+    const d = <u64>load<u32>(a);
+    const dEnd = d + <u64>load<u32>(a, 8);
+    // Its own source too: a chunked copy of a region onto itself shifted is not a memmove.
+    for (let j: u32 = 0; j < count; j++) {
+      const b = table + <usize>j * 12;
+      const len = <u64>load<u32>(b, 8);
+      const s = <u64>load<u32>(b, 4);
+      const t = <u64>load<u32>(b);
+      if (d < s + len && s < dEnd) return true;
+      if (j > i && d < t + len && t < dEnd) return true;
+    }
+  }
+  return false;
 }

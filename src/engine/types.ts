@@ -28,6 +28,8 @@ export interface DmaFunctions {
   /** Device writes guest memory: buf -> list, every page checked first. Returns len. */
   dmaScatter(dom: number, gen: number, guestBase: number, guestBytes: number, segs: number, n: number, buf: number,
     len: number, res: number): number;
+  /** The copies of a batch of checked transfers: `count` (dst, src, len) u32 triples at `table`, as if in order; `chunk` > 0 may interleave them. */
+  dmaCopyBatch(table: number, count: number, chunk: number): number;
 }
 
 /** The page-list functions of an engine (assembly/pagelist.ts); all arguments are u32. */

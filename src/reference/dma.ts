@@ -148,5 +148,23 @@ export function createReferenceDma(core: Core): DmaFunctions {
       move(guestBase, segs, n, buf, len, true);
       return len;
     },
+    // Always in order: the Wasm engine interleaves only where that gives the same bytes.
+    dmaCopyBatch(table, count) {
+      [table, count] = [table >>> 0, count >>> 0];
+      if (count > 0x1000000 || !inMemory(table, count * 12)) return E_InvalidArgument;
+      for (let i = 0; i < count; i++) {
+        const e = table + i * 12;
+        const dst = u32(e);
+        if (!inMemory(dst, u32(e + 8)) || !inMemory(u32(e + 4), u32(e + 8))) return E_InvalidArgument;
+        if (dst < table + count * 12 && table < dst + u32(e + 8)) return E_InvalidArgument; // onto the table (P5)
+      }
+      const u8 = core.u8;
+      for (let i = 0; i < count; i++) {
+        const e = table + i * 12;
+        const src = u32(e + 4);
+        u8.copyWithin(u32(e), src, src + u32(e + 8));
+      }
+      return 0;
+    },
   };
 }

@@ -111,6 +111,25 @@ describe('MemoryDisk', () => {
     expectCode(() => small.read(0, 1, buf), 'Disposed');
   });
 
+  it('inCore names where blocks lie in core memory for a plain copy, and -1 where read / write must run (sparse, read-only write, out of range, disposed)', () => {
+    const core = loadCoreSync();
+    const disk = MemoryDisk.create(core, { blockCount: 64 });
+    const buf = core.alloc(512);
+    core.u8.fill(0x5a, buf, buf + 512);
+    disk.write(10, 1, buf);
+    const at = disk.inCore(10, 1, false);
+    expect(core.u8.subarray(at, at + 512).every((b) => b === 0x5a)).toBe(true);
+    expect(disk.inCore(10, 1, true)).toBe(at);
+    expect(disk.inCore(0, 64, false)).toBe(disk.ptr);
+    for (const [lba, blocks] of [[60, 5], [-1, 1], [64, 1], [1.5, 1], [0, 65]] as const) expect(disk.inCore(lba, blocks, false)).toBe(-1);
+    const ro = MemoryDisk.create(core, { blockCount: 8, readOnly: true });
+    expect(ro.inCore(0, 1, false)).toBeGreaterThan(0);
+    expect(ro.inCore(0, 1, true)).toBe(-1);
+    expect(MemoryDisk.create(core, { blockCount: 8, storage: 'sparse' }).inCore(0, 1, false)).toBe(-1);
+    disk.dispose();
+    expect(disk.inCore(10, 1, false)).toBe(-1);
+  });
+
   it('refuses a nonsense geometry or option', () => {
     const core = loadCoreSync();
     for (const o of [{ blockCount: 0 }, { blockCount: 8, blockSize: 1000 }, { blockCount: 1.5 }, { blockCount: 2 ** 50, blockSize: 65536 }]) expectCode(() => MemoryDisk.create(core, o), 'InvalidArgument');

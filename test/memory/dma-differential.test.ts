@@ -141,3 +141,74 @@ describe('differential: DMA functions, wasm == reference', () => {
     expect([...seen].sort()).toEqual([64, K.E_IommuFault, K.E_DmaStale, K.E_DmaDeviceWindow, K.E_OutsideGuestRam, K.E_DmaOverrun].sort());
   });
 });
+
+describe('differential: dmaCopyBatch, wasm == reference (copies as if in order)', () => {
+  const MEM = 256 * 1024;
+  const cores = [loadCoreSync({ engine: 'wasm', guestBytes: MEM }), loadCoreSync({ engine: 'reference', guestBytes: MEM })];
+  const g = cores[0]!.guestBase;
+  const table = cores.map((c) => c.alloc(64 * 12, 8));
+  expect(table[0]).toBe(table[1]);
+  const size = cores[0]!.byteLength;
+  // Mostly places in one 256 KiB window, so destinations and sources meet often (and are apart often);
+  // now and then a region that leaves memory, or a table that does.
+  const entryArb = fc.record({
+    dst: fc.oneof({ weight: 20, arbitrary: fc.integer({ min: 0, max: MEM - 1 }).map((x) => g + x) }, { weight: 1, arbitrary: fc.constantFrom(size - 8, size, 0xfffffff0) }),
+    src: fc.oneof({ weight: 20, arbitrary: fc.integer({ min: 0, max: MEM - 1 }).map((x) => g + x) }, { weight: 1, arbitrary: fc.constantFrom(size - 8, size, 0xfffffff0) }),
+    len: fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0, max: 9000 }) }, { weight: 1, arbitrary: fc.constantFrom(4096, 0xffffffff) }),
+  });
+
+  it('agree on status and every byte, interleaved or not, with overlapping, disjoint and out-of-memory entries', () => {
+    let interleavedCandidates = 0;
+    check(
+      fc.property(fc.array(entryArb, { maxLength: 40 }), fc.constantFrom(0, 64, 1024, 4096), fc.nat(0xffff), fc.option(fc.constantFrom(0, size, 0xfffffff0), { freq: 12 }), (entries, chunk, seed, tablePtr) => {
+        const fits = entries.every((e) => e.len <= MEM && e.dst + e.len <= g + MEM && e.src + e.len <= g + MEM);
+        if (fits && entries.length > 1) interleavedCandidates++;
+        const st = cores.map((c, k) => {
+          const u32 = c.u32;
+          for (let i = 0; i < MEM / 4; i++) u32[(g >> 2) + i] = Math.imul(i + seed, 2654435761) >>> 0;
+          entries.forEach((e, i) => {
+            u32[(table[k]! >> 2) + 3 * i] = e.dst >>> 0;
+            u32[(table[k]! >> 2) + 3 * i + 1] = e.src >>> 0;
+            u32[(table[k]! >> 2) + 3 * i + 2] = e.len >>> 0;
+          });
+          return c.fn.dmaCopyBatch(tablePtr ?? table[k]!, entries.length, chunk);
+        });
+        expect(st[0], `status (wasm ${st[0]}, reference ${st[1]})`).toBe(st[1]);
+        // Guest memory, where the copies land (the table is written the same in both).
+        const [a, b] = cores.map((c) => c.u8.subarray(g, g + MEM));
+        const d = firstDiff(a!, b!);
+        expect(d, `memory differs at ${d}`).toBe(-1);
+      }),
+      500,
+    );
+    expect(interleavedCandidates).toBeGreaterThan(50);
+  });
+
+  it('interleaves disjoint copies (the bytes are those of the copies in order) and refuses a region outside memory before copying anything', () => {
+    const c = cores[0]!;
+    const u32 = c.u32;
+    const t = table[0]! >> 2;
+    for (let i = 0; i < 8; i++) c.u8.fill(i + 1, g + 0x1000 * i, g + 0x1000 * (i + 1));
+    // Eight disjoint 3000-byte copies from the first half into the second half, 1 KiB at a time.
+    for (let i = 0; i < 8; i++) [u32[t + 3 * i], u32[t + 3 * i + 1], u32[t + 3 * i + 2]] = [g + 0x10000 + 0x1000 * i, g + 0x1000 * i, 3000];
+    expect(c.fn.dmaCopyBatch(table[0]!, 8, 1024)).toBe(0);
+    for (let i = 0; i < 8; i++) {
+      const d = c.u8.subarray(g + 0x10000 + 0x1000 * i, g + 0x10000 + 0x1000 * i + 3000);
+      expect(d.every((x) => x === i + 1)).toBe(true);
+    }
+    // A chain (each copy's source is the previous destination): only the in-order copy gives 1 everywhere.
+    for (let i = 0; i < 4; i++) [u32[t + 3 * i], u32[t + 3 * i + 1], u32[t + 3 * i + 2]] = [g + 0x1000 * (i + 1), g + 0x1000 * i, 4096];
+    expect(c.fn.dmaCopyBatch(table[0]!, 4, 1024)).toBe(0);
+    expect(c.u8.subarray(g, g + 0x5000).every((x) => x === 1)).toBe(true);
+    // The third entry leaves memory: InvalidArgument, and the first two did not move either.
+    c.u8.fill(9, g + 0x20000, g + 0x21000);
+    for (let i = 0; i < 3; i++) [u32[t + 3 * i], u32[t + 3 * i + 1], u32[t + 3 * i + 2]] = [g + 0x30000 + 0x1000 * i, g + 0x20000, i === 2 ? 0xffffffff : 4096];
+    expect(c.fn.dmaCopyBatch(table[0]!, 3, 1024)).toBe(K.E_InvalidArgument);
+    expect(c.u8[g + 0x30000]).not.toBe(9);
+    // A destination on the table itself (P5): refused, nothing moves.
+    [u32[t + 2]] = [4096];
+    [u32[t + 3], u32[t + 4], u32[t + 5]] = [table[0]! + 8, g + 0x20000, 16];
+    expect(c.fn.dmaCopyBatch(table[0]!, 2, 0)).toBe(K.E_InvalidArgument);
+    expect(c.u8[g + 0x30000]).not.toBe(9);
+  });
+});

@@ -26,6 +26,13 @@ export interface BlockBackend {
   flush(): void | Promise<void>;
   /** Forgets the blocks: they read as zeros afterwards. */
   discard?(lba: Lba, blocks: number): void | Promise<void>;
+  /**
+   * Where `blocks` blocks from `lba` lie in core memory, one contiguous region, when a read
+   * (`write` false) or a write of them would be a plain copy there: a device may then move a
+   * batch of transfers itself (one engine call for many commands) instead of calling read or
+   * write. -1 when not (the device calls read / write, which also report the errors).
+   */
+  inCore?(lba: Lba, blocks: number, write: boolean): number;
 }
 
 export interface DiskGeometry {

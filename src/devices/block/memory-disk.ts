@@ -55,6 +55,12 @@ export class MemoryDisk implements BlockBackend {
     this.readChecked(lba, blocks, ptr);
   }
 
+  /** BlockBackend.inCore: the core offset of the blocks ('core' storage, a request read / write would take), else -1. */
+  inCore(lba: Lba, blocks: number, write: boolean): number {
+    if (this.storage !== 'core' || (write && this.readOnly) || !this.inRange(lba, blocks, 0)) return -1;
+    return this.ptr + (lba as number) * this.blockSize;
+  }
+
   // The general paths live apart from the fast ones: their closures would make every call
   // allocate a context for the variables they capture.
   private readChecked(lba: Lba, blocks: number, ptr: number): void {

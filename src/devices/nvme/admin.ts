@@ -76,7 +76,7 @@ function createCq(ctrl: ControllerContext, c: Command): Result {
   if (vector >= ctrl.vectors) return fail(NVME_SC.invalidInterruptVector);
   const st = ctrl.checkRing(a.gpa, a.size * 16);
   if (st !== 0) return fail(st);
-  ctrl.cqs.set(a.qid, { id: a.qid, gpa: a.gpa, size: a.size, ien, vector, tail: 0, head: 0, phase: 1, sqs: 0, held: [] });
+  ctrl.cqs.set(a.qid, { id: a.qid, gpa: a.gpa, size: a.size, ien, vector, tail: 0, head: 0, phase: 1, sqs: 0, held: [], laneWaiting: 0 });
   return ok();
 }
 

@@ -24,6 +24,7 @@ import { FetchedCommand, isPromise, type Command, type Result } from './command'
 import type { ControllerContext } from './context';
 import type { ControllerIdentity, FabricsIdentity, HealthCounters } from './identify';
 import { backendStatus, executeIo } from './io';
+import { emptyRegion, fit } from '../../engine/region';
 import { cqFull, drainHeld, fetchSqe, postCqe, QueueTable, sqEmpty, type CompletionQueue, type NvmeDma, type SubmissionQueue } from './queues';
 import { bar0Size, capability, cc, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE, REG, VERSION_1_4 } from './registers';
 import { NVME_SC, NVME_TAP_STATUSES } from './status';
@@ -64,6 +65,9 @@ interface Stages {
 const PAGE = 4096;
 const NVM_WRITE = 0x01;
 const NVM_READ = 0x02;
+/** The fast lane's batch: copies and completions it holds at most before it moves them. */
+const LANE_ENTRIES = 1024;
+const LANE_CQES = 256;
 const EVENT_ERROR = 0;
 const INFO_INVALID_DOORBELL = 1;
 const INFO_INVALID_DOORBELL_VALUE = 2;
@@ -321,7 +325,7 @@ export class NvmeController implements ControllerContext {
       this.count('enableRefused');
       return;
     }
-    this.cqs.set(0, { id: 0, gpa: Number(this.acq & ~0xfffn), size: acqs, ien: true, vector: 0, tail: 0, head: 0, phase: 1, sqs: 1, held: [] });
+    this.cqs.set(0, { id: 0, gpa: Number(this.acq & ~0xfffn), size: acqs, ien: true, vector: 0, tail: 0, head: 0, phase: 1, sqs: 1, held: [], laneWaiting: 0 });
     this.sqs.set(0, { id: 0, gpa: Number(this.asq & ~0xfffn), size: asqs, cqid: 0, head: 0, tail: 0 });
     this.csts = (this.csts & ~CSTS_CFS) | CSTS_RDY;
   }
@@ -411,6 +415,9 @@ export class NvmeController implements ControllerContext {
             // Its burst taken, the queue waits for the next round; else the command the lane left is the general path's.
             if (k === burst || sqEmpty(sq) || cqFull(cq)) continue;
           }
+          // The lane's commands complete before anything the general path runs (their completions may take the last slots).
+          this.laneFlush();
+          if (cqFull(cq)) continue;
           let c: FetchedCommand;
           try {
             c = fetchSqe(this.dma, sq, this.spare.pop() ?? new FetchedCommand());
@@ -426,6 +433,7 @@ export class NvmeController implements ControllerContext {
         }
       }
     } finally {
+      this.laneFlush(); // also when something threw: no completion stays behind
       this.processing = false;
       this.signal();
     }
@@ -444,7 +452,9 @@ export class NvmeController implements ControllerContext {
   private fastLane(sq: SubmissionQueue, cq: CompletionQueue, budget: number): number {
     const dma = this.dma as IommuDomain;
     let n = 0;
-    while (n < budget && sq.head !== sq.tail && !cqFull(cq)) {
+    // Completions wait in the lane until their copies have moved (to the end of process(), or
+    // until the general path runs a command): each needs a free CQ slot now.
+    while (n < budget && sq.head !== sq.tail && cq.laneWaiting < (cq.head - cq.tail - 1 + cq.size) % cq.size) {
       const at = dma.grantedOffset(sq.gpa + sq.head * 64, 64, DMA_READ);
       if (at < 0) break;
       const u32 = this.core.u32;
@@ -500,6 +510,23 @@ export class NvmeController implements ControllerContext {
       }
       const cid = dw0 >>> 16;
       sq.head = (sq.head + 1) % sq.size;
+      const h = this.health;
+      const region = disk.inCore === undefined ? -1 : disk.inCore(lba, blocks, opcode === NVM_WRITE);
+      if (region >= 0) {
+        // A disk in core memory: the copies join the lane's batch, the completion waits for them.
+        if (this.laneEntries + this.laneCount > LANE_ENTRIES || this.laneCqes === LANE_CQES) this.laneFlush();
+        this.laneBatch(region, opcode === NVM_READ, cq, sq.id, cid, sq.head);
+        if (opcode === NVM_READ) {
+          h.readCommands++;
+          h.blocksRead += blocks;
+        } else {
+          h.writeCommands++;
+          h.blocksWritten += blocks;
+        }
+        n++;
+        continue;
+      }
+      this.laneFlush(); // what the batch holds goes first
       let status = 0;
       try {
         const runs = this.laneRuns;
@@ -512,7 +539,6 @@ export class NvmeController implements ControllerContext {
       } catch (e) {
         status = backendStatus(e);
       }
-      const h = this.health;
       if (status !== 0) {
         h.errors++;
         this.logError(sq.id, cid, nsid, status);
@@ -526,8 +552,54 @@ export class NvmeController implements ControllerContext {
       postCqe(dma, cq, 0, sq.head, sq.id, cid, status);
       n++;
     }
-    if (n > 0) this.interrupt(cq);
+    if (n > 0) this.interrupt(cq); // signalled at the end of process(), after the flush
     return n;
+  }
+
+  /** The lane's batch: copies (dst, src, len triples in core memory) and the completions waiting for them (CQ, SQ id, CID, SQ head). */
+  private readonly laneTable = emptyRegion();
+  private laneEntries = 0;
+  private readonly laneWaiting = new Uint32Array(3 * LANE_CQES);
+  private readonly laneCqs: (CompletionQueue | null)[] = new Array<CompletionQueue | null>(LANE_CQES).fill(null);
+  private laneCqes = 0;
+
+  /** Adds the current command's runs (laneRuns) to the batch, against the disk region at `region`, and its completion. */
+  private laneBatch(region: number, read: boolean, cq: CompletionQueue, sqid: number, cid: number, sqhd: number): void {
+    const table = fit(this.core, this.laneTable, LANE_ENTRIES * 12) >>> 2;
+    const u32 = this.core.u32;
+    const runs = this.laneRuns;
+    for (let i = 0, at = region; i < this.laneCount; i++) {
+      const w = table + 3 * this.laneEntries++;
+      const ptr = runs[2 * i]!;
+      const len = runs[2 * i + 1]!;
+      u32[w] = read ? ptr : at;
+      u32[w + 1] = read ? at : ptr;
+      u32[w + 2] = len;
+      at += len;
+    }
+    const k = this.laneCqes++;
+    this.laneCqs[k] = cq;
+    this.laneWaiting[3 * k] = sqid;
+    this.laneWaiting[3 * k + 1] = cid;
+    this.laneWaiting[3 * k + 2] = sqhd;
+    cq.laneWaiting++;
+  }
+
+  /** Moves the batch's copies in one engine call (interleaved where that gives the same bytes), then posts the completions that waited for them. */
+  private laneFlush(): void {
+    if (this.laneEntries > 0) {
+      const st = this.core.fn.dmaCopyBatch(this.laneTable.ptr, this.laneEntries, 1024);
+      this.laneEntries = 0;
+      if (st < 0) throw SgringError.fromStatus(st, 'NVMe lane copies'); // every region was checked: never
+    }
+    const w = this.laneWaiting;
+    for (let i = 0; i < this.laneCqes; i++) {
+      const cq = this.laneCqs[i]!;
+      this.laneCqs[i] = null;
+      cq.laneWaiting--;
+      postCqe(this.dma, cq, 0, w[3 * i + 2]!, w[3 * i]!, w[3 * i + 1]!, 0);
+    }
+    this.laneCqes = 0;
   }
 
   /** The fast lane's runs of guest memory for one command: core offset, bytes (PRP1 and a list page of up to 512 entries). */

@@ -53,6 +53,8 @@ export interface CompletionQueue {
   sqs: number;
   /** Completions waiting for room (the host has not freed slots): posted on its next head doorbell. */
   held: HeldCqe[];
+  /** Completions the controller's fast lane holds until its batch of copies has moved (within one process() call). */
+  laneWaiting: number;
 }
 
 /** A completion waiting for room: the fields writeSlot takes. */
