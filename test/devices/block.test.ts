@@ -117,17 +117,18 @@ describe('MemoryDisk', () => {
     const buf = core.alloc(512);
     core.u8.fill(0x5a, buf, buf + 512);
     disk.write(10, 1, buf);
-    const at = disk.inCore(10, 1, false);
+    const at = disk.inCore(core, 10, 1, false);
     expect(core.u8.subarray(at, at + 512).every((b) => b === 0x5a)).toBe(true);
-    expect(disk.inCore(10, 1, true)).toBe(at);
-    expect(disk.inCore(0, 64, false)).toBe(disk.ptr);
-    for (const [lba, blocks] of [[60, 5], [-1, 1], [64, 1], [1.5, 1], [0, 65]] as const) expect(disk.inCore(lba, blocks, false)).toBe(-1);
+    expect(disk.inCore(core, 10, 1, true)).toBe(at);
+    expect(disk.inCore(core, 0, 64, false)).toBe(disk.ptr);
+    for (const [lba, blocks] of [[60, 5], [-1, 1], [64, 1], [1.5, 1], [0, 65]] as const) expect(disk.inCore(core, lba, blocks, false)).toBe(-1);
     const ro = MemoryDisk.create(core, { blockCount: 8, readOnly: true });
-    expect(ro.inCore(0, 1, false)).toBeGreaterThan(0);
-    expect(ro.inCore(0, 1, true)).toBe(-1);
-    expect(MemoryDisk.create(core, { blockCount: 8, storage: 'sparse' }).inCore(0, 1, false)).toBe(-1);
+    expect(ro.inCore(core, 0, 1, false)).toBeGreaterThan(0);
+    expect(ro.inCore(core, 0, 1, true)).toBe(-1);
+    expect(MemoryDisk.create(core, { blockCount: 8, storage: 'sparse' }).inCore(core, 0, 1, false)).toBe(-1);
+    expect(disk.inCore(loadCoreSync(), 10, 1, false)).toBe(-1); // another core's memory
     disk.dispose();
-    expect(disk.inCore(10, 1, false)).toBe(-1);
+    expect(disk.inCore(core, 10, 1, false)).toBe(-1);
   });
 
   it('refuses a nonsense geometry or option', () => {

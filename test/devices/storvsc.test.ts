@@ -72,6 +72,33 @@ describe('storvsc guest and storvsp host', () => {
     await hba.detach();
   });
 
+  it('the fast path moves the copies of a poll in one batch, in command order: writes and reads of the same blocks, guest segments and staged buffers, a general-path command between them', async () => {
+    const { core, guest, pages, offer } = await rig();
+    const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages });
+    await hba.scsi(0, 0, new Uint8Array(6)); // the power-on unit attention, taken
+    const block = (v: number) => new Uint8Array(4096).fill(v);
+    const seg = pages(2);
+    const segs = [{ addr: seg, len: 4096 }];
+    core.u8.fill(0x77, core.guestBase + seg, core.guestBase + seg + 4096);
+    // All sent before the host polls: one poll serves them, its copies batched.
+    const ops = [
+      hba.write(0, 0, 8, block(1)), hba.read(0, 0, 8, 8), hba.write(0, 0, 8, block(2)),
+      hba.read(0, 0, 8, 8, segs).then(() => core.u8.slice(core.guestBase + seg, core.guestBase + seg + 4096)),
+      hba.write(0, 0, 16, 8, segs), // the segments just read, written on
+      hba.read(0, 0, 16, 8),
+      // WRITE (10) with FUA takes the general path, which writes at once: the batch moves before it.
+      hba.scsi(0, 0, Uint8Array.of(0x2a, 0x08, 0, 0, 0, 16, 0, 0, 8, 0), { data: block(4) }),
+      hba.read(0, 0, 16, 8), hba.write(0, 0, 16, block(3)), hba.read(0, 0, 16, 8),
+    ];
+    const r = (await Promise.all(ops)) as (Uint8Array | undefined)[];
+    expect(r[1]).toEqual(block(1));
+    expect(r[3]).toEqual(block(2));
+    expect(r[5]).toEqual(block(2));
+    expect(r[7]).toEqual(block(4));
+    expect(r[9]).toEqual(block(3));
+    await hba.detach();
+  });
+
   it('multi-channel (the D1964 spread): 4 processors ask for 3 sub-channels, and commands spread over all four channels', async () => {
     const { dev, guest, pages, offer } = await rig({ subChannelsMax: 4 });
     const hba = await StorvscDriver.attach(guest, offer, { allocPages: pages, cpus: 4 });

@@ -27,12 +27,13 @@ export interface BlockBackend {
   /** Forgets the blocks: they read as zeros afterwards. */
   discard?(lba: Lba, blocks: number): void | Promise<void>;
   /**
-   * Where `blocks` blocks from `lba` lie in core memory, one contiguous region, when a read
-   * (`write` false) or a write of them would be a plain copy there: a device may then move a
-   * batch of transfers itself (one engine call for many commands) instead of calling read or
-   * write. -1 when not (the device calls read / write, which also report the errors).
+   * Where `blocks` blocks from `lba` lie in the memory of `core`, one contiguous region, when a
+   * read (`write` false) or a write of them would be a plain copy there: a device may then move
+   * a batch of transfers itself (one engine call for many commands) instead of calling read or
+   * write. -1 when not (another core, blocks not in memory, a request read / write would refuse:
+   * the device then calls them, and they report the error).
    */
-  inCore?(lba: Lba, blocks: number, write: boolean): number;
+  inCore?(core: Core, lba: Lba, blocks: number, write: boolean): number;
 }
 
 export interface DiskGeometry {

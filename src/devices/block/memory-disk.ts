@@ -56,8 +56,8 @@ export class MemoryDisk implements BlockBackend {
   }
 
   /** BlockBackend.inCore: the core offset of the blocks ('core' storage, a request read / write would take), else -1. */
-  inCore(lba: Lba, blocks: number, write: boolean): number {
-    if (this.storage !== 'core' || (write && this.readOnly) || !this.inRange(lba, blocks, 0)) return -1;
+  inCore(core: Core, lba: Lba, blocks: number, write: boolean): number {
+    if (core !== this.core || this.storage !== 'core' || (write && this.readOnly) || !this.inRange(lba, blocks, 0)) return -1;
     return this.ptr + (lba as number) * this.blockSize;
   }
 

@@ -24,7 +24,7 @@ import { FetchedCommand, isPromise, type Command, type Result } from './command'
 import type { ControllerContext } from './context';
 import type { ControllerIdentity, FabricsIdentity, HealthCounters } from './identify';
 import { backendStatus, executeIo } from './io';
-import { emptyRegion, fit } from '../../engine/region';
+import { CopyBatch } from '../block/copy-batch';
 import { cqFull, drainHeld, fetchSqe, postCqe, QueueTable, sqEmpty, type CompletionQueue, type NvmeDma, type SubmissionQueue } from './queues';
 import { bar0Size, capability, cc, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE, REG, VERSION_1_4 } from './registers';
 import { NVME_SC, NVME_TAP_STATUSES } from './status';
@@ -142,6 +142,7 @@ export class NvmeController implements ControllerContext {
       return x;
     };
     this.core = core;
+    this.laneCopies = new CopyBatch(core, LANE_ENTRIES);
     this.opts = opts;
     this.dma = opts.dma;
     this.external = opts.dma instanceof ExternalDmaDomain ? opts.dma : null;
@@ -511,10 +512,10 @@ export class NvmeController implements ControllerContext {
       const cid = dw0 >>> 16;
       sq.head = (sq.head + 1) % sq.size;
       const h = this.health;
-      const region = disk.inCore === undefined ? -1 : disk.inCore(lba, blocks, opcode === NVM_WRITE);
+      const region = disk.inCore === undefined ? -1 : disk.inCore(this.core, lba, blocks, opcode === NVM_WRITE);
       if (region >= 0) {
         // A disk in core memory: the copies join the lane's batch, the completion waits for them.
-        if (this.laneEntries + this.laneCount > LANE_ENTRIES || this.laneCqes === LANE_CQES) this.laneFlush();
+        if (this.laneCopies.size + this.laneCount > LANE_ENTRIES || this.laneCqes === LANE_CQES) this.laneFlush();
         this.laneBatch(region, opcode === NVM_READ, cq, sq.id, cid, sq.head);
         if (opcode === NVM_READ) {
           h.readCommands++;
@@ -556,25 +557,20 @@ export class NvmeController implements ControllerContext {
     return n;
   }
 
-  /** The lane's batch: copies (dst, src, len triples in core memory) and the completions waiting for them (CQ, SQ id, CID, SQ head). */
-  private readonly laneTable = emptyRegion();
-  private laneEntries = 0;
+  /** The lane's batch: copies, and the completions waiting for them (CQ, SQ id, CID, SQ head). */
+  private readonly laneCopies: CopyBatch;
   private readonly laneWaiting = new Uint32Array(3 * LANE_CQES);
   private readonly laneCqs: (CompletionQueue | null)[] = new Array<CompletionQueue | null>(LANE_CQES).fill(null);
   private laneCqes = 0;
 
   /** Adds the current command's runs (laneRuns) to the batch, against the disk region at `region`, and its completion. */
   private laneBatch(region: number, read: boolean, cq: CompletionQueue, sqid: number, cid: number, sqhd: number): void {
-    const table = fit(this.core, this.laneTable, LANE_ENTRIES * 12) >>> 2;
-    const u32 = this.core.u32;
     const runs = this.laneRuns;
     for (let i = 0, at = region; i < this.laneCount; i++) {
-      const w = table + 3 * this.laneEntries++;
       const ptr = runs[2 * i]!;
       const len = runs[2 * i + 1]!;
-      u32[w] = read ? ptr : at;
-      u32[w + 1] = read ? at : ptr;
-      u32[w + 2] = len;
+      if (read) this.laneCopies.add(ptr, at, len);
+      else this.laneCopies.add(at, ptr, len);
       at += len;
     }
     const k = this.laneCqes++;
@@ -587,11 +583,7 @@ export class NvmeController implements ControllerContext {
 
   /** Moves the batch's copies in one engine call (interleaved where that gives the same bytes), then posts the completions that waited for them. */
   private laneFlush(): void {
-    if (this.laneEntries > 0) {
-      const st = this.core.fn.dmaCopyBatch(this.laneTable.ptr, this.laneEntries, 1024);
-      this.laneEntries = 0;
-      if (st < 0) throw SgringError.fromStatus(st, 'NVMe lane copies'); // every region was checked: never
-    }
+    this.laneCopies.flush();
     const w = this.laneWaiting;
     for (let i = 0; i < this.laneCqes; i++) {
       const cq = this.laneCqs[i]!;

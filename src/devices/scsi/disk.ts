@@ -6,6 +6,7 @@ import type { Core } from '../../engine/core';
 import { SgringError } from '../../engine/errors';
 import { optionNames } from '../../core/args';
 import type { BlockBackend } from '../block/backend';
+import type { CopyBatch } from '../block/copy-batch';
 import { fixedSense, SCSI_STATUS, SENSE, SENSE_KEY, type Sense } from './sense';
 
 export interface ScsiRequest {
@@ -134,9 +135,11 @@ export class ScsiDisk {
    * null when the command is not such a transfer of exactly `bytes`, carries FUA, a unit
    * attention is pending, or the backend is not synchronous (it would move the data after the
    * caller's DMA check, into pages the guest may no longer grant): the caller then runs
-   * execute(), which answers those.
+   * execute(), which answers those. With `batch`, blocks that lie in core memory
+   * (BlockBackend.inCore) are added to it instead of copied now: the caller flushes it before
+   * anything may see the data.
    */
-  transfer(cdb: Uint8Array, ptr: number, bytes: number): ScsiResult | Promise<ScsiResult> | null {
+  transfer(cdb: Uint8Array, ptr: number, bytes: number, batch: CopyBatch | null = null): ScsiResult | Promise<ScsiResult> | null {
     const op = cdb[0]!;
     const read = op === OP.read6 || op === OP.read10 || op === OP.read16;
     if ((!read && op !== OP.write6 && op !== OP.write10 && op !== OP.write16) || this.attention || this.backend.synchronous !== true || (op !== OP.write6 && (cdb[1]! & 0x08) !== 0)) return null;
@@ -151,6 +154,12 @@ export class ScsiDisk {
     }
     if (blocks * this.backend.blockSize !== bytes || bytes === 0) return null;
     this.counters.commands++;
+    const region = batch === null || this.backend.inCore === undefined ? -1 : this.backend.inCore(batch.core, lba, blocks, !read);
+    if (region >= 0) {
+      if (read) batch!.add(ptr, region, bytes);
+      else batch!.add(region, ptr, bytes);
+      return this.moved(read, blocks, this.good);
+    }
     let r: void | Promise<void>;
     try {
       r = read ? this.backend.read(lba, blocks, ptr) : this.backend.write(lba, blocks, ptr);

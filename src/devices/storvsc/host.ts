@@ -20,6 +20,7 @@ import { isReadOp, isWriteOp } from '../scsi/taps';
 import { anyTap, declareScsiStages, runStaged, type ScsiStages } from '../scsi/staged';
 import type { TapRegistry } from '../../taps/registry';
 import type { BlockBackend } from '../block/backend';
+import { CopyBatch } from '../block/copy-batch';
 import {
   decodeExecuteSrb, decodeProtocolVersion, decodeSubChannelCount, decodeVstorHeader, encodeCompleteIo, encodeProperties, encodeVstor,
   SRB_DIRECTION, SRB_STATUS, VSTOR_OP, VSTOR_PACKET_BYTES, VSTOR_VERSION, type SrbRequest,
@@ -80,6 +81,8 @@ export class StorvspDevice {
   private readonly maxTransferBytes: number;
   private readonly instanceId: Guid | undefined;
   private readonly reply = new Uint8Array(VSTOR_PACKET_BYTES);
+  /** The fast path's copies within one poll (disks in core memory), moved in one engine call at its end. */
+  private copies: CopyBatch | null = null;
 
   constructor(opts: StorvspOptions) {
     optionNames(opts, ['targets', 'dma', 'instanceId', 'versions', 'maxTransferBytes', 'subChannels', 'taps', 'name'], 'StorvspDevice');
@@ -124,12 +127,20 @@ export class StorvspDevice {
     const sub = ch.offer.subChannelIndex > 0 && this.primary !== null;
     const st: ChannelState = sub ? this.primary! : { version: 0, initialized: false };
     if (!sub) this.primary = st;
+    this.copies ??= new CopyBatch(ch.core);
     const served = { relid: ch.offer.relid, n: 0 };
     this.served.push(served);
     ch.onPacket = (p) => {
       served.n++;
-      this.handle(ch, st, p);
+      try {
+        this.handle(ch, st, p);
+      } catch (e) {
+        this.copies!.flush(); // the poll ends here without onPollEnd, and still writes the completions staged so far
+        throw e;
+      }
     };
+    // The fast path's copies move once per poll, before the poll writes its completions to the ring.
+    ch.onPollEnd = () => this.copies!.flush();
     // A GPA range the channel could not read (a PFN count that does not match its bytes, an
     // offset past the page...): INVALID REQUEST for that command, as for a list with holes.
     ch.onBadPacket = (p) => {
@@ -158,6 +169,7 @@ export class StorvspDevice {
       this.counters.requests++;
       return;
     }
+    this.copies!.flush(); // what the fast path batched goes first (the general path may touch the same blocks)
     this.general(ch, st, p, p.payload(), lo, hi, wanted);
   }
 
@@ -246,7 +258,7 @@ export class StorvspDevice {
     } catch {
       return false;
     }
-    const r = disk.transfer(req.cdb, ptr, length);
+    const r = disk.transfer(req.cdb, ptr, length, this.copies);
     if (r === null) return false;
     if (!(r instanceof Promise)) {
       // Staged: written with the rest of this poll's answers.
