@@ -93,18 +93,46 @@ export function copyLimit(bytes) {
 
 /**
  * The copy limit of a sequential read of a disk in memory: `bytes` at a time from successive
- * places of a `diskBytes` region into one buffer, the footprint such a read has (the disk does
- * not fit in the CPU's caches; a copy between two fixed buffers would).
+ * places of a `diskBytes` region (written first, as a disk holding data is) into one buffer, the
+ * footprint such a read has (the disk does not fit in the CPU's caches; a copy between two
+ * fixed buffers would). `ms` of copies.
  */
-export function streamCopyLimit(bytes, diskBytes) {
-  const core = loadCoreSync({ guestBytes: diskBytes + (4 << 20) });
+export function streamCopyLimit(bytes, diskBytes, ms = 300) {
+  const core = (streamCores[diskBytes] ??= loadCoreSync({ guestBytes: diskBytes + (4 << 20) }));
   const g = core.guestBase;
+  fillPattern(core.u8, g, diskBytes);
   const times = Math.floor(diskBytes / bytes);
   const t0 = performance.now();
   let n = 0;
-  while (performance.now() - t0 < 300) {
+  while (performance.now() - t0 < ms) {
     core.fn.copyLimit(g + diskBytes, 0, g, bytes, bytes, times);
     n += times;
   }
   return (n / (performance.now() - t0)) * 1000;
+}
+const streamCores = {};
+
+/**
+ * Writes a pattern over `bytes` of `u8` from `at`: the disks the suites read hold data, as a
+ * disk image does (never-written memory reads the kernel's shared zero page, which no disk does).
+ */
+export function fillPattern(u8, at, bytes) {
+  for (let i = 0; i < 256; i++) u8[at + i] = (i * 31 + 7) & 0xff;
+  for (let done = 256; done < bytes; done *= 2) u8.copyWithin(at + done, at, at + Math.min(done, bytes - done));
+}
+
+/**
+ * Two rates measured in turn over `rounds` rounds (`a` and `b`, each a function returning one,
+ * maybe a promise), so both see the same moments of a machine whose speed drifts: the median of
+ * each. A ratio of the two then compares like with like.
+ */
+export async function alternate(rounds, a, b) {
+  const ra = [];
+  const rb = [];
+  for (let r = 0; r < rounds; r++) {
+    ra.push(await a());
+    rb.push(await b());
+  }
+  const median = (xs) => xs.sort((x, y) => x - y)[xs.length >> 1];
+  return [median(ra), median(rb)];
 }
