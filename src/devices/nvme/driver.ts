@@ -15,7 +15,7 @@ import { buildSgl } from '../../core/nvme-sgl';
 import { copyFromBounce, copyToBounce, planPageList, zeroBounce, type Segment } from '../../core/pagelist';
 import type { PageAllocator } from '../../vmbus/guest-pages';
 import { capture, settle } from '../../sync/settle';
-import { takeCqe, type HostQueuePair } from './queues';
+import { putSqe, takeCqe, type HostQueuePair } from './queues';
 import { REG } from './registers';
 import { statusDnr, statusSc, statusSct } from './status';
 
@@ -134,8 +134,6 @@ interface Queue extends HostQueuePair {
   pending: (Pending | null)[];
   /** Each CID's copy of its command's SQE. */
   copies: Uint8Array[];
-  /** The copies as words (CID c at c * 16). */
-  copyWords: Uint32Array;
   /** Commands waiting for a free command id (more submitted than the queue holds), in order. */
   waiting: Pending[];
   /** SQEs written since the last doorbell. */
@@ -264,7 +262,6 @@ export class NvmeDriver {
     const q: Queue = {
       qid, sq, cq, size, tail: 0, head: 0, phase: 1, free: Array.from({ length: size - 1 }, (_, i) => size - 2 - i), pending: new Array<Pending | null>(size).fill(null), waiting: [], unrung: 0,
       copies: Array.from({ length: size }, (_, cid) => new Uint8Array(copyArea, cid * 64, 64)),
-      copyWords: new Uint32Array(copyArea),
       ringDue: false,
       ringTask: () => {
         q.ringDue = false;
@@ -356,20 +353,11 @@ export class NvmeDriver {
     const cid = q.free.pop();
     if (cid === undefined) return false;
     const sqe = q.copies[cid]!;
-    const words = q.copyWords;
-    const c = cid * 16;
-    if (p.sqe === this.build) {
-      // The common case, word by word (a small TypedArray set costs more than these stores).
-      const b = this.buildWords;
-      for (let i = 0; i < 16; i++) words[c + i] = b[i]!;
-    } else if (p.sqe !== sqe) sqe.set(p.sqe);
+    if (p.sqe !== sqe) sqe.set(p.sqe);
     p.sqe = sqe;
-    words[c] = (words[c]! & 0xffff) | (cid << 16);
-    // Into the slot at the SQ tail (slots are 64-byte aligned in page-aligned guest RAM).
-    const u32 = this.core.u32;
-    const at = (this.core.guestBase + q.sq + q.tail * 64) >>> 2;
-    for (let i = 0; i < 16; i++) u32[at + i] = words[c + i]!;
-    q.tail = (q.tail + 1) % q.size;
+    sqe[2] = cid;
+    sqe[3] = cid >>> 8;
+    putSqe(this.core.u8, this.core.guestBase, q, sqe);
     q.unrung++;
     this.armSweep();
     // The clock is as old as a sweep period at most: a deadline one period later is never early.
