@@ -124,11 +124,14 @@ export function fillPattern(u8, at, bytes) {
 /**
  * Two rates measured in turn over `rounds` rounds (`a` and `b`, each a function returning one,
  * maybe a promise), so both see the same moments of a machine whose speed drifts: the median of
- * each. A ratio of the two then compares like with like.
+ * each. A ratio of the two then compares like with like. One round more runs first and is not
+ * counted: a path's first few hundred ms run below its steady rate (code being optimised).
  */
 export async function alternate(rounds, a, b) {
   const ra = [];
   const rb = [];
+  await a();
+  await b();
   for (let r = 0; r < rounds; r++) {
     ra.push(await a());
     rb.push(await b());
