@@ -36,11 +36,4 @@ export class CopyBatch {
     this.n = 0;
     if (st < 0) throw SgringError.fromStatus(st, 'batched copies'); // the regions were checked when added: never
   }
-
-  /** Gives the table's core memory back (the batch must be empty). */
-  dispose(): void {
-    this.n = 0;
-    if (this.table.cap > 0) this.core.free(this.table.ptr);
-    this.table.cap = 0;
-  }
 }

@@ -19,12 +19,12 @@ import type { StagePoint, TapRegistry } from '../../taps/registry';
 import type { TapEvent } from '../../taps/event';
 import { nvmeTcpEncoder } from '../../trace/nvme-tcp';
 import type { BlockBackend } from '../block/backend';
+import { CopyBatch } from '../block/copy-batch';
 import { executeAdmin, FID } from './admin';
 import { FetchedCommand, isPromise, type Command, type Result } from './command';
 import type { ControllerContext } from './context';
 import type { ControllerIdentity, FabricsIdentity, HealthCounters } from './identify';
 import { backendStatus, executeIo } from './io';
-import { CopyBatch } from '../block/copy-batch';
 import { cqFull, drainHeld, fetchSqe, postCqe, QueueTable, sqEmpty, type CompletionQueue, type NvmeDma, type SubmissionQueue } from './queues';
 import { bar0Size, capability, cc, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE, REG, VERSION_1_4 } from './registers';
 import { NVME_SC, NVME_TAP_STATUSES } from './status';
@@ -444,7 +444,9 @@ export class NvmeController implements ControllerContext {
   /**
    * Reads and writes on a synchronous namespace whose PRPs need at most one list page, straight
    * from the SQ slot to the CQ slot: the blocks move in place between the disk and guest memory
-   * (one backend call per run of adjacent pages), with no command record, walk or result object.
+   * (one backend call per run of adjacent pages; on a disk in core memory, a copy added to the
+   * lane's batch, which process() moves in one engine call before it posts the completions that
+   * wait for it), with no command record, walk or result object.
    * Each field is read from the slot once; the lane runs a command only when every check passes,
    * and stops at the first one that is anything else (another opcode, a list that chains, a field
    * out of range, a page not granted...), which the general path then fetches and answers.
