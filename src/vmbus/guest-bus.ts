@@ -135,8 +135,9 @@ export class GuestBus {
 
   /**
    * Lets the host make progress, for a driver with many requests in flight that reaps them in one
-   * loop: with a pump (both ends in one thread) runs the host and yields to pending async work (a
-   * microtask turn, a timer turn every 256 calls so I/O callbacks run too); otherwise watches for
+   * loop: with a pump (both ends in one thread) runs the host, delivers what it answered (a poll)
+   * and yields to pending async work (a microtask turn, a timer turn every 256 calls so I/O
+   * callbacks run too); otherwise watches for
    * work `spinMicros` µs (a non-blocking wait's wake-up costs a trip through the event loop), then
    * sleeps on the guest's doorbell until the control queue or a channel has something, at most
    * `timeoutMs`.
@@ -144,6 +145,9 @@ export class GuestBus {
   async waitForHost(timeoutMs = 100, spinMicros = 50): Promise<void> {
     if (this.opts.pump) {
       this.opts.pump();
+      // What the host just answered is delivered now, before the yield: the callers' next
+      // requests then go out together, and the host serves them in one batch.
+      this.poll();
       if ((++this.hostWaits & 255) === 0) await yieldNow();
       else await Promise.resolve();
       return;
