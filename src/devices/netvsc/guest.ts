@@ -559,16 +559,23 @@ export class NetvscDriver {
       this.counters.rxOversize++; // [H49]
       return true;
     }
+    if (u8 !== this.rxViewsOf) {
+      // Another view of core memory (it grew): the kept views see the old buffer. Comparing the
+      // view objects costs less than comparing buffers per frame (`.buffer` is a slow getter).
+      this.rxViews.length = 0;
+      this.rxViewsOf = u8;
+    }
     let frame = this.rxViews[section];
-    if (frame === undefined || frame.buffer !== u8.buffer || frame.byteOffset !== r.frameAt || frame.length !== r.frameLen) {
+    if (frame === undefined || frame.byteOffset !== r.frameAt || frame.length !== r.frameLen) {
       frame = this.rxViews[section] = u8.subarray(r.frameAt, r.frameAt + r.frameLen);
     }
     this.deliver(frame, r.ppi);
     return true;
   }
   private readonly reader = new RndisPacketReader();
-  /** The frame view last handed on from each receive section. */
+  /** The frame view last handed on from each receive section, and the view of core memory they were taken from. */
   private readonly rxViews: Uint8Array[] = [];
+  private rxViewsOf: Uint8Array | null = null;
 
   /** A frame received (its size checked): counted, through the rx taps, to onReceive. */
   private deliver(frame: Uint8Array, ppi: PacketInfo): void {

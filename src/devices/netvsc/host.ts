@@ -490,6 +490,12 @@ export class NetvspDevice {
    */
   private frames(data: Uint8Array, start: number, end: number, keep: boolean): number {
     const r = this.reader;
+    if (keep && data !== this.txViewsOf) {
+      // Another view of core memory (it grew): the kept views see the old buffer. Comparing the
+      // view objects costs less than comparing buffers per frame (`.buffer` is a slow getter).
+      this.txViews.length = 0;
+      this.txViewsOf = data;
+    }
     for (let at = start, k = 0; at + 8 <= end; k++) {
       try {
         if (!r.read(data, at, end - at)) {
@@ -502,7 +508,7 @@ export class NetvspDevice {
         return NVSP_STATUS.invalidRndisPacket;
       }
       let frame = keep && k < TX_VIEWS ? this.txViews[k] : undefined;
-      if (frame === undefined || frame.buffer !== data.buffer || frame.byteOffset !== data.byteOffset + r.frameAt || frame.length !== r.frameLen) {
+      if (frame === undefined || frame.byteOffset !== data.byteOffset + r.frameAt || frame.length !== r.frameLen) {
         frame = data.subarray(r.frameAt, r.frameAt + r.frameLen);
         if (keep && k < TX_VIEWS) this.txViews[k] = frame;
       }
@@ -517,8 +523,9 @@ export class NetvspDevice {
   }
   /** Reads the RNDIS PACKETs of a send in place. */
   private readonly reader = new RndisPacketReader();
-  /** The frame views of the last sends, by message position. */
+  /** The frame views of the last sends, by message position, and the view of core memory they were taken from. */
   private readonly txViews: Uint8Array[] = [];
+  private txViewsOf: Uint8Array | null = null;
   /** The private copy of a send section (core memory; -1 until the first). */
   private scratchPtr = -1;
   private scratchBytes = 0;

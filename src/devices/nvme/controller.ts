@@ -513,35 +513,27 @@ export class NvmeController implements ControllerContext {
       }
       const cid = dw0 >>> 16;
       sq.head = (sq.head + 1) % sq.size;
-      const h = this.health;
       const region = disk.inCore === undefined ? -1 : disk.inCore(this.core, lba, blocks, opcode === NVM_WRITE);
+      let status = 0;
       if (region >= 0) {
         // A disk in core memory: the copies join the lane's batch, the completion waits for them.
         if (this.laneCopies.size + this.laneCount > LANE_ENTRIES || this.laneCqes === LANE_CQES) this.laneFlush();
         this.laneBatch(region, opcode === NVM_READ, cq, sq.id, cid, sq.head);
-        if (opcode === NVM_READ) {
-          h.readCommands++;
-          h.blocksRead += blocks;
-        } else {
-          h.writeCommands++;
-          h.blocksWritten += blocks;
+      } else {
+        this.laneFlush(); // what the batch holds goes first
+        try {
+          const runs = this.laneRuns;
+          for (let i = 0, at = lba; i < this.laneCount; i++) {
+            const b = runs[2 * i + 1]! / bs;
+            if (opcode === NVM_READ) disk.read(at, b, runs[2 * i]!);
+            else disk.write(at, b, runs[2 * i]!);
+            at += b;
+          }
+        } catch (e) {
+          status = backendStatus(e);
         }
-        n++;
-        continue;
       }
-      this.laneFlush(); // what the batch holds goes first
-      let status = 0;
-      try {
-        const runs = this.laneRuns;
-        for (let i = 0, at = lba; i < this.laneCount; i++) {
-          const b = runs[2 * i + 1]! / bs;
-          if (opcode === NVM_READ) disk.read(at, b, runs[2 * i]!);
-          else disk.write(at, b, runs[2 * i]!);
-          at += b;
-        }
-      } catch (e) {
-        status = backendStatus(e);
-      }
+      const h = this.health;
       if (status !== 0) {
         h.errors++;
         this.logError(sq.id, cid, nsid, status);
@@ -552,7 +544,7 @@ export class NvmeController implements ControllerContext {
         h.writeCommands++;
         h.blocksWritten += blocks;
       }
-      postCqe(dma, cq, 0, sq.head, sq.id, cid, status);
+      if (region < 0) postCqe(dma, cq, 0, sq.head, sq.id, cid, status);
       n++;
     }
     if (n > 0) this.interrupt(cq); // signalled at the end of process(), after the flush

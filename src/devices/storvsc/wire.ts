@@ -159,6 +159,9 @@ export function encodeExecuteSrb(r: SrbRequest, version: number = VSTOR_VERSION.
   return bytes;
 }
 
+/** CDB buffers decodeExecuteSrb made for an `into` request: its own, never a view of a packet (a WeakSet asks less than comparing buffers). */
+const ownCdbs = new WeakSet<Uint8Array>();
+
 /**
  * The host's reading of an EXECUTE_SRB: the request, or a reason to answer INVALID REQUEST
  * (a packet shorter than the negotiated size, an SRB length that is neither size, a CDB length
@@ -166,9 +169,6 @@ export function encodeExecuteSrb(r: SrbRequest, version: number = VSTOR_VERSION.
  * its own buffer. The message is `len` bytes at `at` of `bytes` (a channel's read buffer in core
  * memory, without a view of it), or all of `bytes`.
  */
-/** CDB buffers decodeExecuteSrb made for an `into` request: its own, never a view of a packet (a WeakSet asks less than comparing buffers). */
-const ownCdbs = new WeakSet<Uint8Array>();
-
 export function decodeExecuteSrb(bytes: Uint8Array, version: number = VSTOR_VERSION.win10, into?: SrbRequest, at = 0, len = bytes.length - at): SrbRequest | { invalid: string } {
   const need = vstorPacketBytes(version);
   if (len < need) return { invalid: `${len} bytes, a vstor packet of this version is ${need}` };
